@@ -1,0 +1,408 @@
+//! Creating, watching and removing one container.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, KillContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    StatsOptions,
+};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::image::{HostSystem, ensure_default_image};
+use crate::{CappedLog, RunSpec, SandboxError, SandboxImage};
+
+/// Label put on every container this crate makes, so that leftovers of a process
+/// that died can be found and removed.
+const LABEL: &str = "org.docbuild.sandbox";
+
+/// The longest line kept whole; a longer one is cut there. Output is the crate's to
+/// choose, so no single line may grow without bound in memory.
+const MAX_LINE: usize = 1 << 20;
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of the command's output, handed to the caller's filter, which decides
+/// what (if anything) the stored log gets for it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputLine<'a> {
+    pub stream: StdStream,
+    pub text: &'a str,
+}
+
+/// How a run ended. Outcomes are read from exit states only, never from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    /// The command's exit code; `None` when it never exited by itself.
+    pub exit_code: Option<i64>,
+    /// The kernel's OOM killer killed a process in the container.
+    pub oom_killed: bool,
+    /// The run passed its time limit and was killed.
+    pub timed_out: bool,
+    /// The run was cancelled (Ctrl-C) and killed.
+    pub cancelled: bool,
+    pub duration: Duration,
+    /// Highest memory use seen, where the engine reports it.
+    pub memory_peak_bytes: Option<u64>,
+    /// The log reached its cap and later output was dropped.
+    pub log_truncated: bool,
+}
+
+impl RunReport {
+    /// The command ran to completion and exited 0.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0) && !self.oom_killed && !self.timed_out && !self.cancelled
+    }
+}
+
+/// A connection to the Docker engine.
+#[derive(Clone)]
+pub struct Sandbox {
+    docker: Docker,
+    host: HostSystem,
+}
+
+impl Sandbox {
+    /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees
+    /// on an API version, so that older engines work too.
+    pub async fn connect() -> Result<Self, SandboxError> {
+        let docker = Docker::connect_with_defaults().map_err(SandboxError::EngineUnreachable)?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(SandboxError::EngineUnreachable)?;
+        docker
+            .ping()
+            .await
+            .map_err(SandboxError::EngineUnreachable)?;
+        Ok(Self {
+            docker,
+            host: HostSystem::detect(),
+        })
+    }
+
+    /// Makes the default image if it is missing and returns its name.
+    pub async fn prepare_default_image(&self) -> Result<String, SandboxError> {
+        ensure_default_image(&self.docker, &self.host).await
+    }
+
+    /// Removes every container this crate made that is still present, such as those
+    /// of a process that was killed. Returns how many were removed.
+    pub async fn remove_leftovers(&self) -> Result<usize, SandboxError> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![LABEL.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|source| SandboxError::Engine {
+                action: "listing containers",
+                source,
+            })?;
+        let mut removed = 0;
+        for id in containers.into_iter().filter_map(|c| c.id) {
+            if self.remove(&id).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs `spec` to its end, its time limit, or `cancel`, whichever comes first.
+    /// Every output line goes through `filter`, whose answer is what the log stores.
+    pub async fn run(
+        &self,
+        spec: &RunSpec,
+        filter: &mut dyn FnMut(OutputLine<'_>) -> Option<String>,
+        cancel: &CancellationToken,
+    ) -> Result<RunReport, SandboxError> {
+        if spec.user.0 == 0 {
+            return Err(SandboxError::RootUser);
+        }
+        let mut log = CappedLog::append(&spec.log_path, spec.limits.log_bytes)
+            .map_err(SandboxError::Io)?;
+        let body = self.container_body(spec).await?;
+        let id = self
+            .docker
+            .create_container(None, body)
+            .await
+            .map_err(|source| SandboxError::Engine {
+                action: "creating the container",
+                source,
+            })?
+            .id;
+        let result = self
+            .watch(&id, spec, filter, &mut log, cancel)
+            .await;
+        let removal = self.remove(&id).await;
+        log.flush().map_err(SandboxError::Io)?;
+        let mut report = result?;
+        removal.map_err(|source| SandboxError::Engine {
+            action: "removing the container",
+            source,
+        })?;
+        report.log_truncated = log.truncated();
+        Ok(report)
+    }
+
+    async fn container_body(&self, spec: &RunSpec) -> Result<ContainerCreateBody, SandboxError> {
+        let mut binds = Vec::new();
+        let image = match &spec.image {
+            SandboxImage::Default => {
+                binds.extend(self.host.binds().iter().map(|b| b.to_docker()));
+                self.prepare_default_image().await?
+            }
+            SandboxImage::Named(name) => {
+                self.docker
+                    .inspect_image(name)
+                    .await
+                    .map_err(|_| SandboxError::ImageMissing(name.clone()))?;
+                name.clone()
+            }
+        };
+        binds.extend(spec.binds.iter().map(|b| b.to_docker()));
+        let limits = &spec.limits;
+        let memory = i64::try_from(limits.memory_bytes).unwrap_or(i64::MAX);
+        let host_config = HostConfig {
+            binds: Some(binds),
+            network_mode: Some("none".into()),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            pids_limit: Some(i64::from(limits.pids)),
+            nano_cpus: Some((limits.cpus * 1e9) as i64),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                format!("rw,nosuid,nodev,size={}", limits.tmp_bytes),
+            )])),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            privileged: Some(false),
+            // No `init`: the engine mounts it under `/sbin`, which in the default
+            // image is a link into the read-only `/usr`. The container lives for one
+            // command and is removed with all its processes.
+            // Output is streamed to us through attach; the engine keeps none on disk,
+            // so a chatty build cannot fill it.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
+            auto_remove: Some(false),
+            ..Default::default()
+        };
+        Ok(ContainerCreateBody {
+            image: Some(image),
+            cmd: Some(spec.command.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some(spec.workdir.clone()),
+            user: Some(format!("{}:{}", spec.user.0, spec.user.1)),
+            network_disabled: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            labels: Some(HashMap::from([(LABEL.to_string(), "1".to_string())])),
+            host_config: Some(host_config),
+            ..Default::default()
+        })
+    }
+
+    async fn watch(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+        filter: &mut dyn FnMut(OutputLine<'_>) -> Option<String>,
+        log: &mut CappedLog,
+        cancel: &CancellationToken,
+    ) -> Result<RunReport, SandboxError> {
+        let engine = |action| move |source| SandboxError::Engine { action, source };
+        // Attach before start so that no early output is missed.
+        let attach = AttachContainerOptions {
+            stream: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut output = self
+            .docker
+            .attach_container(id, Some(attach))
+            .await
+            .map_err(engine("attaching to the container"))?
+            .output;
+        let started = Instant::now();
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(engine("starting the container"))?;
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampler = tokio::spawn(sample_memory(self.docker.clone(), id.to_string(), peak.clone()));
+
+        let mut lines = LineSplitter::default();
+        let mut wait = self.docker.wait_container(id, None);
+        let deadline = tokio::time::sleep(spec.limits.timeout);
+        tokio::pin!(deadline);
+        let (mut exited, mut output_done) = (false, false);
+        let (mut timed_out, mut cancelled) = (false, false);
+        let mut write_line = |stream, text: &str| -> Result<(), SandboxError> {
+            if let Some(kept) = filter(OutputLine { stream, text }) {
+                log.line(&kept).map_err(SandboxError::Io)?;
+            }
+            Ok(())
+        };
+        while !(exited && output_done) {
+            tokio::select! {
+                chunk = output.next(), if !output_done => match chunk {
+                    Some(Ok(LogOutput::StdOut { message })) => {
+                        lines.push(StdStream::Stdout, &message, &mut write_line)?;
+                    }
+                    Some(Ok(LogOutput::StdErr { message })) => {
+                        lines.push(StdStream::Stderr, &message, &mut write_line)?;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "container output stream ended early");
+                        output_done = true;
+                    }
+                    None => output_done = true,
+                },
+                _ = wait.next(), if !exited => exited = true,
+                _ = &mut deadline, if !exited && !timed_out => {
+                    timed_out = true;
+                    self.kill(id).await;
+                }
+                _ = cancel.cancelled(), if !exited && !cancelled => {
+                    cancelled = true;
+                    self.kill(id).await;
+                }
+                // Output of an exited container ends promptly; don't hang on it.
+                _ = tokio::time::sleep(Duration::from_secs(5)), if exited => output_done = true,
+            }
+        }
+        lines.finish(&mut write_line)?;
+        let duration = started.elapsed();
+        sampler.abort();
+
+        let state = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(engine("inspecting the container"))?
+            .state
+            .unwrap_or_default();
+        let peak = peak.load(Ordering::Relaxed);
+        Ok(RunReport {
+            exit_code: if timed_out || cancelled { None } else { state.exit_code },
+            oom_killed: state.oom_killed.unwrap_or(false),
+            timed_out,
+            cancelled,
+            duration,
+            memory_peak_bytes: (peak > 0).then_some(peak),
+            log_truncated: false,
+        })
+    }
+
+    async fn kill(&self, id: &str) {
+        let options = KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        if let Err(error) = self.docker.kill_container(id, Some(options)).await {
+            // It may have exited on its own in the meantime.
+            tracing::debug!(%error, "kill failed");
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), bollard::errors::Error> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Follows the engine's statistics while the container runs and keeps the highest
+/// memory figure: cgroup v1 reports its own high-water mark (`max_usage`), v2 only
+/// the current use, so the maximum of the samples is kept.
+async fn sample_memory(docker: Docker, id: String, peak: Arc<AtomicU64>) {
+    let options = StatsOptions {
+        stream: true,
+        one_shot: false,
+    };
+    let mut stats = docker.stats(&id, Some(options));
+    while let Some(Ok(sample)) = stats.next().await {
+        if let Some(memory) = sample.memory_stats {
+            let seen = memory.max_usage.or(memory.usage).unwrap_or(0);
+            peak.fetch_max(seen, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Cuts the output chunks of both streams into lines.
+#[derive(Default)]
+struct LineSplitter {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn push(
+        &mut self,
+        stream: StdStream,
+        bytes: &[u8],
+        emit: &mut impl FnMut(StdStream, &str) -> Result<(), SandboxError>,
+    ) -> Result<(), SandboxError> {
+        let buffer = match stream {
+            StdStream::Stdout => &mut self.stdout,
+            StdStream::Stderr => &mut self.stderr,
+        };
+        for &byte in bytes {
+            if byte == b'\n' || buffer.len() >= MAX_LINE {
+                emit(stream, &String::from_utf8_lossy(buffer))?;
+                buffer.clear();
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            buffer.push(byte);
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        emit: &mut impl FnMut(StdStream, &str) -> Result<(), SandboxError>,
+    ) -> Result<(), SandboxError> {
+        for (stream, buffer) in [
+            (StdStream::Stdout, &mut self.stdout),
+            (StdStream::Stderr, &mut self.stderr),
+        ] {
+            if !buffer.is_empty() {
+                emit(stream, &String::from_utf8_lossy(buffer))?;
+                buffer.clear();
+            }
+        }
+        Ok(())
+    }
+}
