@@ -77,8 +77,17 @@ impl HostSystem {
     fn rootfs_tar(&self) -> std::io::Result<Vec<u8>> {
         let mut tar = tar::Builder::new(Vec::new());
         let dirs = [
-            "tmp", "proc", "dev", "sys", "etc", "usr", "opt", "opt/docbuild",
-            "opt/docbuild/src", "opt/docbuild/target", "opt/docbuild/cargo-home",
+            "tmp",
+            "proc",
+            "dev",
+            "sys",
+            "etc",
+            "usr",
+            "opt",
+            "opt/docbuild",
+            "opt/docbuild/src",
+            "opt/docbuild/target",
+            "opt/docbuild/cargo-home",
             "opt/docbuild/toolchain",
         ];
         for dir in dirs {

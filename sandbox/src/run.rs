@@ -136,8 +136,8 @@ impl Sandbox {
         if spec.user.0 == 0 {
             return Err(SandboxError::RootUser);
         }
-        let mut log = CappedLog::append(&spec.log_path, spec.limits.log_bytes)
-            .map_err(SandboxError::Io)?;
+        let mut log =
+            CappedLog::append(&spec.log_path, spec.limits.log_bytes).map_err(SandboxError::Io)?;
         let body = self.container_body(spec).await?;
         let id = self
             .docker
@@ -148,9 +148,7 @@ impl Sandbox {
                 source,
             })?
             .id;
-        let result = self
-            .watch(&id, spec, filter, &mut log, cancel)
-            .await;
+        let result = self.watch(&id, spec, filter, &mut log, cancel).await;
         let removal = self.remove(&id).await;
         log.flush().map_err(SandboxError::Io)?;
         let mut report = result?;
@@ -251,7 +249,11 @@ impl Sandbox {
             .await
             .map_err(engine("starting the container"))?;
         let peak = Arc::new(AtomicU64::new(0));
-        let sampler = tokio::spawn(sample_memory(self.docker.clone(), id.to_string(), peak.clone()));
+        let sampler = tokio::spawn(sample_memory(
+            self.docker.clone(),
+            id.to_string(),
+            peak.clone(),
+        ));
 
         let mut lines = LineSplitter::default();
         let mut wait = self.docker.wait_container(id, None);
@@ -305,10 +307,20 @@ impl Sandbox {
             .map_err(engine("inspecting the container"))?
             .state
             .unwrap_or_default();
-        let peak = peak.load(Ordering::Relaxed);
+        let oom_killed = state.oom_killed.unwrap_or(false);
+        let mut peak = peak.load(Ordering::Relaxed);
+        if oom_killed {
+            // The OOM killer acts only at the limit; a run shorter than the engine's
+            // sampling interval may have ended before any sample showed it.
+            peak = peak.max(spec.limits.memory_bytes);
+        }
         Ok(RunReport {
-            exit_code: if timed_out || cancelled { None } else { state.exit_code },
-            oom_killed: state.oom_killed.unwrap_or(false),
+            exit_code: if timed_out || cancelled {
+                None
+            } else {
+                state.exit_code
+            },
+            oom_killed,
             timed_out,
             cancelled,
             duration,

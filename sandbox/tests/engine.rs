@@ -66,7 +66,10 @@ async fn the_container_is_locked_down() {
     assert_eq!(lines[0], "lo", "only loopback: {log}");
     assert_eq!(lines[1], SANDBOX_UID.to_string());
     assert_eq!(lines[2].split_whitespace().nth(1), Some("0000000000000000"));
-    assert!(!log.contains("src-writable") && !log.contains("root-writable"), "{log}");
+    assert!(
+        !log.contains("src-writable") && !log.contains("root-writable"),
+        "{log}"
+    );
     assert!(log.contains("tmp-writable"), "{log}");
 }
 
@@ -77,9 +80,28 @@ async fn memory_limit_kills_with_oom() {
         ..SandboxLimits::default()
     };
     // Fill the tmpfs /tmp, which is charged to the container's memory.
-    let (report, log, _) = run("head -c 200000000 /dev/zero > /tmp/fill; echo survived", limits).await;
+    let (report, log, _) = run(
+        "head -c 200000000 /dev/zero > /tmp/fill; echo survived",
+        limits,
+    )
+    .await;
     assert!(report.oom_killed, "{report:?} {log}");
-    assert!(report.memory_peak_bytes.is_some_and(|peak| peak > 32 << 20), "{report:?}");
+    assert!(
+        report.memory_peak_bytes.is_some_and(|peak| peak > 32 << 20),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn peak_memory_is_sampled() {
+    let (report, log, _) = run(
+        "head -c 100000000 /dev/zero > /tmp/fill; sleep 3",
+        SandboxLimits::default(),
+    )
+    .await;
+    assert_eq!(report.exit_code, Some(0), "{log}");
+    let peak = report.memory_peak_bytes.expect("peak reported");
+    assert!(peak >= 100_000_000, "{peak}");
 }
 
 #[tokio::test]
