@@ -1,1 +1,179 @@
-fn main() {}
+//! The `docbuild` command line: argument parsing and output only; the work is done
+//! by the `docbuild-builder` and `docbuild-sandbox` libraries.
+
+mod display;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use docbuild_builder::{CacheDirs, CheckOptions, CrateReport, Outcome, SourceMode};
+use docbuild_sandbox::{SandboxImage, SandboxLimits, parse_size};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "docbuild",
+    version,
+    about = "Build Rust documentation exactly as docs.rs does, in a sandbox"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a package's docs as docs.rs would and answer by exit code:
+    /// 0 success, 1 build failed, 2 invalid input, 3 out of memory or timed out,
+    /// 4 infrastructure error.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// A package directory or a workspace root.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// Check every publishable member of the workspace.
+    #[arg(long, conflicts_with = "package")]
+    workspace: bool,
+    /// Check these workspace members.
+    #[arg(short = 'p', long = "package", value_name = "NAME")]
+    package: Vec<String>,
+    /// Build for these targets instead of the metadata's (the first is the default).
+    #[arg(long = "target", value_name = "TRIPLE")]
+    targets: Vec<String>,
+    /// One JSON object per checked crate on stdout, and nothing else.
+    #[arg(long)]
+    json: bool,
+    /// Memory limit of the build, swap included (e.g. 512M, 3G).
+    #[arg(long, value_name = "SIZE", default_value = "3G", value_parser = parse_memory)]
+    memory: u64,
+    /// Time limit of each target's build (e.g. 20s, 15m).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// CPUs the build may use [default: all].
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    cpus: Option<f64>,
+    /// Build in this image (present in the engine) instead of the default one.
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// Toolchain to build with [default: nightly if installed, else the default one].
+    #[arg(long, value_name = "NAME")]
+    toolchain: Option<String>,
+    /// Build the directory as it is, not what `cargo package` would publish.
+    #[arg(long)]
+    no_package: bool,
+    /// Copy the docs into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Open the docs in a browser after a successful build.
+    #[arg(long)]
+    open: bool,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|e| e.to_string())
+}
+
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cpus) if cpus > 0.0 && cpus.is_finite() => Ok(cpus),
+        _ => Err(format!(
+            "invalid CPU count `{text}`: expected a positive number"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(Outcome::InfrastructureError.exit_code() as u8);
+        }
+    };
+    match cli.command {
+        Command::Check(args) => runtime.block_on(check(args)),
+    }
+}
+
+async fn check(args: CheckArgs) -> ExitCode {
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+
+    let reports = if args.workspace || !args.package.is_empty() {
+        vec![CrateReport::early(
+            Outcome::InvalidInput,
+            "--workspace and -p are not available in this version; check each member's directory",
+        )]
+    } else {
+        let defaults = SandboxLimits::default();
+        let options = CheckOptions {
+            path: args.path.clone(),
+            mode: if args.no_package {
+                SourceMode::AsIs
+            } else {
+                SourceMode::Package
+            },
+            limits: SandboxLimits {
+                memory_bytes: args.memory,
+                timeout: args.timeout,
+                cpus: args.cpus.unwrap_or(defaults.cpus),
+                ..defaults
+            },
+            image: args
+                .image
+                .clone()
+                .map_or(SandboxImage::Default, SandboxImage::Named),
+            toolchain: args.toolchain.clone(),
+            targets: args.targets.clone(),
+            out: args.out.clone(),
+        };
+        let display = display::Display::new(args.json);
+        let report =
+            docbuild_builder::check(&options, &CacheDirs::from_env(), &display, &cancel).await;
+        display.finish();
+        vec![report]
+    };
+
+    for report in &reports {
+        if args.json {
+            match serde_json::to_string(report) {
+                Ok(line) => println!("{line}"),
+                Err(error) => eprintln!("error: cannot write the report: {error}"),
+            }
+        } else {
+            println!("{}", display::summary_line(report));
+        }
+    }
+    if args.open
+        && let Some(docs) = reports.first().and_then(CrateReport::docs)
+    {
+        display::open_in_browser(docs);
+    }
+    if cancel.is_cancelled() {
+        return ExitCode::from(130);
+    }
+    let worst = reports
+        .iter()
+        .map(|r| r.outcome)
+        .max()
+        .unwrap_or(Outcome::Success);
+    ExitCode::from(worst.exit_code() as u8)
+}

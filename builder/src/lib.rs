@@ -1,1 +1,23 @@
+//! docs.rs build semantics and the build pipeline, from a package to an outcome.
+//!
+//! The data's path: [`prepare`] (locate the package, package it, fetch dependencies
+//! on the host) → [`plan`] (docs.rs metadata → targets and cargo arguments) →
+//! [`execute`] (the sandboxed `cargo rustdoc`) → [`outcome`] (classify and report).
+//! [`check`] runs that path for `docbuild check`.
 
+pub mod check;
+pub mod execute;
+pub mod host_cargo;
+pub mod metadata;
+pub mod outcome;
+pub mod plan;
+pub mod prepare;
+pub mod toolchain;
+pub mod unpack;
+
+pub use check::{CacheDirs, CheckOptions, Progress, check};
+pub use metadata::{DocsRsMetadata, MetadataError};
+pub use outcome::{CrateReport, ErrorDetail, Outcome, TargetReport};
+pub use plan::{BuildPlan, InvocationOptions};
+pub use prepare::SourceMode;
+pub use toolchain::Toolchain;

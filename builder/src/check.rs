@@ -1,0 +1,418 @@
+//! `check`: one local package from path to outcome, along the data's path:
+//! locate → toolchain → prepare → plan → fetch → sandboxed build → classify.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use docbuild_sandbox::{SANDBOX_UID, Sandbox, SandboxImage, SandboxLimits};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::execute::{BuildEnvironment, TargetRun, append_to_log, build_target};
+use crate::host_cargo::{HostCargo, HostCargoError, UserCargoConfig};
+use crate::metadata::DocsRsMetadata;
+use crate::outcome::{CrateReport, Outcome, TargetReport};
+use crate::plan::{BuildPlan, InvocationOptions};
+use crate::prepare::{LocalPackage, PrepareError, SourceMode, make_readable, prepare_source};
+use crate::toolchain::Toolchain;
+
+/// What `docbuild check` was asked to do for one package.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub path: PathBuf,
+    pub mode: SourceMode,
+    pub limits: SandboxLimits,
+    pub image: SandboxImage,
+    pub toolchain: Option<String>,
+    /// Targets to build instead of the metadata's; the first is the default.
+    pub targets: Vec<String>,
+    /// Copy the docs here (default target at the top, others in `<target>/`).
+    pub out: Option<PathBuf>,
+}
+
+/// Where docbuild keeps its state on this machine.
+#[derive(Debug, Clone)]
+pub struct CacheDirs {
+    root: PathBuf,
+}
+
+impl CacheDirs {
+    /// `DOCBUILD_CACHE_DIR`, else the platform's cache directory.
+    pub fn from_env() -> Self {
+        let root = std::env::var_os("DOCBUILD_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| dirs::cache_dir().map(|dir| dir.join("docbuild")))
+            .unwrap_or_else(|| std::env::temp_dir().join("docbuild"));
+        Self { root }
+    }
+
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// docbuild's own cargo home: registry index and downloaded dependencies, shared
+    /// by all builds and mounted read-only into the sandbox.
+    pub fn cargo_home(&self) -> PathBuf {
+        self.root.join("cargo-home")
+    }
+
+    /// The directory kept for one local package: its target directory (compiled
+    /// dependencies reused by the next check), its prepared sources and its log.
+    fn package_dir(&self, package_dir: &Path) -> PathBuf {
+        let digest = Sha256::digest(package_dir.as_os_str().as_encoded_bytes());
+        let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let name = package_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "root".into());
+        self.root.join("check").join(format!("{name}-{short}"))
+    }
+}
+
+/// Progress messages for a display.
+pub trait Progress: Send + Sync {
+    fn step(&self, message: &str);
+}
+
+impl<F: Fn(&str) + Send + Sync> Progress for F {
+    fn step(&self, message: &str) {
+        self(message)
+    }
+}
+
+/// Checks one local package. Never fails: every problem is an outcome in the report.
+pub async fn check(
+    options: &CheckOptions,
+    cache: &CacheDirs,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> CrateReport {
+    let started = Instant::now();
+    let mut report = match run_check(options, cache, progress, cancel).await {
+        Ok(report) => report,
+        Err(early) => *early,
+    };
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+type Early = Box<CrateReport>;
+
+fn early(outcome: Outcome, message: impl ToString) -> Early {
+    Box::new(CrateReport::early(outcome, message.to_string()))
+}
+
+async fn run_check(
+    options: &CheckOptions,
+    cache: &CacheDirs,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> Result<CrateReport, Early> {
+    let toolchain =
+        Toolchain::resolve(options.toolchain.as_deref()).map_err(|error| match error {
+            crate::toolchain::ToolchainError::NotInstalled(_) => {
+                early(Outcome::InvalidInput, &error)
+            }
+            _ => early(Outcome::InfrastructureError, &error),
+        })?;
+    let package = LocalPackage::locate(&options.path, &toolchain)
+        .map_err(|error| early(Outcome::InvalidInput, error))?;
+    let mut report = CrateReport::early(Outcome::BuildFailed, String::new());
+    report.name = Some(package.name.clone());
+    report.version = Some(package.version.clone());
+    report.toolchain = Some(toolchain.version.clone());
+    let identity = (
+        report.name.clone(),
+        report.version.clone(),
+        report.toolchain.clone(),
+    );
+    let with_identity = |mut e: Early| {
+        (e.name, e.version, e.toolchain) = identity.clone();
+        e
+    };
+    let mut metadata = DocsRsMetadata::from_package_metadata(&package.metadata)
+        .map_err(|error| with_identity(early(Outcome::InvalidInput, error)))?;
+    if !options.targets.is_empty() {
+        metadata.default_target = None;
+        metadata.targets = Some(options.targets.clone());
+        metadata.additional_targets.clear();
+    }
+    let plan = BuildPlan::new(metadata, package.proc_macro, &toolchain.host);
+    report.default_target = Some(plan.default_target.clone());
+    let Some(lib_name) = package.lib_name.clone() else {
+        return Err(with_identity(early(
+            Outcome::BuildFailed,
+            "no library target",
+        )));
+    };
+    if !toolchain.has_target(&plan.default_target) {
+        return Err(with_identity(early(
+            Outcome::InfrastructureError,
+            missing_std(&plan.default_target),
+        )));
+    }
+
+    let work = cache.package_dir(&package.dir);
+    let infra = |what: &str, error: std::io::Error| {
+        with_identity(early(
+            Outcome::InfrastructureError,
+            format!("{what}: {error}"),
+        ))
+    };
+    std::fs::create_dir_all(&work).map_err(|e| infra("cannot create the work directory", e))?;
+    // One check of a package at a time: they share the target directory.
+    let lock = std::fs::File::create(work.join("lock")).map_err(|e| infra("cannot lock", e))?;
+    lock.lock().map_err(|e| infra("cannot lock", e))?;
+    let log_path = work.join("build.log");
+    std::fs::write(&log_path, "").map_err(|e| infra("cannot write the log", e))?;
+    report.log = Some(log_path.clone());
+
+    let source = work.join("src");
+    let target_dir = work.join("target");
+    let cargo_home = cache.cargo_home();
+    for dir in [&target_dir, &cargo_home] {
+        std::fs::create_dir_all(dir).map_err(|e| infra("cannot create a directory", e))?;
+    }
+    let host_cargo = HostCargo::new(
+        &toolchain,
+        &cargo_home,
+        UserCargoConfig::discover(&package.dir),
+    );
+    let mode = if package.already_packaged {
+        SourceMode::AsIs
+    } else {
+        options.mode
+    };
+    progress.step(match mode {
+        SourceMode::Package => "packaging",
+        SourceMode::AsIs => "copying sources",
+    });
+    let shipped_lockfile = prepare_source(&package, mode, &source, &work, &host_cargo)
+        .map_err(|error| with_identity(prepare_failure(error)))?;
+
+    progress.step("fetching dependencies");
+    if !shipped_lockfile {
+        host_cargo
+            .generate_lockfile(&source)
+            .map_err(|error| with_identity(cargo_failure(error)))?;
+    }
+    host_cargo
+        .fetch(&source)
+        .map_err(|error| with_identity(cargo_failure(error)))?;
+
+    let user = sandbox_user(&work, &[&source, &target_dir, &cargo_home])
+        .map_err(|e| infra("cannot give the sandbox access to the sources", e))?;
+    let sandbox = Sandbox::connect()
+        .await
+        .map_err(|error| with_identity(early(Outcome::InfrastructureError, error)))?;
+    let mut env = BuildEnvironment {
+        sandbox: &sandbox,
+        image: options.image.clone(),
+        limits: options.limits.clone(),
+        toolchain: &toolchain,
+        source: &source,
+        target_dir: &target_dir,
+        cargo_home: &cargo_home,
+        log_path: &log_path,
+        user,
+        env: host_cargo.config().sandbox_environment(),
+        invocation: InvocationOptions {
+            jobs: Some(options.limits.cpus.ceil().max(1.0) as u32),
+            json_messages: true,
+            extern_map: Vec::new(),
+        },
+        cancel,
+    };
+
+    progress.step(&format!("documenting for {}", plan.default_target));
+    let mut run = build_default(&env, &plan, &lib_name).await;
+    if shipped_lockfile && matches!(&run, Ok(r) if r.outcome() == Outcome::BuildFailed) {
+        // docs.rs's rule: a shipped lockfile that fails gets one retry with a new one.
+        progress.step("retrying with a regenerated Cargo.lock");
+        let _ = append_to_log(
+            &log_path,
+            "[docbuild] build failed with the shipped Cargo.lock; regenerating it and trying again",
+        );
+        std::fs::remove_file(source.join("Cargo.lock"))
+            .map_err(|e| infra("cannot remove Cargo.lock", e))?;
+        host_cargo
+            .generate_lockfile(&source)
+            .and_then(|()| host_cargo.fetch(&source))
+            .map_err(|error| with_identity(cargo_failure(error)))?;
+        make_readable(&source).map_err(|e| infra("cannot make sources readable", e))?;
+        report.lockfile_regenerated = true;
+        run = build_default(&env, &plan, &lib_name).await;
+    }
+    let run = run.map_err(|error| with_identity(early(Outcome::InfrastructureError, error)))?;
+    let outcome = run.outcome();
+    report.outcome = outcome;
+    report.memory_peak_bytes = run.report.memory_peak_bytes;
+    report.errors = run.errors.clone();
+    report.message = if outcome == Outcome::Success {
+        "docs built".to_string()
+    } else {
+        run.failure_message(&options.limits)
+    };
+    report
+        .targets
+        .push(target_report(&plan.default_target, &run, &options.limits));
+
+    if outcome == Outcome::Success {
+        // Extra targets never fail the build; build them with the default's settings.
+        env.invocation.jobs = Some(options.limits.cpus.ceil().max(1.0) as u32);
+        for target in &plan.other_targets {
+            if !toolchain.has_target(target) {
+                report.targets.push(TargetReport {
+                    target: target.clone(),
+                    outcome: Outcome::InfrastructureError,
+                    duration_ms: 0,
+                    docs: None,
+                    message: Some(missing_std(target)),
+                });
+                continue;
+            }
+            progress.step(&format!("documenting for {target}"));
+            match build_target(&env, &plan, target, &lib_name).await {
+                Ok(run) => {
+                    report.memory_peak_bytes =
+                        report.memory_peak_bytes.max(run.report.memory_peak_bytes);
+                    report
+                        .targets
+                        .push(target_report(target, &run, &options.limits));
+                }
+                Err(error) => report.targets.push(TargetReport {
+                    target: target.clone(),
+                    outcome: Outcome::InfrastructureError,
+                    duration_ms: 0,
+                    docs: None,
+                    message: Some(error.to_string()),
+                }),
+            }
+        }
+        let failed = report
+            .targets
+            .iter()
+            .filter(|t| t.outcome != Outcome::Success)
+            .count();
+        if failed > 0 {
+            report.message = format!("docs built; {failed} other target(s) failed");
+        }
+        if let Some(out) = &options.out {
+            copy_docs(&mut report, &plan, &target_dir, out)
+                .map_err(|e| infra("cannot copy the docs to --out", e))?;
+        }
+    }
+    Ok(report)
+}
+
+async fn build_default(
+    env: &BuildEnvironment<'_>,
+    plan: &BuildPlan,
+    lib_name: &str,
+) -> Result<TargetRun, docbuild_sandbox::SandboxError> {
+    build_target(env, plan, &plan.default_target, lib_name).await
+}
+
+fn target_report(target: &str, run: &TargetRun, limits: &SandboxLimits) -> TargetReport {
+    let outcome = run.outcome();
+    TargetReport {
+        target: target.to_string(),
+        outcome,
+        duration_ms: run.report.duration.as_millis() as u64,
+        docs: run.docs.clone(),
+        message: (outcome != Outcome::Success).then(|| run.failure_message(limits)),
+    }
+}
+
+fn missing_std(target: &str) -> String {
+    format!(
+        "the standard library for target `{target}` is not installed (rustup target add {target})"
+    )
+}
+
+fn prepare_failure(error: PrepareError) -> Early {
+    match error {
+        PrepareError::Cargo(error) => cargo_failure(error),
+        PrepareError::Unpack(error) => early(Outcome::BuildFailed, error),
+        PrepareError::Io(..) => early(Outcome::InfrastructureError, error),
+    }
+}
+
+fn cargo_failure(error: HostCargoError) -> Early {
+    let outcome = if error.infrastructure {
+        Outcome::InfrastructureError
+    } else {
+        Outcome::BuildFailed
+    };
+    early(outcome, error)
+}
+
+/// Chooses the sandbox's user and gives it what it needs: the host user itself when
+/// that is not root; otherwise a fixed unprivileged uid, which gets the target
+/// directory and read access to sources and dependencies.
+fn sandbox_user(work: &Path, dirs: &[&Path; 3]) -> std::io::Result<(u32, u32)> {
+    let me = std::fs::metadata(work)?;
+    if me.uid() != 0 {
+        return Ok((me.uid(), me.gid()));
+    }
+    let [source, target_dir, cargo_home] = *dirs;
+    std::os::unix::fs::chown(target_dir, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
+    make_readable(source)?;
+    make_registry_readable(cargo_home)?;
+    Ok((SANDBOX_UID, SANDBOX_UID))
+}
+
+/// Marks each unpacked dependency once, so that later builds skip it.
+fn make_registry_readable(cargo_home: &Path) -> std::io::Result<()> {
+    const MARKER: &str = ".docbuild-readable";
+    for root in [
+        cargo_home.join("registry/src"),
+        cargo_home.join("git/checkouts"),
+    ] {
+        let Ok(indexes) = std::fs::read_dir(&root) else {
+            continue;
+        };
+        for index in indexes.flatten() {
+            let Ok(packages) = std::fs::read_dir(index.path()) else {
+                continue;
+            };
+            for package in packages.flatten() {
+                let path = package.path();
+                if path.is_dir() && !path.join(MARKER).exists() {
+                    make_readable(&path)?;
+                    std::fs::write(path.join(MARKER), "")?;
+                }
+            }
+        }
+    }
+    make_readable_shallow(cargo_home)
+}
+
+/// The cargo home's own directories must be searchable too.
+fn make_readable_shallow(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o555))
+}
+
+fn copy_docs(
+    report: &mut CrateReport,
+    plan: &BuildPlan,
+    target_dir: &Path,
+    out: &Path,
+) -> std::io::Result<()> {
+    for (index, target) in report.targets.iter_mut().enumerate() {
+        let Some(docs) = &target.docs else { continue };
+        let from = target_dir.join(plan.doc_dir(&target.target));
+        let to = if index == 0 {
+            out.to_path_buf()
+        } else {
+            out.join(&target.target)
+        };
+        crate::prepare::copy_tree(&from, &to, false)?;
+        let relative = docs.strip_prefix(&from).map_err(std::io::Error::other)?;
+        target.docs = Some(std::fs::canonicalize(to.join(relative))?);
+    }
+    Ok(())
+}

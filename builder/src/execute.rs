@@ -1,0 +1,211 @@
+//! Running one target's `cargo rustdoc` in the sandbox and reading what happened.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cargo_metadata::Message;
+use cargo_metadata::diagnostic::DiagnosticLevel;
+use docbuild_sandbox::{
+    Bind, CONTAINER_ROOT, OutputLine, RunReport, RunSpec, Sandbox, SandboxError, SandboxImage,
+    SandboxLimits, StdStream,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::outcome::{ErrorDetail, Outcome};
+use crate::plan::{BuildPlan, InvocationOptions};
+use crate::toolchain::Toolchain;
+
+/// Everything a sandboxed build needs besides the plan.
+pub struct BuildEnvironment<'a> {
+    pub sandbox: &'a Sandbox,
+    pub image: SandboxImage,
+    pub limits: SandboxLimits,
+    pub toolchain: &'a Toolchain,
+    pub source: &'a Path,
+    pub target_dir: &'a Path,
+    pub cargo_home: &'a Path,
+    pub log_path: &'a Path,
+    pub user: (u32, u32),
+    /// Extra environment, such as registry index names.
+    pub env: Vec<(String, String)>,
+    pub invocation: InvocationOptions,
+    pub cancel: &'a CancellationToken,
+}
+
+/// The result of one target's build.
+#[derive(Debug)]
+pub struct TargetRun {
+    pub report: RunReport,
+    pub errors: Vec<ErrorDetail>,
+    /// cargo's own error line when there was no compiler error (a failing build
+    /// script, an unresolvable offline dependency), for the message only.
+    pub cargo_error: Option<String>,
+    pub docs: Option<PathBuf>,
+}
+
+impl TargetRun {
+    /// The outcome, from exit states only.
+    pub fn outcome(&self) -> Outcome {
+        if self.report.oom_killed {
+            Outcome::OutOfMemory
+        } else if self.report.timed_out {
+            Outcome::TimedOut
+        } else if self.report.cancelled {
+            Outcome::InfrastructureError
+        } else if self.report.exit_code == Some(0) && self.docs.is_some() {
+            Outcome::Success
+        } else {
+            Outcome::BuildFailed
+        }
+    }
+
+    /// One line saying why it did not succeed.
+    pub fn failure_message(&self, limits: &SandboxLimits) -> String {
+        match self.outcome() {
+            Outcome::OutOfMemory => format!(
+                "the build ran out of memory (limit {} MiB)",
+                limits.memory_bytes >> 20
+            ),
+            Outcome::TimedOut => format!(
+                "the build ran past its time limit of {}",
+                humantime::format_duration(limits.timeout)
+            ),
+            _ if self.report.cancelled => "the build was cancelled".to_string(),
+            _ => {
+                if let Some(error) = self.errors.first() {
+                    format!("rustdoc failed: {error}")
+                } else if let Some(error) = &self.cargo_error {
+                    format!("cargo failed: {error}")
+                } else if self.report.exit_code == Some(0) {
+                    "rustdoc exited 0 but wrote no docs for the library".to_string()
+                } else {
+                    let code = self.report.exit_code.unwrap_or(-1);
+                    format!("cargo exited with code {code}; see the log")
+                }
+            }
+        }
+    }
+}
+
+const SOURCE: &str = "/opt/docbuild/src";
+const TARGET: &str = "/opt/docbuild/target";
+const CARGO_HOME: &str = "/opt/docbuild/cargo-home";
+const TOOLCHAIN: &str = "/opt/docbuild/toolchain";
+
+/// Builds `target`'s docs in a fresh container.
+pub async fn build_target(
+    env: &BuildEnvironment<'_>,
+    plan: &BuildPlan,
+    target: &str,
+    lib_name: &str,
+) -> Result<TargetRun, SandboxError> {
+    debug_assert!(SOURCE.starts_with(CONTAINER_ROOT));
+    // Docs left by an earlier build must not pass for this build's.
+    let doc_dir = env.target_dir.join(plan.doc_dir(target));
+    let lib_docs = doc_dir.join(lib_name);
+    if lib_docs.exists() {
+        std::fs::remove_dir_all(&lib_docs).map_err(SandboxError::Io)?;
+    }
+
+    let mut command = vec![format!("{TOOLCHAIN}/bin/cargo")];
+    command.extend(plan.cargo_args(target, &env.invocation));
+    let mut environment = vec![
+        (
+            "PATH".to_string(),
+            format!("{TOOLCHAIN}/bin:/usr/local/bin:/usr/bin:/bin"),
+        ),
+        ("CARGO_HOME".to_string(), CARGO_HOME.to_string()),
+        ("CARGO_TARGET_DIR".to_string(), TARGET.to_string()),
+        ("HOME".to_string(), "/tmp".to_string()),
+        ("TMPDIR".to_string(), "/tmp".to_string()),
+        ("CARGO_TERM_COLOR".to_string(), "never".to_string()),
+    ];
+    if env.toolchain.needs_bootstrap() {
+        environment.push(("RUSTC_BOOTSTRAP".to_string(), "1".to_string()));
+    }
+    environment.extend(plan.environment());
+    environment.extend(env.env.iter().cloned());
+
+    append_to_log(
+        env.log_path,
+        &format!("[docbuild] {target}: {}", command.join(" ")),
+    )?;
+    let spec = RunSpec {
+        image: env.image.clone(),
+        command,
+        env: environment,
+        workdir: SOURCE.to_string(),
+        binds: vec![
+            Bind::read_only(env.source, SOURCE),
+            Bind::writable(env.target_dir, TARGET),
+            Bind::read_only(env.cargo_home, CARGO_HOME),
+            Bind::read_only(&env.toolchain.sysroot, TOOLCHAIN),
+        ],
+        user: env.user,
+        limits: env.limits.clone(),
+        log_path: env.log_path.to_path_buf(),
+    };
+
+    let mut errors = Vec::new();
+    let mut cargo_error = None;
+    let mut filter = |line: OutputLine<'_>| -> Option<String> {
+        match line.stream {
+            StdStream::Stderr => {
+                if cargo_error.is_none() && line.text.starts_with("error") {
+                    cargo_error = Some(line.text.to_string());
+                }
+                Some(line.text.to_string())
+            }
+            StdStream::Stdout => match serde_json::from_str::<Message>(line.text) {
+                Ok(Message::CompilerMessage(message)) => {
+                    let diagnostic = message.message;
+                    if let Some(error) = error_detail(&diagnostic) {
+                        errors.push(error);
+                    }
+                    Some(diagnostic.rendered.unwrap_or(diagnostic.message))
+                }
+                // Artifacts, build-script results and the final summary: not for the log.
+                Ok(_) => None,
+                Err(_) => Some(line.text.to_string()),
+            },
+        }
+    };
+    let report = env.sandbox.run(&spec, &mut filter, env.cancel).await?;
+    let index = lib_docs.join("index.html");
+    let docs = (report.succeeded() && index.is_file()).then_some(index);
+    Ok(TargetRun {
+        report,
+        errors,
+        cargo_error,
+        docs,
+    })
+}
+
+/// An error-level diagnostic with its primary location. The closing "aborting due to
+/// N previous errors" summary carries no location and no news, so it is skipped.
+fn error_detail(diagnostic: &cargo_metadata::diagnostic::Diagnostic) -> Option<ErrorDetail> {
+    if !matches!(
+        diagnostic.level,
+        DiagnosticLevel::Error | DiagnosticLevel::Ice
+    ) {
+        return None;
+    }
+    let primary = diagnostic.spans.iter().find(|span| span.is_primary);
+    if primary.is_none() && diagnostic.message.starts_with("aborting due to") {
+        return None;
+    }
+    Some(ErrorDetail {
+        message: diagnostic.message.clone(),
+        file: primary.map(|span| span.file_name.clone()),
+        line: primary.map(|span| span.line_start),
+    })
+}
+
+pub(crate) fn append_to_log(path: &Path, line: &str) -> Result<(), SandboxError> {
+    let mut file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(SandboxError::Io)?;
+    writeln!(file, "{line}").map_err(SandboxError::Io)
+}

@@ -1,0 +1,219 @@
+//! The `[package.metadata.docs.rs]` table, read with docs.rs's semantics.
+//!
+//! The table comes from `cargo metadata` (as JSON), so the manifest is parsed by cargo
+//! itself. Unknown keys are ignored, as docs.rs does; a known key of the wrong type is
+//! an error naming the key (docs.rs used to retry such builds silently).
+
+use serde_json::{Map, Value};
+
+/// The docs.rs build settings of one package.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DocsRsMetadata {
+    /// `None` means cargo's default features; `Some([])` passes `--features ""`.
+    pub features: Option<Vec<String>>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub default_target: Option<String>,
+    /// `None` (unset) and `Some([])` differ only in docs.rs's old five-target default;
+    /// both build the default target alone today.
+    pub targets: Option<Vec<String>>,
+    pub additional_targets: Vec<String>,
+    pub rustc_args: Vec<String>,
+    pub rustdoc_args: Vec<String>,
+    pub cargo_args: Vec<String>,
+}
+
+/// A docs.rs metadata key with a value of the wrong type.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid docs.rs metadata: `{key}` must be {expected}")]
+pub struct MetadataError {
+    pub key: String,
+    pub expected: &'static str,
+}
+
+impl DocsRsMetadata {
+    /// Reads the table out of a package's `metadata` value as `cargo metadata` gives
+    /// it. `[package.metadata.docs.rs]` wins over `[package.metadata."docs.rs"]`.
+    pub fn from_package_metadata(metadata: &Value) -> Result<Self, MetadataError> {
+        let nested = metadata
+            .get("docs")
+            .and_then(|docs| docs.get("rs"))
+            .and_then(Value::as_object);
+        let quoted = metadata.get("docs.rs").and_then(Value::as_object);
+        match nested.or(quoted) {
+            Some(table) => Self::from_table(table),
+            None => Ok(Self::default()),
+        }
+    }
+
+    fn from_table(table: &Map<String, Value>) -> Result<Self, MetadataError> {
+        Ok(Self {
+            features: strings(table, "features")?,
+            all_features: boolean(table, "all-features")?,
+            no_default_features: boolean(table, "no-default-features")?,
+            default_target: string(table, "default-target")?,
+            targets: strings(table, "targets")?,
+            additional_targets: strings(table, "additional-targets")?.unwrap_or_default(),
+            rustc_args: strings(table, "rustc-args")?.unwrap_or_default(),
+            rustdoc_args: strings(table, "rustdoc-args")?.unwrap_or_default(),
+            cargo_args: strings(table, "cargo-args")?.unwrap_or_default(),
+        })
+    }
+}
+
+fn boolean(table: &Map<String, Value>, key: &str) -> Result<bool, MetadataError> {
+    match table.get(key) {
+        None => Ok(false),
+        Some(Value::Bool(value)) => Ok(*value),
+        Some(_) => Err(wrong_type(key, "true or false")),
+    }
+}
+
+fn string(table: &Map<String, Value>, key: &str) -> Result<Option<String>, MetadataError> {
+    match table.get(key) {
+        None => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(wrong_type(key, "a string")),
+    }
+}
+
+fn strings(table: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, MetadataError> {
+    let expected = "an array of strings";
+    match table.get(key) {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| wrong_type(key, expected))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(_) => Err(wrong_type(key, expected)),
+    }
+}
+
+fn wrong_type(key: &str, expected: &'static str) -> MetadataError {
+    MetadataError {
+        key: key.to_string(),
+        expected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(metadata: Value) -> Result<DocsRsMetadata, MetadataError> {
+        DocsRsMetadata::from_package_metadata(&metadata)
+    }
+
+    #[test]
+    fn full_table_is_read() {
+        let metadata = parse(json!({"docs": {"rs": {
+            "features": ["feature1", "feature2"],
+            "all-features": true,
+            "no-default-features": true,
+            "default-target": "x86_64-unknown-linux-gnu",
+            "targets": ["aarch64-apple-darwin", "x86_64-pc-windows-msvc"],
+            "additional-targets": ["i686-pc-windows-msvc"],
+            "rustc-args": ["--example-rustc-arg"],
+            "rustdoc-args": ["--example-rustdoc-arg"],
+            "cargo-args": ["-Zbuild-std"],
+        }}}))
+        .unwrap();
+        assert_eq!(
+            metadata,
+            DocsRsMetadata {
+                features: Some(vec!["feature1".into(), "feature2".into()]),
+                all_features: true,
+                no_default_features: true,
+                default_target: Some("x86_64-unknown-linux-gnu".into()),
+                targets: Some(vec![
+                    "aarch64-apple-darwin".into(),
+                    "x86_64-pc-windows-msvc".into()
+                ]),
+                additional_targets: vec!["i686-pc-windows-msvc".into()],
+                rustc_args: vec!["--example-rustc-arg".into()],
+                rustdoc_args: vec!["--example-rustdoc-arg".into()],
+                cargo_args: vec!["-Zbuild-std".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn quoted_table_is_read() {
+        let metadata =
+            parse(json!({"docs.rs": {"features": ["a"], "all-features": true}})).unwrap();
+        assert_eq!(metadata.features, Some(vec!["a".to_string()]));
+        assert!(metadata.all_features);
+    }
+
+    #[test]
+    fn nested_table_wins_over_quoted() {
+        let metadata = parse(json!({
+            "docs": {"rs": {"features": ["nested"]}},
+            "docs.rs": {"features": ["quoted"]},
+        }))
+        .unwrap();
+        assert_eq!(metadata.features, Some(vec!["nested".to_string()]));
+    }
+
+    #[test]
+    fn missing_table_is_the_default() {
+        assert_eq!(parse(Value::Null).unwrap(), DocsRsMetadata::default());
+        assert_eq!(
+            parse(json!({"other": 1})).unwrap(),
+            DocsRsMetadata::default()
+        );
+        assert_eq!(
+            parse(json!({"docs": 3})).unwrap(),
+            DocsRsMetadata::default()
+        );
+    }
+
+    #[test]
+    fn unset_and_empty_targets_differ() {
+        assert_eq!(
+            parse(json!({"docs": {"rs": {"features": []}}}))
+                .unwrap()
+                .targets,
+            None
+        );
+        assert_eq!(
+            parse(json!({"docs": {"rs": {"targets": []}}}))
+                .unwrap()
+                .targets,
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        let metadata = parse(json!({"docs": {"rs": {"no-such-key": 3, "all-features": true}}}));
+        assert!(metadata.unwrap().all_features);
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let cases = [
+            (json!({"features": "a"}), "features"),
+            (json!({"features": [1]}), "features"),
+            (json!({"all-features": "yes"}), "all-features"),
+            (json!({"no-default-features": 1}), "no-default-features"),
+            (json!({"default-target": ["x"]}), "default-target"),
+            (json!({"targets": "x86_64-unknown-linux-gnu"}), "targets"),
+            (json!({"additional-targets": [true]}), "additional-targets"),
+            (json!({"rustc-args": "--cfg x"}), "rustc-args"),
+            (json!({"rustdoc-args": {"a": 1}}), "rustdoc-args"),
+            (json!({"cargo-args": 3}), "cargo-args"),
+        ];
+        for (table, key) in cases {
+            let error = parse(json!({"docs": {"rs": table}})).unwrap_err();
+            assert_eq!(error.key, key);
+            assert!(error.to_string().contains(&format!("`{key}`")), "{error}");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! How a build ended, in the words users see everywhere: JSON, the database, the web
+//! pages and the exit code.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Every build ends in exactly one outcome. Ordered by exit code, so the outcome of
+/// several builds is their maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Success,
+    BuildFailed,
+    InvalidInput,
+    OutOfMemory,
+    TimedOut,
+    InfrastructureError,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::BuildFailed => 1,
+            Outcome::InvalidInput => 2,
+            Outcome::OutOfMemory | Outcome::TimedOut => 3,
+            Outcome::InfrastructureError => 4,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::BuildFailed => "build-failed",
+            Outcome::InvalidInput => "invalid-input",
+            Outcome::OutOfMemory => "out-of-memory",
+            Outcome::TimedOut => "timed-out",
+            Outcome::InfrastructureError => "infrastructure-error",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error the compiler reported, from cargo's JSON messages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorDetail {
+    pub message: String,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for ErrorDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
+            (Some(file), None) => write!(f, " ({file})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One target's build.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetReport {
+    pub target: String,
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    /// The library's `index.html` for this target, when docs were made.
+    pub docs: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The record of one crate's build: one JSON line of `check --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CrateReport {
+    pub outcome: Outcome,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub default_target: Option<String>,
+    pub targets: Vec<TargetReport>,
+    pub errors: Vec<ErrorDetail>,
+    pub message: String,
+    pub log: Option<PathBuf>,
+    pub duration_ms: u64,
+    pub toolchain: Option<String>,
+    pub memory_peak_bytes: Option<u64>,
+    /// The shipped `Cargo.lock` failed and the build was retried with a new one.
+    pub lockfile_regenerated: bool,
+}
+
+impl CrateReport {
+    /// A report for a build that ended before any target was built.
+    pub fn early(outcome: Outcome, message: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            name: None,
+            version: None,
+            default_target: None,
+            targets: Vec::new(),
+            errors: Vec::new(),
+            message: message.into(),
+            log: None,
+            duration_ms: 0,
+            toolchain: None,
+            memory_peak_bytes: None,
+            lockfile_regenerated: false,
+        }
+    }
+
+    /// The default target's docs.
+    pub fn docs(&self) -> Option<&PathBuf> {
+        self.targets.first().and_then(|t| t.docs.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_map_to_exit_codes_and_words() {
+        let all = [
+            (Outcome::Success, 0, "success"),
+            (Outcome::BuildFailed, 1, "build-failed"),
+            (Outcome::InvalidInput, 2, "invalid-input"),
+            (Outcome::OutOfMemory, 3, "out-of-memory"),
+            (Outcome::TimedOut, 3, "timed-out"),
+            (Outcome::InfrastructureError, 4, "infrastructure-error"),
+        ];
+        for (outcome, code, word) in all {
+            assert_eq!(outcome.exit_code(), code);
+            assert_eq!(outcome.as_str(), word);
+            assert_eq!(serde_json::to_value(outcome).unwrap(), word);
+        }
+        // The worst outcome of several is their maximum, and its exit code the highest.
+        assert_eq!(
+            all.iter().map(|a| a.0).max(),
+            Some(Outcome::InfrastructureError)
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The Rust toolchain a build uses, found on the host and mounted into the sandbox.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An installed toolchain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toolchain {
+    /// The name it was asked for by (`nightly`, `1.95.0`), or `default`.
+    pub name: String,
+    /// Its root: `bin/`, `lib/rustlib/<target>/` live below.
+    pub sysroot: PathBuf,
+    /// `rustc -V`, recorded with every build.
+    pub version: String,
+    /// The host target triple.
+    pub host: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolchainError {
+    #[error("toolchain `{0}` is not installed (see `rustup toolchain list`)")]
+    NotInstalled(String),
+    #[error("cannot run rustc: {0}")]
+    Rustc(String),
+}
+
+impl Toolchain {
+    /// `requested`, else `nightly` when installed, else the default toolchain.
+    /// Without `nightly`, builds run with `RUSTC_BOOTSTRAP=1` so that docs.rs's
+    /// nightly-only flags work (see [`Toolchain::needs_bootstrap`]).
+    pub fn resolve(requested: Option<&str>) -> Result<Self, ToolchainError> {
+        let name = match requested {
+            Some(name) => Some(name.to_string()),
+            None => nightly_installed().then(|| "nightly".to_string()),
+        };
+        let sysroot = match &name {
+            Some(name) => {
+                let output = Command::new("rustup")
+                    .args(["run", name, "rustc", "--print", "sysroot"])
+                    .env("RUSTUP_AUTO_INSTALL", "0")
+                    .current_dir("/")
+                    .output()
+                    .map_err(|_| ToolchainError::NotInstalled(name.clone()))?;
+                if !output.status.success() {
+                    return Err(ToolchainError::NotInstalled(name.clone()));
+                }
+                stdout_line(&output.stdout)
+            }
+            // Outside any project, so that no `rust-toolchain` file chooses for us.
+            None => rustc_output(Path::new("rustc"), &["--print", "sysroot"])?,
+        };
+        let sysroot = PathBuf::from(sysroot);
+        let rustc = sysroot.join("bin/rustc");
+        let version = rustc_output(&rustc, &["-V"])?;
+        let verbose = rustc_output(&rustc, &["-vV"])?;
+        let host = verbose
+            .lines()
+            .find_map(|line| line.strip_prefix("host: "))
+            .ok_or_else(|| ToolchainError::Rustc("`rustc -vV` names no host".into()))?
+            .to_string();
+        Ok(Self {
+            name: name.unwrap_or_else(|| "default".into()),
+            sysroot,
+            version,
+            host,
+        })
+    }
+
+    pub fn cargo(&self) -> PathBuf {
+        self.sysroot.join("bin/cargo")
+    }
+
+    pub fn rustc(&self) -> PathBuf {
+        self.sysroot.join("bin/rustc")
+    }
+
+    /// A stable or beta toolchain needs `RUSTC_BOOTSTRAP=1` for docs.rs's `-Z` flags
+    /// and for `#![feature(doc_cfg)]` under `--cfg docsrs`.
+    pub fn needs_bootstrap(&self) -> bool {
+        !(self.version.contains("-nightly") || self.version.contains("-dev"))
+    }
+
+    /// Whether the standard library for `target` is installed, without which rustdoc
+    /// cannot document for it.
+    pub fn has_target(&self, target: &str) -> bool {
+        self.sysroot
+            .join("lib/rustlib")
+            .join(target)
+            .join("lib")
+            .is_dir()
+    }
+}
+
+fn nightly_installed() -> bool {
+    Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .map(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .any(|line| line.starts_with("nightly-") || line.starts_with("nightly "))
+        })
+        .unwrap_or(false)
+}
+
+fn rustc_output(rustc: &Path, args: &[&str]) -> Result<String, ToolchainError> {
+    let output = Command::new(rustc)
+        .args(args)
+        .current_dir("/")
+        .output()
+        .map_err(|e| ToolchainError::Rustc(format!("{}: {e}", rustc.display())))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(ToolchainError::Rustc(stderr.trim().to_string()));
+    }
+    Ok(stdout_line(&output.stdout))
+}
+
+fn stdout_line(stdout: &[u8]) -> String {
+    String::from_utf8_lossy(stdout).trim().to_string()
+}
