@@ -155,6 +155,7 @@ pub fn prepare_source(
     } else {
         copy_tree(&package.dir, dest, true).map_err(io(dest))?;
     }
+    make_standalone(dest).map_err(io(dest))?;
     for file in OVERRIDE_FILES {
         let path = dest.join(file);
         if path.is_file() {
@@ -162,6 +163,24 @@ pub fn prepare_source(
         }
     }
     Ok(dest.join("Cargo.lock").is_file())
+}
+
+/// Makes the prepared manifest its own workspace root, as a published crate is: the
+/// prepared copy lives under docbuild's cache, and cargo must not take a
+/// `Cargo.toml` above it for its workspace. A manifest that names a workspace of
+/// its own is left alone.
+fn make_standalone(dest: &Path) -> std::io::Result<()> {
+    let manifest = dest.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)?;
+    let has_workspace = text
+        .parse::<toml::Table>()
+        .map(|table| table.contains_key("workspace"))
+        .unwrap_or(true);
+    if !has_workspace {
+        let mut file = std::fs::File::options().append(true).open(&manifest)?;
+        std::io::Write::write_all(&mut file, b"\n[workspace]\n")?;
+    }
+    Ok(())
 }
 
 /// Copies a directory as rustwide copies a local crate: links followed, file times

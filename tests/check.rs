@@ -1,0 +1,301 @@
+//! `docbuild check` end to end: the real binary, the real Docker engine, and fixture
+//! crates from `tests/fixtures/`, each copied to a temporary directory first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join(name);
+    copy_dir(&from, &to);
+    (dir, to)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// docbuild with a cache shared by the tests of this run, and a user cargo home of
+/// its own holding a registry token that must never reach the sandbox.
+fn docbuild(args: &[&str]) -> Output {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let user_cargo_home = root.join("user-cargo-home");
+    std::fs::create_dir_all(&user_cargo_home).unwrap();
+    std::fs::write(
+        user_cargo_home.join("credentials.toml"),
+        "[registry]\ntoken = \"docbuild-test-secret-7f3a\"\n",
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_docbuild"))
+        .args(args)
+        .env("DOCBUILD_CACHE_DIR", root.join("docbuild-cache"))
+        .env("CARGO_HOME", &user_cargo_home)
+        .env("CARGO_REGISTRY_TOKEN", "docbuild-test-secret-7f3a")
+        .output()
+        .unwrap()
+}
+
+/// Runs `check --json` and returns the exit code and the one JSON line.
+fn check(path: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["check", path.to_str().unwrap(), "--json"];
+    args.extend(extra);
+    let output = docbuild(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one JSON line expected on stdout, got {stdout:?}; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(lines[0]).unwrap();
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn docs_html(report: &Value) -> String {
+    let docs = report["targets"][0]["docs"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no docs: {report:#}"));
+    let index = std::fs::read_to_string(docs).unwrap();
+    // Items live on pages of their own; the crate's index lists them all.
+    let all = Path::new(docs).with_file_name("all.html");
+    index + &std::fs::read_to_string(all).unwrap_or_default()
+}
+
+fn log(report: &Value) -> String {
+    std::fs::read_to_string(report["log"].as_str().unwrap()).unwrap_or_default()
+}
+
+#[test]
+fn a_documented_crate_succeeds() {
+    let (_dir, path) = fixture("documented");
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["outcome"], "success");
+    assert_eq!(report["name"], "documented");
+    assert_eq!(report["version"], "0.1.0");
+    assert_eq!(report["targets"][0]["outcome"], "success");
+    assert_eq!(report["default_target"], report["targets"][0]["target"]);
+    assert!(report["toolchain"].as_str().unwrap().starts_with("rustc "));
+    let docs = report["targets"][0]["docs"].as_str().unwrap();
+    assert!(Path::new(docs).is_absolute() && docs.ends_with("documented/index.html"));
+    assert!(docs_html(&report).contains("Widget"));
+}
+
+#[test]
+fn a_second_check_still_reports_fresh_docs() {
+    let (_dir, path) = fixture("documented");
+    let (first, _) = check(&path, &[]);
+    assert_eq!(first, 0);
+    std::fs::write(
+        path.join("src/lib.rs"),
+        "//! Changed.\n\n/// Renamed.\npub struct Gadget;\n",
+    )
+    .unwrap();
+    let (second, report) = check(&path, &[]);
+    assert_eq!(second, 0, "{report:#}");
+    let html = docs_html(&report);
+    assert!(html.contains("Gadget") && !html.contains("Widget"));
+}
+
+#[test]
+fn a_type_error_fails_with_file_and_line() {
+    let (_dir, path) = fixture("type-error");
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["outcome"], "build-failed");
+    let error = &report["errors"][0];
+    assert_eq!(error["message"], "mismatched types");
+    assert_eq!(error["file"], "src/lib.rs");
+    assert_eq!(error["line"], 2);
+    assert_eq!(
+        report["message"],
+        "rustdoc failed: mismatched types (src/lib.rs:2)"
+    );
+    assert!(report["targets"][0]["docs"].is_null());
+    assert!(log(&report).contains("mismatched types"));
+}
+
+#[test]
+fn docs_rs_metadata_is_honoured() {
+    let (_dir, path) = fixture("metadata");
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 0, "{report:#}\n{}", log(&report));
+    let html = docs_html(&report);
+    assert!(html.contains("ChosenItem"), "chosen feature documented");
+    assert!(
+        !html.contains("UnchosenItem"),
+        "feature not chosen is absent"
+    );
+    assert!(
+        html.contains("DocsRsOnlyItem"),
+        "#[cfg(docsrs)] item present"
+    );
+    let docs = Path::new(report["targets"][0]["docs"].as_str().unwrap());
+    let item =
+        std::fs::read_to_string(docs.with_file_name("struct.BuildScriptEnvironment.html")).unwrap();
+    assert!(
+        item.contains("build-script-saw-DOCS_RS=1"),
+        "DOCS_RS reaches build scripts"
+    );
+    assert!(
+        item.contains(r#"content="rustdoc-args-applied""#),
+        "rustdoc-args (--html-in-header) applied"
+    );
+    let docs_rs_only =
+        std::fs::read_to_string(docs.with_file_name("struct.DocsRsOnlyItem.html")).unwrap();
+    assert!(docs_rs_only.contains("chosen"), "doc(cfg) note rendered");
+}
+
+#[test]
+fn a_file_left_out_of_the_package_fails_unless_no_package() {
+    let (_dir, path) = fixture("excluded-file");
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["outcome"], "build-failed");
+    assert!(
+        report["message"].as_str().unwrap().contains("guide.md"),
+        "{report:#}"
+    );
+    let (code, report) = check(&path, &["--no-package"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(docs_html(&report).contains("The guide"));
+}
+
+#[test]
+fn a_proc_macro_crate_builds_for_the_host() {
+    let (_dir, path) = fixture("proc-macro-fixture");
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 0, "{report:#}\n{}", log(&report));
+    let docs = report["targets"][0]["docs"].as_str().unwrap();
+    assert!(
+        docs.ends_with("/doc/proc_macro_fixture/index.html"),
+        "{docs}"
+    );
+    assert!(
+        !log(&report).contains("--target"),
+        "no --target for proc-macros"
+    );
+}
+
+#[test]
+fn a_crate_without_a_library_fails() {
+    let (_dir, path) = fixture("binary-only");
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(report["outcome"], "build-failed");
+    assert_eq!(report["message"], "no library target");
+}
+
+#[test]
+fn invalid_inputs_are_named() {
+    let (_dir, path) = fixture("wrong-metadata");
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(report["outcome"], "invalid-input");
+    assert!(
+        report["message"].as_str().unwrap().contains("`features`"),
+        "{report:#}"
+    );
+
+    let (_dir, path) = fixture("broken-manifest");
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(report["outcome"], "invalid-input");
+    assert!(
+        report["message"].as_str().unwrap().contains("Cargo.toml"),
+        "{report:#}"
+    );
+
+    let (code, report) = check(Path::new("/no/such/crate"), &[]);
+    assert_eq!(code, 2);
+    assert_eq!(report["outcome"], "invalid-input");
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/crate")
+    );
+
+    let output = docbuild(&["check", ".", "--memory", "lots"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("lots"));
+}
+
+#[test]
+fn a_build_that_eats_memory_is_out_of_memory() {
+    let (_dir, path) = fixture("memory-hog");
+    let (code, report) = check(&path, &["--memory", "512M"]);
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["outcome"], "out-of-memory");
+    assert!(report["memory_peak_bytes"].as_u64().unwrap() >= 400 << 20);
+}
+
+fn sandbox_containers() -> String {
+    let output = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=org.docbuild.sandbox"])
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn a_build_that_never_ends_times_out_and_leaves_no_container() {
+    let (_dir, path) = fixture("never-ends");
+    let (code, report) = check(&path, &["--timeout", "20s"]);
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["outcome"], "timed-out");
+    let duration = report["targets"][0]["duration_ms"].as_u64().unwrap();
+    assert!((20_000..60_000).contains(&duration), "{duration}");
+    // Other tests' containers may be running; this one's must be gone.
+    let listing = sandbox_containers();
+    assert!(listing.lines().count() <= 6, "{listing}");
+}
+
+#[test]
+fn a_build_script_is_contained() {
+    let (_dir, path) = fixture("probe");
+    let (code, report) = check(&path, &["--no-package"]);
+    assert_eq!(code, 0, "{report:#}\n{}", log(&report));
+    let html = docs_html(&report)
+        + &std::fs::read_to_string(
+            Path::new(report["targets"][0]["docs"].as_str().unwrap())
+                .with_file_name("struct.Report.html"),
+        )
+        .unwrap();
+    let start = html.find("probe-report: ").expect("report in the docs");
+    let probe = &html[start
+        ..html[start..]
+            .find('<')
+            .map_or(html.len(), |end| start + end)];
+    let field = |name: &str| -> String {
+        probe
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} missing from {probe}"))
+            .to_string()
+    };
+    assert_eq!(field("interfaces"), "lo", "{probe}");
+    assert_ne!(field("uid"), "0", "{probe}");
+    assert_eq!(field("capeff"), "0000000000000000", "{probe}");
+    assert_eq!(field("secret-visible"), "false", "{probe}");
+    assert_eq!(field("docker-socket"), "false", "{probe}");
+    assert_eq!(field("source-writable"), "false", "{probe}");
+    let threads: u32 = field("threads-started").parse().unwrap();
+    assert!(threads < 512, "pids limit holds: {threads} threads started");
+    assert!(!path.join("probe-was-here").exists());
+}
