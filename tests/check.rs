@@ -245,12 +245,31 @@ fn a_build_that_eats_memory_is_out_of_memory() {
     assert!(report["memory_peak_bytes"].as_u64().unwrap() >= 400 << 20);
 }
 
-fn sandbox_containers() -> String {
+/// The containers, running or not, of the build that writes `log`.
+fn containers_of(log: &Path) -> String {
+    let filter = format!("label=org.docbuild.log={}", log.display());
     let output = Command::new("docker")
-        .args(["ps", "-aq", "--filter", "label=org.docbuild.sandbox"])
+        .args(["ps", "-aq", "--filter", &filter])
         .output()
         .expect("docker CLI");
     String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The log a check of `package` writes, once it exists (in the cache's per-package
+/// directory, named after the package's directory).
+fn log_of(package: &Path) -> Option<PathBuf> {
+    let check = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docbuild-cache/check");
+    let prefix = format!("{}-", package.file_name()?.to_string_lossy());
+    std::fs::read_dir(&check)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .map(|p| p.join("build.log"))
+        .find(|log| log.exists())
 }
 
 #[test]
@@ -261,9 +280,42 @@ fn a_build_that_never_ends_times_out_and_leaves_no_container() {
     assert_eq!(report["outcome"], "timed-out");
     let duration = report["targets"][0]["duration_ms"].as_u64().unwrap();
     assert!((20_000..60_000).contains(&duration), "{duration}");
-    // Other tests' containers may be running; this one's must be gone.
-    let listing = sandbox_containers();
-    assert!(listing.lines().count() <= 6, "{listing}");
+    let log = PathBuf::from(report["log"].as_str().unwrap());
+    assert_eq!(containers_of(&log), "", "the container was removed");
+}
+
+#[test]
+fn ctrl_c_removes_the_container() {
+    let (_dir, path) = fixture("never-ends");
+    // A fixture of its own name, so that its log path is this test's alone.
+    let renamed = path.with_file_name("interrupted");
+    std::fs::rename(&path, &renamed).unwrap();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let child = Command::new(env!("CARGO_BIN_EXE_docbuild"))
+        .args(["check", renamed.to_str().unwrap(), "--json"])
+        .env("DOCBUILD_CACHE_DIR", root.join("docbuild-cache"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let log = loop {
+        assert!(started.elapsed().as_secs() < 120, "the build never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let Some(log) = log_of(&renamed) else {
+            continue;
+        };
+        if !containers_of(&log).is_empty() {
+            break log;
+        }
+    };
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(containers_of(&log), "", "the container was removed");
 }
 
 #[test]

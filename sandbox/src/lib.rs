@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub use image::{CONTAINER_ROOT, HostSystem, SANDBOX_UID};
 pub use limits::{InvalidSize, SandboxLimits, parse_size};
 pub use log::CappedLog;
-pub use run::{OutputLine, RunReport, Sandbox, StdStream};
+pub use run::{LOG_LABEL, OutputLine, RunReport, Sandbox, StdStream};
 
 /// A host path made visible in the container.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,6 +22,9 @@ use crate::{CappedLog, RunSpec, SandboxError, SandboxImage};
 /// that died can be found and removed.
 const LABEL: &str = "org.docbuild.sandbox";
 
+/// Label naming the run's log, which tells whose container it is.
+pub const LOG_LABEL: &str = "org.docbuild.log";
+
 /// The longest line kept whole; a longer one is cut there. Output is the crate's to
 /// choose, so no single line may grow without bound in memory.
 const MAX_LINE: usize = 1 << 20;
@@ -215,7 +218,10 @@ impl Sandbox {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(false),
-            labels: Some(HashMap::from([(LABEL.to_string(), "1".to_string())])),
+            labels: Some(HashMap::from([
+                (LABEL.to_string(), "1".to_string()),
+                (LOG_LABEL.to_string(), spec.log_path.display().to_string()),
+            ])),
             host_config: Some(host_config),
             ..Default::default()
         })
