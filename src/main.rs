@@ -79,8 +79,12 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 }
 
 fn parse_cpus(text: &str) -> Result<f64, String> {
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     match text.parse::<f64>() {
-        Ok(cpus) if cpus > 0.0 && cpus.is_finite() => Ok(cpus),
+        Ok(cpus) if cpus > available => Err(format!(
+            "{text} CPUs asked for, but this machine has {available}"
+        )),
+        Ok(cpus) if cpus > 0.0 => Ok(cpus),
         _ => Err(format!(
             "invalid CPU count `{text}`: expected a positive number"
         )),
@@ -106,6 +110,20 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => runtime.block_on(check(args)),
     }
+}
+
+fn print_reports(reports: &[CrateReport], json: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    for report in reports {
+        if json {
+            serde_json::to_writer(&mut stdout, report)?;
+            writeln!(stdout)?;
+        } else {
+            writeln!(stdout, "{}", display::summary_line(report))?;
+        }
+    }
+    stdout.flush()
 }
 
 async fn check(args: CheckArgs) -> ExitCode {
@@ -152,14 +170,10 @@ async fn check(args: CheckArgs) -> ExitCode {
         vec![report]
     };
 
-    for report in &reports {
-        if args.json {
-            match serde_json::to_string(report) {
-                Ok(line) => println!("{line}"),
-                Err(error) => eprintln!("error: cannot write the report: {error}"),
-            }
-        } else {
-            println!("{}", display::summary_line(report));
+    if let Err(error) = print_reports(&reports, args.json) {
+        // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the results: {error}");
         }
     }
     if args.open

@@ -255,21 +255,23 @@ fn containers_of(log: &Path) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// The log a check of `package` writes, once it exists (in the cache's per-package
-/// directory, named after the package's directory).
-fn log_of(package: &Path) -> Option<PathBuf> {
-    let check = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docbuild-cache/check");
-    let prefix = format!("{}-", package.file_name()?.to_string_lossy());
-    std::fs::read_dir(&check)
+/// The log a check writes once it started, in a cache directory of its own.
+fn only_log_in(cache: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(cache.join("check"))
         .ok()?
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-        })
-        .map(|p| p.join("build.log"))
+        .map(|entry| entry.path().join("build.log"))
         .find(|log| log.exists())
+}
+
+/// Kills the child if the test fails before it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -287,21 +289,21 @@ fn a_build_that_never_ends_times_out_and_leaves_no_container() {
 #[test]
 fn ctrl_c_removes_the_container() {
     let (_dir, path) = fixture("never-ends");
-    // A fixture of its own name, so that its log path is this test's alone.
-    let renamed = path.with_file_name("interrupted");
-    std::fs::rename(&path, &renamed).unwrap();
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let child = Command::new(env!("CARGO_BIN_EXE_docbuild"))
-        .args(["check", renamed.to_str().unwrap(), "--json"])
-        .env("DOCBUILD_CACHE_DIR", root.join("docbuild-cache"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_docbuild"))
+            .args(["check", path.to_str().unwrap(), "--json"])
+            .env("DOCBUILD_CACHE_DIR", cache.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let started = std::time::Instant::now();
     let log = loop {
-        assert!(started.elapsed().as_secs() < 120, "the build never started");
+        assert!(started.elapsed().as_secs() < 300, "the build never started");
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let Some(log) = log_of(&renamed) else {
+        let Some(log) = only_log_in(cache.path()) else {
             continue;
         };
         if !containers_of(&log).is_empty() {
@@ -309,12 +311,12 @@ fn ctrl_c_removes_the_container() {
         }
     };
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130));
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
     assert_eq!(containers_of(&log), "", "the container was removed");
 }
 

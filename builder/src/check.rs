@@ -122,17 +122,8 @@ async fn run_check(
     report.name = Some(package.name.clone());
     report.version = Some(package.version.clone());
     report.toolchain = Some(toolchain.version.clone());
-    let identity = (
-        report.name.clone(),
-        report.version.clone(),
-        report.toolchain.clone(),
-    );
-    let with_identity = |mut e: Early| {
-        (e.name, e.version, e.toolchain) = identity.clone();
-        e
-    };
     let mut metadata = DocsRsMetadata::from_package_metadata(&package.metadata)
-        .map_err(|error| with_identity(early(Outcome::InvalidInput, error)))?;
+        .map_err(|error| identified(&report, early(Outcome::InvalidInput, error)))?;
     if !options.targets.is_empty() {
         metadata.default_target = None;
         metadata.targets = Some(options.targets.clone());
@@ -140,25 +131,30 @@ async fn run_check(
     }
     let plan = BuildPlan::new(metadata, package.proc_macro, &toolchain.host);
     report.default_target = Some(plan.default_target.clone());
+    // What every early failure from here on carries.
+    let base = report.clone();
     let Some(lib_name) = package.lib_name.clone() else {
-        return Err(with_identity(early(
-            Outcome::BuildFailed,
-            "no library target",
-        )));
+        return Err(identified(
+            &base,
+            early(Outcome::BuildFailed, "no library target"),
+        ));
     };
     if !toolchain.has_target(&plan.default_target) {
-        return Err(with_identity(early(
-            Outcome::InfrastructureError,
-            missing_std(&plan.default_target),
-        )));
+        return Err(identified(
+            &base,
+            early(
+                Outcome::InfrastructureError,
+                missing_std(&plan.default_target),
+            ),
+        ));
     }
 
     let work = cache.package_dir(&package.dir);
     let infra = |what: &str, error: std::io::Error| {
-        with_identity(early(
-            Outcome::InfrastructureError,
-            format!("{what}: {error}"),
-        ))
+        identified(
+            &base,
+            early(Outcome::InfrastructureError, format!("{what}: {error}")),
+        )
     };
     std::fs::create_dir_all(&work).map_err(|e| infra("cannot create the work directory", e))?;
     // One check of a package at a time: they share the target directory.
@@ -189,23 +185,23 @@ async fn run_check(
         SourceMode::AsIs => "copying sources",
     });
     let shipped_lockfile = prepare_source(&package, mode, &source, &work, &host_cargo)
-        .map_err(|error| with_identity(prepare_failure(error)))?;
+        .map_err(|error| identified(&base, prepare_failure(error)))?;
 
     progress.step("fetching dependencies");
     if !shipped_lockfile {
         host_cargo
             .generate_lockfile(&source)
-            .map_err(|error| with_identity(cargo_failure(error)))?;
+            .map_err(|error| identified(&base, cargo_failure(error)))?;
     }
     host_cargo
         .fetch(&source)
-        .map_err(|error| with_identity(cargo_failure(error)))?;
+        .map_err(|error| identified(&base, cargo_failure(error)))?;
 
     let user = sandbox_user(&work, &[&source, &target_dir, &cargo_home])
         .map_err(|e| infra("cannot give the sandbox access to the sources", e))?;
     let sandbox = Sandbox::connect()
         .await
-        .map_err(|error| with_identity(early(Outcome::InfrastructureError, error)))?;
+        .map_err(|error| identified(&base, early(Outcome::InfrastructureError, error)))?;
     let mut env = BuildEnvironment {
         sandbox: &sandbox,
         image: options.image.clone(),
@@ -239,12 +235,12 @@ async fn run_check(
         host_cargo
             .generate_lockfile(&source)
             .and_then(|()| host_cargo.fetch(&source))
-            .map_err(|error| with_identity(cargo_failure(error)))?;
+            .map_err(|error| identified(&base, cargo_failure(error)))?;
         make_readable(&source).map_err(|e| infra("cannot make sources readable", e))?;
         report.lockfile_regenerated = true;
         run = build_default(&env, &plan, &lib_name).await;
     }
-    let run = run.map_err(|error| with_identity(early(Outcome::InfrastructureError, error)))?;
+    let run = run.map_err(|error| identified(&base, early(Outcome::InfrastructureError, error)))?;
     let outcome = run.outcome();
     report.outcome = outcome;
     report.memory_peak_bytes = run.report.memory_peak_bytes;
@@ -312,6 +308,15 @@ async fn build_default(
     lib_name: &str,
 ) -> Result<TargetRun, docbuild_sandbox::SandboxError> {
     build_target(env, plan, &plan.default_target, lib_name).await
+}
+
+/// An early failure with the package's identity filled in.
+fn identified(base: &CrateReport, mut early: Early) -> Early {
+    early.name = base.name.clone();
+    early.version = base.version.clone();
+    early.toolchain = base.toolchain.clone();
+    early.default_target = base.default_target.clone();
+    early
 }
 
 fn target_report(target: &str, run: &TargetRun, limits: &SandboxLimits) -> TargetReport {

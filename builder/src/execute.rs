@@ -126,10 +126,10 @@ pub async fn build_target(
     environment.extend(plan.environment());
     environment.extend(env.env.iter().cloned());
 
-    append_to_log(
-        env.log_path,
-        &format!("[docbuild] {target}: {}", command.join(" ")),
-    )?;
+    // Shell-quoted, so that the command can be replayed by hand.
+    let quoted =
+        shlex::try_join(command.iter().map(String::as_str)).unwrap_or_else(|_| command.join(" "));
+    append_to_log(env.log_path, &format!("[docbuild] {target}: {quoted}"))?;
     let spec = RunSpec {
         image: env.image.clone(),
         command,

@@ -187,7 +187,8 @@ impl Sandbox {
             memory: Some(memory),
             memory_swap: Some(memory),
             pids_limit: Some(i64::from(limits.pids)),
-            nano_cpus: Some((limits.cpus * 1e9) as i64),
+            // A quota of every CPU limits nothing but still costs CFS throttling.
+            nano_cpus: (limits.cpus < host_cpus()).then_some((limits.cpus * 1e9) as i64),
             readonly_rootfs: Some(true),
             tmpfs: Some(HashMap::from([(
                 "/tmp".to_string(),
@@ -358,6 +359,10 @@ impl Sandbox {
             other => other,
         }
     }
+}
+
+fn host_cpus() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 
 /// Follows the engine's statistics while the container runs and keeps the highest
