@@ -353,3 +353,27 @@ fn a_build_script_is_contained() {
     assert!(threads < 512, "pids limit holds: {threads} threads started");
     assert!(!path.join("probe-was-here").exists());
 }
+
+#[test]
+fn a_failing_shipped_lockfile_is_regenerated_once() {
+    // The pinned proc-macro2 breaks only on nightly toolchains, where it enables
+    // nightly-only APIs that have since changed.
+    let toolchains = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .unwrap();
+    if !String::from_utf8_lossy(&toolchains.stdout).contains("nightly") {
+        eprintln!("skipped: needs a nightly toolchain");
+        return;
+    }
+    let (_dir, path) = fixture("stale-lockfile");
+    let (code, report) = check(&path, &["--no-package", "--toolchain", "nightly"]);
+    assert_eq!(code, 0, "{report:#}\n{}", log(&report));
+    assert_eq!(report["lockfile_regenerated"], true);
+    let log = log(&report);
+    assert!(
+        log.contains("proc-macro2-1.0.56"),
+        "the first build used the shipped lockfile"
+    );
+    assert!(log.contains("regenerating it and trying again"));
+}
