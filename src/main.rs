@@ -2,6 +2,7 @@
 //! by the `docbuild-builder` and `docbuild-sandbox` libraries.
 
 mod display;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,13 @@ use tokio_util::sync::CancellationToken;
     about = "Build Rust documentation exactly as docs.rs does, in a sandbox"
 )]
 struct Cli {
+    /// Where the queue and stored builds live [default: $DOCBUILD_DATA_DIR, else
+    /// ~/.local/share/docbuild].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file [default: docbuild.toml in the data directory].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,6 +37,49 @@ enum Command {
     /// 0 success, 1 build failed, 2 invalid input, 3 out of memory or timed out,
     /// 4 infrastructure error.
     Check(CheckArgs),
+    /// Queue builds and look at the queue.
+    #[command(subcommand)]
+    Queue(service::QueueCommand),
+    /// Build queued jobs.
+    Worker(service::WorkerArgs),
+}
+
+/// Limits and environment of sandboxed builds.
+#[derive(Args, Clone)]
+struct BuildArgs {
+    /// Memory limit of the build, swap included (e.g. 512M, 3G).
+    #[arg(long, value_name = "SIZE", default_value = "3G", value_parser = parse_memory)]
+    memory: u64,
+    /// Time limit of each target's build (e.g. 20s, 15m).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// CPUs the build may use [default: all].
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    cpus: Option<f64>,
+    /// Build in this image (present in the engine) instead of the default one.
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// Toolchain to build with [default: nightly if installed, else the default one].
+    #[arg(long, value_name = "NAME")]
+    toolchain: Option<String>,
+}
+
+impl BuildArgs {
+    fn limits(&self) -> SandboxLimits {
+        let defaults = SandboxLimits::default();
+        SandboxLimits {
+            memory_bytes: self.memory,
+            timeout: self.timeout,
+            cpus: self.cpus.unwrap_or(defaults.cpus),
+            ..defaults
+        }
+    }
+
+    fn image(&self) -> SandboxImage {
+        self.image
+            .clone()
+            .map_or(SandboxImage::Default, SandboxImage::Named)
+    }
 }
 
 #[derive(Args)]
@@ -48,21 +99,8 @@ struct CheckArgs {
     /// One JSON object per checked crate on stdout, and nothing else.
     #[arg(long)]
     json: bool,
-    /// Memory limit of the build, swap included (e.g. 512M, 3G).
-    #[arg(long, value_name = "SIZE", default_value = "3G", value_parser = parse_memory)]
-    memory: u64,
-    /// Time limit of each target's build (e.g. 20s, 15m).
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// CPUs the build may use [default: all].
-    #[arg(long, value_name = "N", value_parser = parse_cpus)]
-    cpus: Option<f64>,
-    /// Build in this image (present in the engine) instead of the default one.
-    #[arg(long, value_name = "IMAGE")]
-    image: Option<String>,
-    /// Toolchain to build with [default: nightly if installed, else the default one].
-    #[arg(long, value_name = "NAME")]
-    toolchain: Option<String>,
+    #[command(flatten)]
+    build: BuildArgs,
     /// Build the directory as it is, not what `cargo package` would publish.
     #[arg(long)]
     no_package: bool,
@@ -109,7 +147,27 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => runtime.block_on(check(args)),
+        Command::Queue(command) => {
+            service::queue(command, cli.data_dir.as_deref(), cli.config.as_deref())
+        }
+        Command::Worker(args) => runtime.block_on(service::worker(
+            args,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
     }
+}
+
+/// A token cancelled by Ctrl-C: builds then stop and remove their containers.
+fn cancel_on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    cancel
 }
 
 fn print_reports(reports: &[CrateReport], json: bool) -> std::io::Result<()> {
@@ -127,13 +185,7 @@ fn print_reports(reports: &[CrateReport], json: bool) -> std::io::Result<()> {
 }
 
 async fn check(args: CheckArgs) -> ExitCode {
-    let cancel = CancellationToken::new();
-    let on_interrupt = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
-        }
-    });
+    let cancel = cancel_on_ctrl_c();
 
     let reports = if args.workspace || !args.package.is_empty() {
         vec![CrateReport::early(
@@ -141,7 +193,6 @@ async fn check(args: CheckArgs) -> ExitCode {
             "--workspace and -p are not available in this version; check each member's directory",
         )]
     } else {
-        let defaults = SandboxLimits::default();
         let options = CheckOptions {
             path: args.path.clone(),
             mode: if args.no_package {
@@ -149,19 +200,13 @@ async fn check(args: CheckArgs) -> ExitCode {
             } else {
                 SourceMode::Package
             },
-            limits: SandboxLimits {
-                memory_bytes: args.memory,
-                timeout: args.timeout,
-                cpus: args.cpus.unwrap_or(defaults.cpus),
-                ..defaults
-            },
-            image: args
-                .image
-                .clone()
-                .map_or(SandboxImage::Default, SandboxImage::Named),
-            toolchain: args.toolchain.clone(),
+            limits: args.build.limits(),
+            image: args.build.image(),
+            toolchain: args.build.toolchain.clone(),
             targets: args.targets.clone(),
             out: args.out.clone(),
+            work_dir: None,
+            registries: Default::default(),
         };
         let display = display::Display::new(args.json);
         let report =

@@ -29,6 +29,22 @@ pub struct CheckOptions {
     pub targets: Vec<String>,
     /// Copy the docs here (default target at the top, others in `<target>/`).
     pub out: Option<PathBuf>,
+    /// Work directory (target directory, prepared sources, log) instead of the
+    /// cache's per-package one.
+    pub work_dir: Option<PathBuf>,
+    /// Registries configured for docbuild, beyond the user's cargo configuration.
+    pub registries: RegistryAccess,
+}
+
+/// What builds need to know about docbuild's configured registries.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryAccess {
+    /// For host-side cargo only: index URLs and tokens.
+    pub host_env: Vec<(String, String)>,
+    /// For the sandbox: index URLs by registry name, never tokens.
+    pub sandbox_env: Vec<(String, String)>,
+    /// `doc.extern-map.registries` entries linking these registries' crates.
+    pub extern_map: Vec<(String, String)>,
 }
 
 /// Where docbuild keeps its state on this machine.
@@ -149,7 +165,10 @@ async fn run_check(
         ));
     }
 
-    let work = cache.package_dir(&package.dir);
+    let work = options
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| cache.package_dir(&package.dir));
     let infra = |what: &str, error: std::io::Error| {
         identified(
             &base,
@@ -174,7 +193,10 @@ async fn run_check(
         &toolchain,
         &cargo_home,
         UserCargoConfig::discover(&package.dir),
-    );
+    )
+    .with_env(options.registries.host_env.clone());
+    let mut sandbox_env = host_cargo.config().sandbox_environment();
+    sandbox_env.extend(options.registries.sandbox_env.iter().cloned());
     let mode = if package.already_packaged {
         SourceMode::AsIs
     } else {
@@ -212,11 +234,11 @@ async fn run_check(
         cargo_home: &cargo_home,
         log_path: &log_path,
         user,
-        env: host_cargo.config().sandbox_environment(),
+        env: sandbox_env,
         invocation: InvocationOptions {
             jobs: Some(options.limits.cpus.ceil().max(1.0) as u32),
             json_messages: true,
-            extern_map: Vec::new(),
+            extern_map: options.registries.extern_map.clone(),
         },
         cancel,
     };

@@ -98,6 +98,8 @@ pub struct HostCargo {
     /// docbuild's own cargo home: the registry cache the sandbox mounts read-only.
     cargo_home: PathBuf,
     config: UserCargoConfig,
+    /// Extra environment for commands in docbuild's cargo home (registry tokens).
+    env: Vec<(String, String)>,
 }
 
 impl HostCargo {
@@ -108,7 +110,14 @@ impl HostCargo {
             bootstrap: toolchain.needs_bootstrap(),
             cargo_home: cargo_home.to_path_buf(),
             config,
+            env: Vec::new(),
         }
+    }
+
+    /// Adds environment for the commands that fetch into docbuild's cargo home.
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
     }
 
     pub fn config(&self) -> &UserCargoConfig {
@@ -149,6 +158,33 @@ impl HostCargo {
         run("fetch", command)
     }
 
+    /// `cargo metadata` (with dependencies) in docbuild's cargo home.
+    pub fn metadata(&self, source: &Path) -> Result<cargo_metadata::Metadata, HostCargoError> {
+        let mut command = self.in_docbuild_home(source);
+        command.args(["metadata", "--format-version", "1", "--offline"]);
+        let output = command.output().map_err(|e| HostCargoError {
+            command: "metadata",
+            message: format!("cannot run cargo: {e}"),
+            infrastructure: true,
+        })?;
+        if !output.status.success() {
+            return Err(HostCargoError {
+                command: "metadata",
+                message: one_line_error(&String::from_utf8_lossy(&output.stderr)),
+                infrastructure: false,
+            });
+        }
+        serde_json::from_slice(&output.stdout).map_err(|e| HostCargoError {
+            command: "metadata",
+            message: e.to_string(),
+            infrastructure: true,
+        })
+    }
+
+    pub fn cargo_home(&self) -> &Path {
+        &self.cargo_home
+    }
+
     fn in_docbuild_home(&self, source: &Path) -> Command {
         let mut command = Command::new(&self.cargo);
         command
@@ -159,6 +195,7 @@ impl HostCargo {
         if self.bootstrap {
             command.env("RUSTC_BOOTSTRAP", "1");
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         for file in &self.config.files {
             command.arg("--config").arg(file);
         }

@@ -6,18 +6,22 @@
 //! [`check`] runs that path for `docbuild check`.
 
 pub mod check;
+pub mod config;
 pub mod execute;
 pub mod host_cargo;
 pub mod metadata;
 pub mod outcome;
 pub mod plan;
 pub mod prepare;
+pub mod queue;
+pub mod registry;
 pub mod toolchain;
 pub mod unpack;
+pub mod worker;
 
 pub use check::{CacheDirs, CheckOptions, Progress, check};
 pub use metadata::{DocsRsMetadata, MetadataError};
-pub use outcome::{CrateReport, ErrorDetail, Outcome, TargetReport};
+pub use outcome::{CrateReport, ErrorDetail, Failure, Outcome, TargetReport};
 pub use plan::{BuildPlan, InvocationOptions};
 pub use prepare::SourceMode;
 pub use toolchain::Toolchain;

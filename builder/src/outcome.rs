@@ -47,6 +47,29 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// Something that could not be done, as the outcome it amounts to and one line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(outcome: Outcome, message: impl std::fmt::Display) -> Self {
+        Self {
+            outcome,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<Failure> for CrateReport {
+    fn from(failure: Failure) -> Self {
+        CrateReport::early(failure.outcome, failure.message)
+    }
+}
+
 /// An error the compiler reported, from cargo's JSON messages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorDetail {

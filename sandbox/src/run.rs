@@ -1,6 +1,7 @@
 //! Creating, watching and removing one container.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -100,9 +101,9 @@ impl Sandbox {
         ensure_default_image(&self.docker, &self.host).await
     }
 
-    /// Removes every container this crate made that is still present, such as those
-    /// of a process that was killed. Returns how many were removed.
-    pub async fn remove_leftovers(&self) -> Result<usize, SandboxError> {
+    /// Removes the containers, running or not, whose log lies under `dir`: those of
+    /// a process that died while building there. Returns how many were removed.
+    pub async fn remove_containers_under(&self, dir: &Path) -> Result<usize, SandboxError> {
         let options = ListContainersOptions {
             all: true,
             filters: Some(HashMap::from([(
@@ -120,8 +121,16 @@ impl Sandbox {
                 source,
             })?;
         let mut removed = 0;
-        for id in containers.into_iter().filter_map(|c| c.id) {
-            if self.remove(&id).await.is_ok() {
+        for container in containers {
+            let log = container
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(LOG_LABEL))
+                .map(Path::new);
+            if let (Some(id), Some(log)) = (container.id, log)
+                && log.starts_with(dir)
+                && self.remove(&id).await.is_ok()
+            {
                 removed += 1;
             }
         }
@@ -133,7 +142,7 @@ impl Sandbox {
     pub async fn run(
         &self,
         spec: &RunSpec,
-        filter: &mut dyn FnMut(OutputLine<'_>) -> Option<String>,
+        filter: &mut (dyn FnMut(OutputLine<'_>) -> Option<String> + Send),
         cancel: &CancellationToken,
     ) -> Result<RunReport, SandboxError> {
         if spec.user.0 == 0 {
@@ -232,7 +241,7 @@ impl Sandbox {
         &self,
         id: &str,
         spec: &RunSpec,
-        filter: &mut dyn FnMut(OutputLine<'_>) -> Option<String>,
+        filter: &mut (dyn FnMut(OutputLine<'_>) -> Option<String> + Send),
         log: &mut CappedLog,
         cancel: &CancellationToken,
     ) -> Result<RunReport, SandboxError> {

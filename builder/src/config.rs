@@ -1,0 +1,230 @@
+//! docbuild's data directory and its configuration file, `docbuild.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The name cargo gives crates.io.
+pub const CRATES_IO: &str = "crates-io";
+
+/// The registry name of jobs built from a local path.
+pub const LOCAL: &str = "local";
+
+/// Where the queue, the stored builds and the caches live.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// `explicit` (`--data-dir`), else `DOCBUILD_DATA_DIR`, else the platform's data
+    /// directory (`~/.local/share/docbuild`).
+    pub fn resolve(explicit: Option<&Path>) -> Self {
+        let root = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("DOCBUILD_DATA_DIR").map(PathBuf::from))
+            .or_else(|| dirs::data_dir().map(|dir| dir.join("docbuild")))
+            .unwrap_or_else(|| PathBuf::from(".docbuild"));
+        Self { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.root.join("docbuild.db")
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("docbuild.toml")
+    }
+
+    /// Packaged `.crate` files of local-path jobs, kept with the job.
+    pub fn job_dir(&self, job: i64) -> PathBuf {
+        self.root.join("jobs").join(job.to_string())
+    }
+
+    /// One build's stored result: docs, log and record.
+    pub fn build_dir(&self, registry: &str, name: &str, version: &str, build: i64) -> PathBuf {
+        self.root
+            .join("crates")
+            .join(registry)
+            .join(name)
+            .join(version)
+            .join(build.to_string())
+    }
+
+    /// Work directory of a release's builds; its target directory is reused when
+    /// the release is rebuilt.
+    pub fn work_dir(&self, registry: &str, name: &str, version: &str) -> PathBuf {
+        self.root
+            .join("work")
+            .join(registry)
+            .join(name)
+            .join(version)
+    }
+
+    /// Build cache (docbuild's cargo home).
+    pub fn cache(&self) -> crate::check::CacheDirs {
+        crate::check::CacheDirs::new(self.root.join("cache"))
+    }
+}
+
+/// `docbuild.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Registries by the name cargo gives them, as in cargo's `[registries]`.
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryConfig>,
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `sparse+https://…/` (or a git index URL).
+    pub index: String,
+    /// Sent with index and download requests on the host only; never enters a
+    /// container.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The viewer's public URL, where docs of this server's registries are linked.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("invalid {0}: {1}")]
+    Parse(PathBuf, String),
+}
+
+impl Config {
+    /// Reads `path`, or the data directory's `docbuild.toml`; a missing default file
+    /// is an empty configuration.
+    pub fn load(explicit: Option<&Path>, data: &DataDir) -> Result<Self, ConfigError> {
+        let path = explicit.map_or_else(|| data.config_file(), Path::to_path_buf);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if explicit.is_none() && error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
+            Err(error) => return Err(ConfigError::Read(path, error)),
+        };
+        toml::from_str(&text)
+            .map_err(|error| ConfigError::Parse(path, error.message().replace('\n', " ")))
+    }
+
+    /// Environment for host-side cargo: every configured registry's index and token
+    /// (`CARGO_REGISTRIES_<NAME>_INDEX` / `_TOKEN`).
+    pub fn host_cargo_environment(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for (name, registry) in &self.registries {
+            let key = cargo_env_key(name);
+            env.push((
+                format!("CARGO_REGISTRIES_{key}_INDEX"),
+                registry.index.clone(),
+            ));
+            if let Some(token) = &registry.token {
+                env.push((format!("CARGO_REGISTRIES_{key}_TOKEN"), token.clone()));
+            }
+        }
+        env
+    }
+
+    /// Everything builds need to know about these registries.
+    pub fn registry_access(&self) -> crate::check::RegistryAccess {
+        crate::check::RegistryAccess {
+            host_env: self.host_cargo_environment(),
+            sandbox_env: self
+                .registries
+                .iter()
+                .map(|(name, r)| {
+                    (
+                        format!("CARGO_REGISTRIES_{}_INDEX", cargo_env_key(name)),
+                        r.index.clone(),
+                    )
+                })
+                .collect(),
+            extern_map: self.extern_map(),
+        }
+    }
+
+    /// `doc.extern-map.registries` entries: crates of this server's registries link
+    /// to this server's docs.
+    pub fn extern_map(&self) -> Vec<(String, String)> {
+        let Some(url) = &self.server.url else {
+            return Vec::new();
+        };
+        let url = url.trim_end_matches('/');
+        self.registries
+            .keys()
+            .filter(|name| *name != CRATES_IO)
+            .map(|name| (name.clone(), format!("{url}/{{pkg_name}}/{{version}}")))
+            .collect()
+    }
+}
+
+/// How cargo spells a registry name in environment variables.
+pub fn cargo_env_key(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_tokens_and_links_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::resolve(Some(dir.path()));
+        std::fs::write(
+            data.config_file(),
+            "[registries.my-reg]\nindex = \"sparse+http://127.0.0.1:1/index/\"\ntoken = \"t0k\"\n\
+             [server]\nurl = \"http://docs.local/\"\n",
+        )
+        .unwrap();
+        let config = Config::load(None, &data).unwrap();
+        assert_eq!(
+            config.host_cargo_environment(),
+            vec![
+                (
+                    "CARGO_REGISTRIES_MY_REG_INDEX".into(),
+                    "sparse+http://127.0.0.1:1/index/".into()
+                ),
+                ("CARGO_REGISTRIES_MY_REG_TOKEN".into(), "t0k".into()),
+            ]
+        );
+        assert_eq!(
+            config.extern_map(),
+            vec![(
+                "my-reg".into(),
+                "http://docs.local/{pkg_name}/{version}".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_missing_default_file_is_empty_but_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::resolve(Some(dir.path()));
+        assert!(Config::load(None, &data).unwrap().registries.is_empty());
+        std::fs::write(data.config_file(), "[registries.x]\nindx = 1\n").unwrap();
+        let error = Config::load(None, &data).unwrap_err().to_string();
+        assert!(
+            error.contains("docbuild.toml") && error.contains("indx"),
+            "{error}"
+        );
+        let missing = dir.path().join("nope.toml");
+        assert!(Config::load(Some(&missing), &data).is_err());
+    }
+}

@@ -1,0 +1,556 @@
+//! The build queue and the build records, in one SQLite database (WAL), shared by any
+//! number of workers in any number of processes.
+//!
+//! A job is claimed with a lease inside an immediate transaction, so two workers
+//! never get the same job; a worker that dies stops renewing its lease and the job is
+//! claimed again once the lease runs out.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::outcome::{CrateReport, Outcome};
+
+/// Attempts a job gets when its builds end in `infrastructure-error`.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// Priorities: lower builds sooner. New releases go before rebuilds, as on docs.rs.
+pub const PRIORITY_NEW: i64 = 0;
+pub const PRIORITY_REBUILD: i64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Done,
+}
+
+impl JobStatus {
+    fn parse(text: &str) -> Self {
+        match text {
+            "running" => Self::Running,
+            "done" => Self::Done,
+            _ => Self::Queued,
+        }
+    }
+}
+
+/// One job as `queue list` and `queue show` print it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub name: String,
+    pub version: String,
+    pub registry: String,
+    pub status: JobStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    pub attempts: i64,
+    pub priority: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<i64>,
+    /// The packaged sources of a local-path job.
+    #[serde(skip)]
+    pub crate_file: Option<PathBuf>,
+    /// The job was running under a worker whose lease ran out.
+    #[serde(skip)]
+    pub taken_over: bool,
+}
+
+/// One finished build, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildRecord {
+    pub id: i64,
+    pub registry: String,
+    pub name: String,
+    pub version: String,
+    pub outcome: String,
+    pub finished_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue database {0}: {1}")]
+    Database(PathBuf, #[source] rusqlite::Error),
+    #[error("no job {0}")]
+    NoSuchJob(i64),
+}
+
+/// A handle on the queue database. Cheap: each operation opens its own connection,
+/// so handles can be used from any thread.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY,
+    registry    TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    crate_file  TEXT,
+    priority    INTEGER NOT NULL DEFAULT 0,
+    status      TEXT NOT NULL DEFAULT 'queued',
+    outcome     TEXT,
+    message     TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    not_before  INTEGER NOT NULL DEFAULT 0,
+    lease_until INTEGER,
+    worker      TEXT,
+    build_id    INTEGER,
+    created_at  INTEGER NOT NULL,
+    finished_at INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_pending_job
+    ON jobs (registry, name, version) WHERE status != 'done';
+CREATE INDEX IF NOT EXISTS claimable ON jobs (status, priority, id);
+CREATE TABLE IF NOT EXISTS builds (
+    id          INTEGER PRIMARY KEY,
+    job_id      INTEGER,
+    registry    TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    record      TEXT NOT NULL,
+    finished_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS builds_of_release ON builds (registry, name, version, id);
+";
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Queue {
+    /// Opens (and creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, QueueError> {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let queue = Self {
+            path: path.to_path_buf(),
+        };
+        let connection = queue.connect()?;
+        connection
+            .execute_batch(SCHEMA)
+            .map_err(|e| queue.error(e))?;
+        Ok(queue)
+    }
+
+    fn connect(&self) -> Result<Connection, QueueError> {
+        let connection = Connection::open(&self.path).map_err(|e| self.error(e))?;
+        connection
+            .busy_timeout(Duration::from_secs(30))
+            .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
+            .map_err(|e| self.error(e))?;
+        Ok(connection)
+    }
+
+    fn error(&self, error: rusqlite::Error) -> QueueError {
+        QueueError::Database(self.path.clone(), error)
+    }
+
+    /// Queues a build unless one of the same release is queued or running, in which
+    /// case that job's id is returned. The second value says whether it is new.
+    pub fn enqueue(
+        &self,
+        registry: &str,
+        name: &str,
+        version: &str,
+        priority: i64,
+    ) -> Result<(i64, bool), QueueError> {
+        let mut connection = self.connect()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.error(e))?;
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM jobs WHERE registry = ?1 AND name = ?2 AND version = ?3
+                 AND status != 'done'",
+                params![registry, name, version],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        if let Some(id) = existing {
+            return Ok((id, false));
+        }
+        tx.execute(
+            "INSERT INTO jobs (registry, name, version, priority, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![registry, name, version, priority, now()],
+        )
+        .map_err(|e| self.error(e))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(|e| self.error(e))?;
+        Ok((id, true))
+    }
+
+    /// Records where a local job's packaged sources are.
+    pub fn set_crate_file(&self, job: i64, file: &Path) -> Result<(), QueueError> {
+        self.connect()?
+            .execute(
+                "UPDATE jobs SET crate_file = ?1 WHERE id = ?2",
+                params![file.to_string_lossy(), job],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Removes a job that never became buildable (its sources could not be packaged).
+    pub fn forget(&self, job: i64) -> Result<(), QueueError> {
+        self.connect()?
+            .execute("DELETE FROM jobs WHERE id = ?1", params![job])
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Claims the next job for `worker`, with a lease of `lease` that the worker must
+    /// renew while it builds.
+    pub fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>, QueueError> {
+        let mut connection = self.connect()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.error(e))?;
+        let now = now();
+        let job = tx
+            .query_row(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs
+                     WHERE (status = 'queued' AND not_before <= ?1
+                            AND (registry != 'local' OR crate_file IS NOT NULL))
+                        OR (status = 'running' AND lease_until < ?1)
+                     ORDER BY priority, id LIMIT 1"
+                ),
+                params![now],
+                job_from_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        let Some(mut job) = job else { return Ok(None) };
+        job.taken_over = job.status == JobStatus::Running;
+        tx.execute(
+            "UPDATE jobs SET status = 'running', worker = ?1, lease_until = ?2,
+             attempts = attempts + 1 WHERE id = ?3",
+            params![worker, now + lease.as_secs() as i64, job.id],
+        )
+        .map_err(|e| self.error(e))?;
+        tx.commit().map_err(|e| self.error(e))?;
+        job.status = JobStatus::Running;
+        job.attempts += 1;
+        Ok(Some(job))
+    }
+
+    /// Extends the lease of a job this worker holds; false if it is no longer ours.
+    pub fn renew(&self, job: i64, worker: &str, lease: Duration) -> Result<bool, QueueError> {
+        let changed = self
+            .connect()?
+            .execute(
+                "UPDATE jobs SET lease_until = ?1 WHERE id = ?2 AND worker = ?3
+                 AND status = 'running'",
+                params![now() + lease.as_secs() as i64, job, worker],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(changed == 1)
+    }
+
+    /// Starts a build record for a claimed job; its id names the build's storage.
+    pub fn begin_build(&self, job: &Job) -> Result<i64, QueueError> {
+        let connection = self.connect()?;
+        connection
+            .execute(
+                "INSERT INTO builds (job_id, registry, name, version, outcome, record, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, 'running', '{}', 0)",
+                params![job.id, job.registry, job.name, job.version],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(connection.last_insert_rowid())
+    }
+
+    /// Stores a finished build and settles its job: done, or, after an
+    /// `infrastructure-error` with attempts left, queued again after a delay that
+    /// doubles with each attempt.
+    pub fn finish(
+        &self,
+        job: &Job,
+        worker: &str,
+        build: i64,
+        report: &CrateReport,
+        retry_base: Duration,
+    ) -> Result<(), QueueError> {
+        let mut connection = self.connect()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.error(e))?;
+        let now = now();
+        let record = serde_json::to_string(report).unwrap_or_default();
+        tx.execute(
+            "UPDATE builds SET outcome = ?1, record = ?2, finished_at = ?3 WHERE id = ?4",
+            params![report.outcome.as_str(), record, now, build],
+        )
+        .map_err(|e| self.error(e))?;
+        let retry = report.outcome == Outcome::InfrastructureError && job.attempts < MAX_ATTEMPTS;
+        if retry {
+            let delay = retry_base.as_secs() as i64 * (1 << (job.attempts - 1).clamp(0, 10));
+            tx.execute(
+                "UPDATE jobs SET status = 'queued', not_before = ?1, message = ?2,
+                 build_id = ?3, worker = NULL, lease_until = NULL
+                 WHERE id = ?4 AND worker = ?5",
+                params![now + delay, report.message, build, job.id, worker],
+            )
+        } else {
+            tx.execute(
+                "UPDATE jobs SET status = 'done', outcome = ?1, message = ?2, build_id = ?3,
+                 finished_at = ?4, lease_until = NULL WHERE id = ?5 AND worker = ?6",
+                params![
+                    report.outcome.as_str(),
+                    report.message,
+                    build,
+                    now,
+                    job.id,
+                    worker
+                ],
+            )
+        }
+        .map_err(|e| self.error(e))?;
+        tx.commit().map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    pub fn job(&self, id: i64) -> Result<Job, QueueError> {
+        self.connect()?
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                params![id],
+                job_from_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))?
+            .ok_or(QueueError::NoSuchJob(id))
+    }
+
+    /// Every job, newest first.
+    pub fn jobs(&self) -> Result<Vec<Job>, QueueError> {
+        let connection = self.connect()?;
+        let mut statement = connection
+            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC"))
+            .map_err(|e| self.error(e))?;
+        statement
+            .query_map([], job_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Jobs still queued or running.
+    pub fn pending(&self) -> Result<usize, QueueError> {
+        self.connect()?
+            .query_row(
+                "SELECT COUNT(*) FROM jobs WHERE status != 'done'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.error(e))
+    }
+
+    /// The newest successful build of a release: the one whose docs are served.
+    /// A failed rebuild never replaces it.
+    pub fn current_build(
+        &self,
+        registry: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<BuildRecord>, QueueError> {
+        self.connect()?
+            .query_row(
+                "SELECT id, registry, name, version, outcome, finished_at FROM builds
+                 WHERE registry = ?1 AND name = ?2 AND version = ?3 AND outcome = 'success'
+                 ORDER BY id DESC LIMIT 1",
+                params![registry, name, version],
+                |row| {
+                    Ok(BuildRecord {
+                        id: row.get(0)?,
+                        registry: row.get(1)?,
+                        name: row.get(2)?,
+                        version: row.get(3)?,
+                        outcome: row.get(4)?,
+                        finished_at: row.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+}
+
+const JOB_COLUMNS: &str = "id, name, version, registry, status, outcome, attempts, priority, message, build_id, crate_file";
+
+fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        version: row.get(2)?,
+        registry: row.get(3)?,
+        status: JobStatus::parse(&row.get::<_, String>(4)?),
+        outcome: row.get(5)?,
+        attempts: row.get(6)?,
+        priority: row.get(7)?,
+        message: row.get(8)?,
+        build: row.get(9)?,
+        crate_file: row.get::<_, Option<String>>(10)?.map(PathBuf::from),
+        taken_over: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> (tempfile::TempDir, Queue) {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+        (dir, queue)
+    }
+
+    fn report(outcome: Outcome) -> CrateReport {
+        CrateReport::early(outcome, outcome.as_str())
+    }
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    fn settle(queue: &Queue, job: &Job, outcome: Outcome, retry_base: Duration) -> i64 {
+        let build = queue.begin_build(job).unwrap();
+        queue
+            .finish(job, "w", build, &report(outcome), retry_base)
+            .unwrap();
+        build
+    }
+
+    #[test]
+    fn a_release_is_queued_once() {
+        let (_dir, queue) = queue();
+        let (first, new) = queue
+            .enqueue("crates-io", "serde", "1.0.0", PRIORITY_NEW)
+            .unwrap();
+        assert!(new);
+        let (again, new) = queue
+            .enqueue("crates-io", "serde", "1.0.0", PRIORITY_NEW)
+            .unwrap();
+        assert_eq!((again, new), (first, false));
+        let (other, new) = queue
+            .enqueue("my-reg", "serde", "1.0.0", PRIORITY_NEW)
+            .unwrap();
+        assert!(new && other != first);
+        assert_eq!(queue.pending().unwrap(), 2);
+    }
+
+    #[test]
+    fn new_releases_go_before_rebuilds() {
+        let (_dir, queue) = queue();
+        let (rebuild, _) = queue.enqueue("r", "a", "1.0.0", PRIORITY_REBUILD).unwrap();
+        let (new, _) = queue.enqueue("r", "b", "1.0.0", PRIORITY_NEW).unwrap();
+        assert_eq!(queue.claim("w", LEASE).unwrap().unwrap().id, new);
+        assert_eq!(queue.claim("w", LEASE).unwrap().unwrap().id, rebuild);
+        assert!(queue.claim("w", LEASE).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_claimed_job_is_nobody_elses_until_its_lease_runs_out() {
+        let (_dir, queue) = queue();
+        queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        let job = queue.claim("one", Duration::ZERO).unwrap().unwrap();
+        assert!(!job.taken_over);
+        assert!(
+            queue.claim("two", LEASE).unwrap().is_none(),
+            "lease still holds this second"
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+        let again = queue.claim("two", LEASE).unwrap().unwrap();
+        assert_eq!(again.id, job.id);
+        assert!(again.taken_over);
+        assert_eq!(again.attempts, 2);
+        assert!(
+            !queue.renew(job.id, "one", LEASE).unwrap(),
+            "the first worker lost it"
+        );
+        assert!(queue.renew(job.id, "two", LEASE).unwrap());
+    }
+
+    #[test]
+    fn only_infrastructure_errors_are_retried_and_only_so_often() {
+        let (_dir, queue) = queue();
+        let (id, _) = queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let job = queue.claim("w", LEASE).unwrap().expect("claimable");
+            assert_eq!(job.attempts, attempt);
+            settle(&queue, &job, Outcome::InfrastructureError, Duration::ZERO);
+        }
+        let job = queue.job(id).unwrap();
+        assert_eq!(job.status, JobStatus::Done);
+        assert_eq!(job.outcome.as_deref(), Some("infrastructure-error"));
+
+        let (id, _) = queue.enqueue("r", "b", "1.0.0", PRIORITY_NEW).unwrap();
+        let job = queue.claim("w", LEASE).unwrap().unwrap();
+        settle(&queue, &job, Outcome::BuildFailed, Duration::ZERO);
+        assert_eq!(queue.job(id).unwrap().status, JobStatus::Done);
+        assert!(
+            queue.claim("w", LEASE).unwrap().is_none(),
+            "a crate's failure is final"
+        );
+    }
+
+    #[test]
+    fn retries_wait() {
+        let (_dir, queue) = queue();
+        queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        let job = queue.claim("w", LEASE).unwrap().unwrap();
+        settle(
+            &queue,
+            &job,
+            Outcome::InfrastructureError,
+            Duration::from_secs(60),
+        );
+        assert!(queue.claim("w", LEASE).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_failed_rebuild_keeps_the_docs_that_built() {
+        let (_dir, queue) = queue();
+        queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        let job = queue.claim("w", LEASE).unwrap().unwrap();
+        let good = settle(&queue, &job, Outcome::Success, Duration::ZERO);
+        queue.enqueue("r", "a", "1.0.0", PRIORITY_REBUILD).unwrap();
+        let job = queue.claim("w", LEASE).unwrap().unwrap();
+        settle(&queue, &job, Outcome::BuildFailed, Duration::ZERO);
+        assert_eq!(
+            queue.current_build("r", "a", "1.0.0").unwrap().unwrap().id,
+            good
+        );
+    }
+
+    #[test]
+    fn local_jobs_wait_for_their_sources() {
+        let (_dir, queue) = queue();
+        let (id, _) = queue
+            .enqueue(crate::config::LOCAL, "a", "1.0.0", PRIORITY_NEW)
+            .unwrap();
+        assert!(queue.claim("w", LEASE).unwrap().is_none());
+        queue
+            .set_crate_file(id, Path::new("/x/a-1.0.0.crate"))
+            .unwrap();
+        let job = queue.claim("w", LEASE).unwrap().unwrap();
+        assert_eq!(
+            job.crate_file.as_deref(),
+            Some(Path::new("/x/a-1.0.0.crate"))
+        );
+    }
+}

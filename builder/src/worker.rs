@@ -1,0 +1,352 @@
+//! Workers: claim a job, get its sources, build them through the same path as
+//! `check`, store the result, settle the job.
+//!
+//! A build's result is stored under the data directory at
+//! `crates/<registry>/<name>/<version>/<build>/`: `docs/` (the default target's docs
+//! at the top, other targets in `docs/<target>/`), `build.log` and `record.json`
+//! (the [`CrateReport`], with paths inside that directory).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use docbuild_sandbox::{Sandbox, SandboxImage, SandboxLimits};
+use tokio_util::sync::CancellationToken;
+
+use crate::check::{CheckOptions, check};
+use crate::config::{Config, DataDir, LOCAL};
+use crate::host_cargo::{HostCargo, UserCargoConfig};
+use crate::outcome::{CrateReport, Failure, Outcome};
+use crate::prepare::{LocalPackage, SourceMode, prepare_source};
+use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError};
+use crate::registry::{CrateVersion, FetchError, fetch_crate};
+use crate::toolchain::Toolchain;
+use crate::unpack::unpack_crate;
+
+/// How workers run.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Builds at once in this process.
+    pub jobs: usize,
+    /// Stop when no job is left to claim, instead of waiting for more.
+    pub once: bool,
+    pub lease: Duration,
+    /// First retry delay after an infrastructure error; it doubles each time.
+    pub retry_base: Duration,
+    pub limits: SandboxLimits,
+    pub image: SandboxImage,
+    pub toolchain: Option<String>,
+    /// A name for this process's workers in the queue.
+    pub name: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 1,
+            once: false,
+            lease: Duration::from_secs(60),
+            retry_base: Duration::from_secs(30),
+            limits: SandboxLimits::default(),
+            image: SandboxImage::Default,
+            toolchain: None,
+            name: format!("worker-{}", std::process::id()),
+        }
+    }
+}
+
+/// Everything the workers of one process share.
+pub struct Service {
+    pub data: DataDir,
+    pub config: Config,
+    pub queue: Queue,
+}
+
+impl Service {
+    pub fn open(data: DataDir, config: Config) -> Result<Self, QueueError> {
+        let queue = Queue::open(&data.database())?;
+        Ok(Self {
+            data,
+            config,
+            queue,
+        })
+    }
+
+    /// Queues a local package: it is packaged now, so the build sees the sources as
+    /// of this moment. Returns the job id.
+    pub fn enqueue_path(&self, path: &Path, toolchain: Option<&str>) -> Result<i64, Failure> {
+        let invalid = |e: &dyn std::fmt::Display| Failure::new(Outcome::InvalidInput, e);
+        let toolchain = Toolchain::resolve(toolchain).map_err(|e| invalid(&e))?;
+        let package = LocalPackage::locate(path, &toolchain).map_err(|e| invalid(&e))?;
+        let (id, new) = self
+            .queue
+            .enqueue(LOCAL, &package.name, &package.version, PRIORITY_NEW)
+            .map_err(|e| Failure::new(Outcome::InfrastructureError, e))?;
+        if !new {
+            return Ok(id);
+        }
+        let packaged = self.package_local(&package, &toolchain, id);
+        match packaged {
+            Ok(file) => self
+                .queue
+                .set_crate_file(id, &file)
+                .map(|()| id)
+                .map_err(|e| Failure::new(Outcome::InfrastructureError, e)),
+            Err(failure) => {
+                let _ = self.queue.forget(id);
+                Err(failure)
+            }
+        }
+    }
+
+    fn package_local(
+        &self,
+        package: &LocalPackage,
+        toolchain: &Toolchain,
+        job: i64,
+    ) -> Result<PathBuf, Failure> {
+        let job_dir = self.data.job_dir(job);
+        let failed = |e: &dyn std::fmt::Display| Failure::new(Outcome::BuildFailed, e);
+        let cache = self.data.cache();
+        let cargo = HostCargo::new(
+            toolchain,
+            &cache.cargo_home(),
+            UserCargoConfig::discover(&package.dir),
+        );
+        let prefix = format!("{}-{}", package.name, package.version);
+        let file = job_dir.join(format!("{prefix}.crate"));
+        std::fs::create_dir_all(&job_dir).map_err(|e| failed(&e))?;
+        if package.already_packaged {
+            // An unpacked `.crate`: keep a copy of the directory as it is.
+            let copy = job_dir.join("src");
+            prepare_source(package, SourceMode::AsIs, &copy, &job_dir, &cargo)
+                .map_err(|e| failed(&e))?;
+            return Ok(copy);
+        }
+        cargo
+            .package(&package.dir, &job_dir)
+            .map_err(|e| failed(&e))?;
+        std::fs::rename(
+            job_dir.join("package").join(format!("{prefix}.crate")),
+            &file,
+        )
+        .map_err(|e| failed(&e))?;
+        let _ = std::fs::remove_dir_all(job_dir.join("package"));
+        Ok(file)
+    }
+
+    /// Queues a registry crate version.
+    pub fn enqueue_registry(&self, registry: &str, krate: &CrateVersion) -> Result<i64, Failure> {
+        self.queue
+            .enqueue(registry, &krate.name, &krate.version, PRIORITY_NEW)
+            .map(|(id, _)| id)
+            .map_err(|e| Failure::new(Outcome::InfrastructureError, e))
+    }
+}
+
+/// Runs `options.jobs` workers until cancelled, or, with `once`, until no job is left.
+/// Returns how many builds finished.
+pub async fn run_workers(
+    service: Arc<Service>,
+    options: WorkerOptions,
+    cancel: CancellationToken,
+) -> usize {
+    let mut tasks = Vec::new();
+    for slot in 0..options.jobs.max(1) {
+        let service = service.clone();
+        let options = options.clone();
+        let cancel = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("{}-{slot}", options.name);
+            worker_loop(&service, &options, &name, &cancel).await
+        }));
+    }
+    let mut built = 0;
+    for task in tasks {
+        built += task.await.unwrap_or(0);
+    }
+    built
+}
+
+async fn worker_loop(
+    service: &Service,
+    options: &WorkerOptions,
+    name: &str,
+    cancel: &CancellationToken,
+) -> usize {
+    let mut built = 0;
+    while !cancel.is_cancelled() {
+        let claimed = service.queue.claim(name, options.lease);
+        let job = match claimed {
+            Ok(Some(job)) => job,
+            Ok(None) if options.once => break,
+            Ok(None) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    _ = cancel.cancelled() => break,
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot claim a job");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    _ = cancel.cancelled() => break,
+                }
+            }
+        };
+        tracing::info!(job = job.id, name = %job.name, version = %job.version, "building");
+        match build_job(service, options, name, &job, cancel).await {
+            Ok(outcome) => {
+                tracing::info!(job = job.id, %outcome, "built");
+                built += 1;
+            }
+            Err(error) => tracing::error!(job = job.id, %error, "cannot store the build"),
+        }
+    }
+    built
+}
+
+async fn build_job(
+    service: &Service,
+    options: &WorkerOptions,
+    worker: &str,
+    job: &Job,
+    cancel: &CancellationToken,
+) -> Result<Outcome, QueueError> {
+    let data = &service.data;
+    let work = data.work_dir(&job.registry, &job.name, &job.version);
+    if job.taken_over
+        && let Ok(sandbox) = Sandbox::connect().await
+    {
+        // The previous holder died mid-build; its container may still run.
+        match sandbox.remove_containers_under(&work).await {
+            Ok(removed) if removed > 0 => {
+                tracing::info!(job = job.id, removed, "removed the dead worker's container");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot remove the dead worker's container"),
+        }
+    }
+    let build = service.queue.begin_build(job)?;
+    let build_dir = data.build_dir(&job.registry, &job.name, &job.version, build);
+
+    // Renew the lease while building; losing it means another worker took the job.
+    let job_cancel = cancel.child_token();
+    let renewer = {
+        let queue = service.queue.clone();
+        let (id, worker, lease) = (job.id, worker.to_string(), options.lease);
+        let job_cancel = job_cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if !matches!(queue.renew(id, &worker, lease), Ok(true)) {
+                    job_cancel.cancel();
+                    break;
+                }
+            }
+        })
+    };
+    let mut report = build_sources(service, options, job, &work, &build_dir, &job_cancel).await;
+    renewer.abort();
+    if cancel.is_cancelled() {
+        // Shutting down: leave the job to be claimed again.
+        return Ok(report.outcome);
+    }
+    store(&mut report, &work, &build_dir);
+    service
+        .queue
+        .finish(job, worker, build, &report, options.retry_base)?;
+    Ok(report.outcome)
+}
+
+/// Gets the job's sources into `work/job-src` and builds them.
+async fn build_sources(
+    service: &Service,
+    options: &WorkerOptions,
+    job: &Job,
+    work: &Path,
+    build_dir: &Path,
+    cancel: &CancellationToken,
+) -> CrateReport {
+    let source = work.join("job-src");
+    let prepared = prepare_job_sources(service, options, job, work, &source);
+    if let Err(failure) = prepared {
+        let mut report = CrateReport::from(failure);
+        report.name = Some(job.name.clone());
+        report.version = Some(job.version.clone());
+        return report;
+    }
+    let check_options = CheckOptions {
+        path: source,
+        mode: SourceMode::AsIs,
+        limits: options.limits.clone(),
+        image: options.image.clone(),
+        toolchain: options.toolchain.clone(),
+        targets: Vec::new(),
+        out: Some(build_dir.join("docs")),
+        work_dir: Some(work.to_path_buf()),
+        registries: service.config.registry_access(),
+    };
+    let cache = service.data.cache();
+    check(&check_options, &cache, &|_: &str| {}, cancel).await
+}
+
+fn prepare_job_sources(
+    service: &Service,
+    options: &WorkerOptions,
+    job: &Job,
+    work: &Path,
+    source: &Path,
+) -> Result<(), Failure> {
+    let infra = |e: &dyn std::fmt::Display| Failure::new(Outcome::InfrastructureError, e);
+    std::fs::create_dir_all(work).map_err(|e| infra(&e))?;
+    if source.exists() {
+        std::fs::remove_dir_all(source).map_err(|e| infra(&e))?;
+    }
+    if job.registry == LOCAL {
+        let file = job
+            .crate_file
+            .as_deref()
+            .ok_or_else(|| infra(&"the job's packaged sources are missing"))?;
+        if file.is_dir() {
+            return crate::prepare::copy_tree(file, source, false).map_err(|e| infra(&e));
+        }
+        let prefix = format!("{}-{}", job.name, job.version);
+        return unpack_crate(file, &prefix, source)
+            .map_err(|e| Failure::new(Outcome::BuildFailed, e));
+    }
+    let krate = CrateVersion::new(&job.name, &job.version)
+        .map_err(|e| Failure::new(Outcome::InvalidInput, e))?;
+    let toolchain = Toolchain::resolve(options.toolchain.as_deref())
+        .map_err(|e| Failure::new(Outcome::InvalidInput, e))?;
+    let cache = service.data.cache();
+    let cargo = HostCargo::new(
+        &toolchain,
+        &cache.cargo_home(),
+        UserCargoConfig::discover(work),
+    )
+    .with_env(service.config.registry_access().host_env);
+    fetch_crate(&cargo, &job.registry, &krate, &work.join("fetch"), source).map_err(|error| {
+        let outcome = match &error {
+            FetchError::Cargo(e) if e.infrastructure => Outcome::InfrastructureError,
+            FetchError::Io(..) => Outcome::InfrastructureError,
+            _ => Outcome::BuildFailed,
+        };
+        Failure::new(outcome, error)
+    })
+}
+
+/// Moves the log next to the docs and writes the record, with paths inside the
+/// build's directory.
+fn store(report: &mut CrateReport, work: &Path, build_dir: &Path) {
+    if std::fs::create_dir_all(build_dir).is_err() {
+        return;
+    }
+    let log = build_dir.join("build.log");
+    if std::fs::copy(work.join("build.log"), &log).is_ok() {
+        report.log = Some(log);
+    }
+    if let Ok(record) = serde_json::to_vec_pretty(report) {
+        let _ = std::fs::write(build_dir.join("record.json"), record);
+    }
+}

@@ -1,0 +1,171 @@
+//! `docbuild queue` and `docbuild worker`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use docbuild_builder::config::{CRATES_IO, Config, DataDir};
+use docbuild_builder::host_cargo::UserCargoConfig;
+use docbuild_builder::queue::Job;
+use docbuild_builder::registry::CrateVersion;
+use docbuild_builder::worker::{Service, WorkerOptions, run_workers};
+use docbuild_builder::{Failure, Outcome};
+
+use crate::BuildArgs;
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// Queue a build of a local package (packaged now) or of NAME@VERSION from a
+    /// registry; prints the job id.
+    Add {
+        /// A package directory, or NAME@VERSION.
+        what: String,
+        /// The registry of NAME@VERSION, as cargo names it [default: crates-io].
+        #[arg(long, value_name = "NAME")]
+        registry: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the jobs, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// Builds to run at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Build what is queued, then exit.
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+fn open(data_dir: Option<&Path>, config: Option<&Path>) -> Result<Service, ExitCode> {
+    let data = DataDir::resolve(data_dir);
+    let config = Config::load(config, &data).map_err(|e| fail(Outcome::InvalidInput, &e))?;
+    Service::open(data, config).map_err(|e| fail(Outcome::InfrastructureError, &e))
+}
+
+fn fail(outcome: Outcome, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(outcome.exit_code() as u8)
+}
+
+fn report_failure(failure: &Failure) -> ExitCode {
+    fail(failure.outcome, &failure.message)
+}
+
+pub fn queue(command: QueueCommand, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
+    let service = match open(data_dir, config) {
+        Ok(service) => service,
+        Err(code) => return code,
+    };
+    match command {
+        QueueCommand::Add {
+            what,
+            registry,
+            json,
+        } => {
+            let added = add(&service, &what, registry.as_deref());
+            match added {
+                Ok(id) if json => println!("{}", serde_json::json!({ "id": id })),
+                Ok(id) => println!("{id}"),
+                Err(failure) => return report_failure(&failure),
+            }
+        }
+        QueueCommand::List { json } => match service.queue.jobs() {
+            Ok(jobs) => {
+                for job in jobs {
+                    print_job(&job, json);
+                }
+            }
+            Err(error) => return fail(Outcome::InfrastructureError, &error),
+        },
+        QueueCommand::Show { id, json } => match service.queue.job(id) {
+            Ok(job) => print_job(&job, json),
+            Err(error) => return fail(Outcome::InvalidInput, &error),
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<i64, Failure> {
+    let path = PathBuf::from(what);
+    if path.exists() || !what.contains('@') {
+        if registry.is_some() {
+            return Err(Failure::new(
+                Outcome::InvalidInput,
+                "--registry goes with NAME@VERSION, not with a path",
+            ));
+        }
+        return service.enqueue_path(&path, None);
+    }
+    let invalid = |message: String| Failure::new(Outcome::InvalidInput, message);
+    let krate: CrateVersion = what
+        .parse()
+        .map_err(|e: docbuild_builder::registry::CrateVersionError| invalid(e.to_string()))?;
+    let registry = registry.unwrap_or(CRATES_IO);
+    let known = registry == CRATES_IO
+        || service.config.registries.contains_key(registry)
+        || UserCargoConfig::discover(Path::new("."))
+            .registries
+            .contains_key(registry);
+    if !known {
+        return Err(invalid(format!(
+            "unknown registry `{registry}`: name it under [registries] in docbuild.toml or in cargo's configuration"
+        )));
+    }
+    service.enqueue_registry(registry, &krate)
+}
+
+fn print_job(job: &Job, json: bool) {
+    if json {
+        if let Ok(line) = serde_json::to_string(job) {
+            println!("{line}");
+        }
+        return;
+    }
+    let outcome = job.outcome.as_deref().unwrap_or("-");
+    let status = serde_json::to_value(job.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    println!(
+        "{:>6}  {:<8} {:<21} {} {}@{}",
+        job.id, status, outcome, job.registry, job.name, job.version
+    );
+}
+
+pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
+    let service = match open(data_dir, config) {
+        Ok(service) => Arc::new(service),
+        Err(code) => return code,
+    };
+    let options = WorkerOptions {
+        jobs: usize::from(args.jobs),
+        once: args.once,
+        limits: args.build.limits(),
+        image: args.build.image(),
+        toolchain: args.build.toolchain.clone(),
+        ..WorkerOptions::default()
+    };
+    let cancel = crate::cancel_on_ctrl_c();
+    let built = run_workers(service, options, cancel.clone()).await;
+    tracing::info!(built, "workers stopped");
+    if cancel.is_cancelled() {
+        return ExitCode::from(130);
+    }
+    ExitCode::SUCCESS
+}
