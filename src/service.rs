@@ -48,6 +48,13 @@ pub struct WorkerArgs {
     /// Build what is queued, then exit.
     #[arg(long)]
     once: bool,
+    /// How long a claimed job stays this worker's without renewal; a job whose worker
+    /// died is claimed again after it.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    lease: std::time::Duration,
+    /// First delay before retrying after an infrastructure error; it doubles each time.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    retry_delay: std::time::Duration,
     #[command(flatten)]
     build: BuildArgs,
 }
@@ -156,6 +163,8 @@ pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&P
     let options = WorkerOptions {
         jobs: usize::from(args.jobs),
         once: args.once,
+        lease: args.lease.max(std::time::Duration::from_secs(3)),
+        retry_base: args.retry_delay,
         limits: args.build.limits(),
         image: args.build.image(),
         toolchain: args.build.toolchain.clone(),

@@ -136,6 +136,12 @@ impl Config {
             ));
             if let Some(token) = &registry.token {
                 env.push((format!("CARGO_REGISTRIES_{key}_TOKEN"), token.clone()));
+                // cargo sends tokens to authenticated registries only through a
+                // credential provider; its built-in one reads the variable above.
+                env.push((
+                    format!("CARGO_REGISTRIES_{key}_CREDENTIAL_PROVIDER"),
+                    "cargo:token".into(),
+                ));
             }
         }
         env
@@ -202,6 +208,10 @@ mod tests {
                     "sparse+http://127.0.0.1:1/index/".into()
                 ),
                 ("CARGO_REGISTRIES_MY_REG_TOKEN".into(), "t0k".into()),
+                (
+                    "CARGO_REGISTRIES_MY_REG_CREDENTIAL_PROVIDER".into(),
+                    "cargo:token".into()
+                ),
             ]
         );
         assert_eq!(

@@ -222,16 +222,25 @@ fn run(name: &'static str, mut command: Command) -> Result<(), HostCargoError> {
     })
 }
 
-/// cargo's error from its first `error:` line on, folded onto one line.
+/// cargo's error from its first `error:` line on, with its "Caused by" chain, folded
+/// onto one line: the innermost cause is usually the one that says what went wrong.
 pub(crate) fn one_line_error(stderr: &str) -> String {
+    const MAX: usize = 600;
     let start = stderr.find("error").unwrap_or(0);
-    let folded: Vec<&str> = stderr[start..]
+    let parts: Vec<&str> = stderr[start..]
         .lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .take(4)
+        .filter(|line| !line.is_empty() && *line != "Caused by:")
         .collect();
-    let message = folded.join(" ");
+    let mut message = parts.join(": ");
+    if message.len() > MAX {
+        let mut cut = MAX;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
     if message.is_empty() {
         "cargo failed without a message".to_string()
     } else {
@@ -243,7 +252,7 @@ pub(crate) fn one_line_error(stderr: &str) -> String {
 /// prepare step: there is no structured output for them. Only the split between
 /// "the crate's fault" and "not the crate's fault" depends on it.
 fn looks_like_network_failure(stderr: &str) -> bool {
-    const SIGNS: [&str; 9] = [
+    const SIGNS: [&str; 16] = [
         "spurious network error",
         "failed to download",
         "Couldn't resolve host",
@@ -253,6 +262,13 @@ fn looks_like_network_failure(stderr: &str) -> bool {
         "network failure",
         "SSL connect error",
         "No space left on device",
+        "token rejected",
+        "got 401",
+        "got 403",
+        "got 500",
+        "got 502",
+        "got 503",
+        "got 504",
     ];
     SIGNS.iter().any(|sign| stderr.contains(sign))
 }
@@ -287,7 +303,12 @@ mod tests {
         let stderr = "    Updating index\nerror: failed to select a version for `foo`.\n  required by bar\n\n";
         assert_eq!(
             one_line_error(stderr),
-            "error: failed to select a version for `foo`. required by bar"
+            "error: failed to select a version for `foo`.: required by bar"
+        );
+        let chained = "error: failed to get `a`\n\nCaused by:\n  failed to load source\n\nCaused by:\n  401 Unauthorized\n";
+        assert_eq!(
+            one_line_error(chained),
+            "error: failed to get `a`: failed to load source: 401 Unauthorized"
         );
         assert!(!looks_like_network_failure(stderr));
         assert!(looks_like_network_failure(

@@ -215,16 +215,15 @@ async fn build_job(
 ) -> Result<Outcome, QueueError> {
     let data = &service.data;
     let work = data.work_dir(&job.registry, &job.name, &job.version);
-    if job.taken_over
-        && let Ok(sandbox) = Sandbox::connect().await
-    {
-        // The previous holder died mid-build; its container may still run.
+    // The work directory is this job's alone (one pending job per release), so any
+    // container building there belongs to a worker that died or lost the engine.
+    if let Ok(sandbox) = Sandbox::connect().await {
         match sandbox.remove_containers_under(&work).await {
-            Ok(removed) if removed > 0 => {
-                tracing::info!(job = job.id, removed, "removed the dead worker's container");
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(job = job.id, removed, "removed a dead build's container")
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "cannot remove the dead worker's container"),
+            Err(error) => tracing::warn!(%error, "cannot look for a dead build's container"),
         }
     }
     let build = service.queue.begin_build(job)?;

@@ -1,0 +1,273 @@
+//! The queue and its workers end to end: the real binary, the real Docker engine, and
+//! a sparse registry served on 127.0.0.1 by the test.
+
+mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use registry::{Entry, TestRegistry, archive, sha256};
+use serde_json::Value;
+
+fn docbuild(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_docbuild"))
+        .args(args)
+        .env("DOCBUILD_DATA_DIR", data)
+        // Share the test run's dependency cache; the data directory is the test's own.
+        .env(
+            "HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("queue-home"),
+        )
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+fn add(data: &Path, args: &[&str]) -> i64 {
+    let mut all = vec!["queue", "add"];
+    all.extend(args);
+    all.push("--json");
+    let out: Value = serde_json::from_str(&stdout(&docbuild(data, &all))).unwrap();
+    out["id"].as_i64().unwrap()
+}
+
+fn job(data: &Path, id: i64) -> Value {
+    serde_json::from_str(&stdout(&docbuild(
+        data,
+        &["queue", "show", &id.to_string(), "--json"],
+    )))
+    .unwrap()
+}
+
+fn work(data: &Path, extra: &[&str]) {
+    let mut args = vec!["worker", "--once"];
+    args.extend(extra);
+    stdout(&docbuild(data, &args));
+}
+
+/// The stored build of a job: its directory under the data directory.
+fn build_dir(data: &Path, job: &Value) -> PathBuf {
+    data.join("crates")
+        .join(job["registry"].as_str().unwrap())
+        .join(job["name"].as_str().unwrap())
+        .join(job["version"].as_str().unwrap())
+        .join(job["build"].as_i64().unwrap().to_string())
+}
+
+fn config(data: &Path, registry: &TestRegistry, token: Option<&str>) {
+    std::fs::create_dir_all(data).unwrap();
+    let token = token
+        .map(|t| format!("token = \"{t}\"\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        data.join("docbuild.toml"),
+        format!(
+            "[registries.testreg]\nindex = \"{}\"\n{token}\n[server]\nurl = \"http://docs.test\"\n",
+            registry.index_url()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn registry_crates_are_built_stored_and_linked_to_each_other() {
+    let registry = TestRegistry::start(Some("reg-s3cret"));
+    registry.publish(
+        "shared-a",
+        "0.1.0",
+        "",
+        &[(
+            "src/lib.rs",
+            "//! Shared.\n\n/// A thing.\npub struct Thing;\n",
+        )],
+        &[],
+    );
+    let dependency = format!(
+        "\n[dependencies.shared-a]\nversion = \"0.1.0\"\nregistry-index = \"{}\"\n",
+        registry.index_url()
+    );
+    registry.publish(
+        "app-b",
+        "0.1.0",
+        &dependency,
+        &[(
+            "src/lib.rs",
+            "//! Uses shared-a.\n\n/// Makes a [`shared_a::Thing`].\npub fn make() -> shared_a::Thing {\n    shared_a::Thing\n}\n",
+        )],
+        &["shared-a"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    config(&data, &registry, Some("reg-s3cret"));
+
+    let a = add(&data, &["shared-a@0.1.0", "--registry", "testreg"]);
+    let b = add(&data, &["app-b@0.1.0", "--registry", "testreg"]);
+    assert_eq!(
+        add(&data, &["app-b@0.1.0", "--registry", "testreg"]),
+        b,
+        "queued once"
+    );
+    assert_eq!(job(&data, b)["status"], "queued");
+    work(&data, &["--jobs", "2"]);
+
+    for id in [a, b] {
+        let job = job(&data, id);
+        assert_eq!(job["status"], "done", "{job:#}");
+        assert_eq!(job["outcome"], "success", "{job:#}");
+        let stored = build_dir(&data, &job);
+        let record: Value =
+            serde_json::from_slice(&std::fs::read(stored.join("record.json")).unwrap()).unwrap();
+        assert_eq!(record["outcome"], "success");
+        assert!(stored.join("build.log").is_file());
+    }
+    let b_docs = build_dir(&data, &job(&data, b)).join("docs/app_b/fn.make.html");
+    let html = std::fs::read_to_string(&b_docs).unwrap();
+    assert!(
+        html.contains("http://docs.test/shared-a/0.1.0/shared_a/struct.Thing.html"),
+        "app-b links shared-a's docs on this server"
+    );
+    let requests = registry.requests.lock().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|(path, authorized)| path.starts_with("/dl/app-b") && *authorized)
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|(path, authorized)| *authorized || path == "/index/config.json"),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn a_registry_that_refuses_us_is_not_the_crates_fault() {
+    let registry = TestRegistry::start(Some("right-token"));
+    registry.publish("locked", "0.1.0", "", &[("src/lib.rs", "")], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    config(&data, &registry, Some("wrong-token"));
+    let id = add(&data, &["locked@0.1.0", "--registry", "testreg"]);
+    work(&data, &["--retry-delay", "1h"]);
+    let job = job(&data, id);
+    assert_eq!(job["status"], "queued", "retried later: {job:#}");
+    assert_eq!(job["attempts"], 1);
+    assert!(job["message"].as_str().unwrap().contains("401"), "{job:#}");
+}
+
+#[test]
+fn hostile_archives_are_refused() {
+    let registry = TestRegistry::start(None);
+    let manifest = |name: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let escape = dir.path().join("escaped.txt");
+    let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        (
+            "dotdot",
+            archive(&[
+                Entry::File("dotdot-0.1.0/Cargo.toml", manifest("dotdot").as_bytes()),
+                Entry::RawPath("dotdot-0.1.0/../../../../../../../../../../../escaped.txt"),
+            ]),
+            None,
+        ),
+        (
+            "absolute",
+            archive(&[
+                Entry::File("absolute-0.1.0/Cargo.toml", manifest("absolute").as_bytes()),
+                Entry::RawPath("/tmp/docbuild-test-absolute-escape.txt"),
+            ]),
+            None,
+        ),
+        (
+            "linked",
+            archive(&[
+                Entry::File("linked-0.1.0/Cargo.toml", manifest("linked").as_bytes()),
+                Entry::Symlink("linked-0.1.0/src", "/etc"),
+            ]),
+            None,
+        ),
+        (
+            "bomb",
+            archive(&[
+                Entry::File("bomb-0.1.0/Cargo.toml", manifest("bomb").as_bytes()),
+                Entry::Zeros("bomb-0.1.0/src/lib.rs", 600 << 20),
+            ]),
+            None,
+        ),
+        (
+            "badsum",
+            archive(&[
+                Entry::File("badsum-0.1.0/Cargo.toml", manifest("badsum").as_bytes()),
+                Entry::File("badsum-0.1.0/src/lib.rs", b""),
+            ]),
+            Some("0".repeat(64)),
+        ),
+    ];
+    for (name, archive, cksum) in cases {
+        let sum = cksum.unwrap_or_else(|| sha256(&archive));
+        registry.publish_raw(name, "0.1.0", archive, &sum, &[]);
+    }
+    let data = dir.path().join("data");
+    config(&data, &registry, None);
+    let ids: Vec<(&str, i64)> = ["dotdot", "absolute", "linked", "bomb", "badsum"]
+        .iter()
+        .map(|name| {
+            (
+                *name,
+                add(&data, &[&format!("{name}@0.1.0"), "--registry", "testreg"]),
+            )
+        })
+        .collect();
+    work(&data, &[]);
+    for (name, id) in ids {
+        let job = job(&data, id);
+        assert_eq!(job["status"], "done", "{name}: {job:#}");
+        assert_eq!(job["outcome"], "build-failed", "{name}: {job:#}");
+        assert!(!job["message"].as_str().unwrap_or("").is_empty());
+    }
+    assert!(!escape.exists());
+    assert!(!Path::new("/tmp/docbuild-test-absolute-escape.txt").exists());
+    assert!(!data.parent().unwrap().join("escaped.txt").exists());
+}
+
+#[test]
+fn local_paths_are_packaged_when_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("snapshot");
+    std::fs::create_dir_all(package.join("src")).unwrap();
+    std::fs::write(
+        package.join("Cargo.toml"),
+        "[package]\nname = \"snapshot\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        package.join("src/lib.rs"),
+        "/// As queued.\npub struct Queued;\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let id = add(&data, &[package.to_str().unwrap()]);
+    std::fs::write(
+        package.join("src/lib.rs"),
+        "/// Changed later.\npub struct Later;\n",
+    )
+    .unwrap();
+    work(&data, &[]);
+    let job = job(&data, id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+    assert_eq!(job["registry"], "local");
+    let docs = build_dir(&data, &job).join("docs/snapshot/all.html");
+    let html = std::fs::read_to_string(docs).unwrap();
+    assert!(html.contains("Queued") && !html.contains("Later"));
+}

@@ -1,0 +1,236 @@
+//! A sparse Cargo registry served on 127.0.0.1 by the tests themselves, with
+//! `.crate` archives they make, hostile ones included.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+/// An entry of a crate archive.
+pub enum Entry<'a> {
+    File(&'a str, &'a [u8]),
+    /// A file entry with a path written as is, bypassing the tar builder's checks.
+    RawPath(&'a str),
+    Symlink(&'a str, &'a str),
+    /// A file of this many zero bytes.
+    Zeros(&'a str, u64),
+}
+
+pub struct TestRegistry {
+    pub port: u16,
+    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    /// Paths requested, and whether they carried the token.
+    pub requests: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl TestRegistry {
+    /// Serves until the test process ends; with a token, every request needs it.
+    pub fn start(token: Option<&str>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+        let requests: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+        let config = serde_json::json!({
+            "dl": format!("http://127.0.0.1:{port}/dl/{{crate}}/{{version}}"),
+            "auth-required": token.is_some(),
+        });
+        files
+            .lock()
+            .unwrap()
+            .insert("/index/config.json".into(), config.to_string().into_bytes());
+        let (served, seen, token) = (files.clone(), requests.clone(), token.map(str::to_string));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (served, seen, token) = (served.clone(), seen.clone(), token.clone());
+                std::thread::spawn(move || serve(stream, &served, &seen, token.as_deref()));
+            }
+        });
+        Self {
+            port,
+            files,
+            requests,
+        }
+    }
+
+    pub fn index_url(&self) -> String {
+        format!("sparse+http://127.0.0.1:{}/index/", self.port)
+    }
+
+    /// Publishes a well-formed crate: `Cargo.toml` from `manifest_tail` (after the
+    /// `[package]` name and version), the given files, and deps on this registry.
+    pub fn publish(
+        &self,
+        name: &str,
+        version: &str,
+        manifest_tail: &str,
+        files: &[(&str, &str)],
+        deps: &[&str],
+    ) {
+        let manifest = format!(
+            "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n{manifest_tail}"
+        );
+        let prefix = format!("{name}-{version}");
+        let mut entries: Vec<(String, Vec<u8>)> =
+            vec![(format!("{prefix}/Cargo.toml"), manifest.into_bytes())];
+        for (path, content) in files {
+            entries.push((format!("{prefix}/{path}"), content.as_bytes().to_vec()));
+        }
+        let borrowed: Vec<Entry<'_>> = entries
+            .iter()
+            .map(|(path, content)| Entry::File(path, content))
+            .collect();
+        let archive = archive(&borrowed);
+        let sum = sha256(&archive);
+        self.publish_raw(name, version, archive, &sum, deps);
+    }
+
+    /// Publishes any archive with any checksum.
+    pub fn publish_raw(
+        &self,
+        name: &str,
+        version: &str,
+        archive: Vec<u8>,
+        cksum: &str,
+        deps: &[&str],
+    ) {
+        let deps: Vec<_> = deps
+            .iter()
+            .map(|dep| {
+                serde_json::json!({
+                    "name": dep, "req": "^0.1", "features": [], "optional": false,
+                    "default_features": true, "target": null, "kind": "normal"
+                })
+            })
+            .collect();
+        let line = serde_json::json!({
+            "name": name, "vers": version, "deps": deps, "cksum": cksum,
+            "features": {}, "yanked": false, "v": 2, "features2": {}
+        });
+        let mut files = self.files.lock().unwrap();
+        let index_path = format!("/index/{}", index_path(name));
+        let entry = files.entry(index_path).or_default();
+        entry.extend_from_slice(line.to_string().as_bytes());
+        entry.push(b'\n');
+        files.insert(format!("/dl/{name}/{version}"), archive);
+    }
+}
+
+/// cargo's index layout: 1/a, 2/ab, 3/a/abc, ab/cd/abcd…
+fn index_path(name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    match name.len() {
+        1 => format!("1/{name}"),
+        2 => format!("2/{name}"),
+        3 => format!("3/{}/{name}", &name[..1]),
+        _ => format!("{}/{}/{name}", &name[..2], &name[2..4]),
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A gzipped tar of `entries`.
+pub fn archive(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_mtime(1_700_000_000);
+        match entry {
+            Entry::File(path, content) => {
+                header.set_size(content.len() as u64);
+                tar.append_data(&mut header, path, *content).unwrap();
+            }
+            Entry::RawPath(path) => {
+                let bytes = path.as_bytes();
+                header.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+                header.set_size(5);
+                header.set_cksum();
+                tar.append(&header, &b"owned"[..]).unwrap();
+            }
+            Entry::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            Entry::Zeros(path, size) => {
+                header.set_size(*size);
+                tar.append_data(&mut header, path, std::io::repeat(0).take(*size))
+                    .unwrap();
+            }
+        }
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+fn serve(
+    stream: TcpStream,
+    files: &Mutex<HashMap<String, Vec<u8>>>,
+    requests: &Mutex<Vec<(String, bool)>>,
+    token: Option<&str>,
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        let mut authorized = false;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((key, value)) = header.split_once(':')
+                && key.eq_ignore_ascii_case("authorization")
+                && Some(value.trim()) == token
+            {
+                authorized = true;
+            }
+        }
+        requests.lock().unwrap().push((path.clone(), authorized));
+        let response = if token.is_some() && !authorized {
+            (401, b"token required".to_vec())
+        } else {
+            match files.lock().unwrap().get(&path) {
+                Some(body) => (200, body.clone()),
+                None => (404, b"not found".to_vec()),
+            }
+        };
+        let status = match response.0 {
+            200 => "200 OK",
+            401 => "401 Unauthorized",
+            _ => "404 Not Found",
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\n{}\r\n",
+            response.1.len(),
+            if response.0 == 401 {
+                "www-authenticate: Cargo login_url=\"http://127.0.0.1/login\"\r\n"
+            } else {
+                ""
+            }
+        );
+        if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&response.1).is_err() {
+            return;
+        }
+    }
+}
