@@ -271,3 +271,218 @@ fn local_paths_are_packaged_when_queued() {
     let html = std::fs::read_to_string(docs).unwrap();
     assert!(html.contains("Queued") && !html.contains("Later"));
 }
+
+fn fixture_copy(dir: &Path, name: &str, as_name: &str) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let to = dir.join(as_name);
+    std::fs::create_dir_all(to.join("src")).unwrap();
+    for file in ["build.rs", "src/lib.rs"] {
+        if from.join(file).exists() {
+            std::fs::copy(from.join(file), to.join(file)).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(from.join("Cargo.toml"))
+        .unwrap()
+        .replace(
+            &format!("name = \"{name}\""),
+            &format!("name = \"{as_name}\""),
+        );
+    std::fs::write(to.join("Cargo.toml"), manifest).unwrap();
+    to
+}
+
+/// Sandbox containers whose build works under `data`.
+fn containers_under(data: &Path) -> Vec<String> {
+    let output = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=org.docbuild.sandbox",
+            "--format",
+            "{{.ID}} {{.Label \"org.docbuild.log\"}}",
+        ])
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| {
+            line.split_once(' ')
+                .is_some_and(|(_, log)| Path::new(log).starts_with(data))
+        })
+        .map(|line| line.to_string())
+        .collect()
+}
+
+fn wait_for_container(data: &Path) {
+    let started = std::time::Instant::now();
+    while containers_under(data).is_empty() {
+        assert!(started.elapsed().as_secs() < 300, "no build started");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+fn spawn_worker(data: &Path, extra: &[&str], docker_host: Option<&str>) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_docbuild"));
+    command
+        .args(["worker", "--once"])
+        .args(extra)
+        .env("DOCBUILD_DATA_DIR", data)
+        .env(
+            "HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("queue-home"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(host) = docker_host {
+        command.env("DOCKER_HOST", host);
+    }
+    command.spawn().unwrap()
+}
+
+#[test]
+fn two_workers_build_each_job_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ids: Vec<i64> = (1..=4)
+        .map(|n| {
+            let package = fixture_copy(dir.path(), "documented", &format!("shared-queue-{n}"));
+            add(&data, &[package.to_str().unwrap()])
+        })
+        .collect();
+    let workers = [
+        spawn_worker(&data, &[], None),
+        spawn_worker(&data, &[], None),
+    ];
+    for mut worker in workers {
+        assert!(worker.wait().unwrap().success());
+    }
+    for id in ids {
+        let job = job(&data, id);
+        assert_eq!(job["outcome"], "success", "{job:#}");
+        assert_eq!(job["attempts"], 1, "built once: {job:#}");
+        let release = build_dir(&data, &job);
+        let builds = std::fs::read_dir(release.parent().unwrap())
+            .unwrap()
+            .count();
+        assert_eq!(builds, 1, "one stored build of {}", job["name"]);
+    }
+}
+
+#[test]
+fn a_killed_worker_s_job_is_finished_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let package = fixture_copy(dir.path(), "slow-build", "killed-worker");
+    let id = add(&data, &[package.to_str().unwrap()]);
+    let mut first = spawn_worker(&data, &["--lease", "4s"], None);
+    wait_for_container(&data);
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    assert!(
+        !containers_under(&data).is_empty(),
+        "the dead worker's build goes on"
+    );
+    // Once the dead worker's lease runs out, the job is anyone's.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let mut second = spawn_worker(&data, &["--lease", "4s"], None);
+    assert!(second.wait().unwrap().success());
+    let job = job(&data, id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(
+        containers_under(&data),
+        Vec::<String>::new(),
+        "no container left"
+    );
+}
+
+/// A UNIX socket in front of the Docker engine that the test can cut and restore.
+struct EngineProxy {
+    path: PathBuf,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl EngineProxy {
+    fn start(path: PathBuf) -> Self {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let listener = UnixListener::bind(&path).unwrap();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_down, streams) = (down.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped unanswered
+                }
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let mut tracked = streams.lock().unwrap();
+                tracked.push(client.try_clone().unwrap());
+                tracked.push(engine.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), engine.try_clone().unwrap()),
+                    (engine, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { path, down, open }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_engine_that_stops_answering_is_retried_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let proxy = EngineProxy::start(dir.path().join("docker.sock"));
+    let package = fixture_copy(dir.path(), "slow-build", "engine-outage");
+    let id = add(&data, &[package.to_str().unwrap()]);
+    let mut worker = spawn_worker(&data, &["--retry-delay", "2s"], Some(&proxy.host()));
+    wait_for_container(&data);
+    proxy.cut();
+    assert!(worker.wait().unwrap().success());
+    let waiting = job(&data, id);
+    assert_eq!(waiting["status"], "queued", "to be retried: {waiting:#}");
+    assert_eq!(waiting["attempts"], 1);
+    assert!(
+        waiting["message"].as_str().unwrap().contains("Docker"),
+        "{waiting:#}"
+    );
+
+    proxy.restore();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut worker = spawn_worker(&data, &["--retry-delay", "2s"], Some(&proxy.host()));
+    assert!(worker.wait().unwrap().success());
+    let job = job(&data, id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(
+        containers_under(&data),
+        Vec::<String>::new(),
+        "no container left"
+    );
+}
