@@ -42,6 +42,8 @@ enum Command {
     Queue(service::QueueCommand),
     /// Build queued jobs.
     Worker(service::WorkerArgs),
+    /// Follow a registry's index and queue its new versions.
+    Watch(service::WatchArgs),
 }
 
 /// Limits and environment of sandboxed builds.
@@ -150,6 +152,11 @@ fn main() -> ExitCode {
         Command::Queue(command) => {
             service::queue(command, cli.data_dir.as_deref(), cli.config.as_deref())
         }
+        Command::Watch(args) => runtime.block_on(service::watch(
+            args,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
         Command::Worker(args) => runtime.block_on(service::worker(
             args,
             cli.data_dir.as_deref(),

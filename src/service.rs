@@ -9,6 +9,7 @@ use docbuild_builder::config::{CRATES_IO, Config, DataDir};
 use docbuild_builder::host_cargo::UserCargoConfig;
 use docbuild_builder::queue::Job;
 use docbuild_builder::registry::CrateVersion;
+use docbuild_builder::watch::{WatchedRegistry, watch_once};
 use docbuild_builder::worker::{Service, WorkerOptions, run_workers};
 use docbuild_builder::{Failure, Outcome};
 
@@ -177,4 +178,93 @@ pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&P
         return ExitCode::from(130);
     }
     ExitCode::SUCCESS
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// The registry, as cargo or docbuild.toml names it.
+    #[arg(long, value_name = "NAME")]
+    registry: String,
+    /// Also follow these crates of a sparse registry (the crates ever queued from it
+    /// are always followed).
+    #[arg(long = "crate", value_name = "NAME")]
+    crates: Vec<String>,
+    /// Time between passes.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    interval: std::time::Duration,
+    /// One pass, then exit.
+    #[arg(long)]
+    once: bool,
+}
+
+pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
+    let service = match open(data_dir, config) {
+        Ok(service) => Arc::new(service),
+        Err(code) => return code,
+    };
+    let registry = match watched_registry(&service, &args.registry) {
+        Ok(registry) => registry,
+        Err(failure) => return report_failure(&failure),
+    };
+    let git_dir = service
+        .data
+        .root()
+        .join("watch")
+        .join(format!("{}.git", registry.name));
+    let cancel = crate::cancel_on_ctrl_c();
+    loop {
+        let (service, registry, git_dir, crates) = (
+            service.clone(),
+            registry.clone(),
+            git_dir.clone(),
+            args.crates.clone(),
+        );
+        let pass = tokio::task::spawn_blocking(move || {
+            watch_once(&service.queue, &registry, &crates, &git_dir)
+        })
+        .await;
+        match pass {
+            Ok(Ok(queued)) => {
+                for version in queued {
+                    println!("queued {version}");
+                }
+            }
+            Ok(Err(error)) if args.once => return fail(Outcome::InfrastructureError, &error),
+            Ok(Err(error)) => tracing::warn!(%error, "watch pass failed; trying again later"),
+            Err(error) => return fail(Outcome::InfrastructureError, &error),
+        }
+        if args.once {
+            return ExitCode::SUCCESS;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = cancel.cancelled() => return ExitCode::from(130),
+        }
+    }
+}
+
+fn watched_registry(service: &Service, name: &str) -> Result<WatchedRegistry, Failure> {
+    if let Some(registry) = service.config.registries.get(name) {
+        return Ok(WatchedRegistry {
+            name: name.to_string(),
+            index: registry.index.clone(),
+            token: registry.token.clone(),
+        });
+    }
+    UserCargoConfig::discover(Path::new("."))
+        .registries
+        .get(name)
+        .map(|index| WatchedRegistry {
+            name: name.to_string(),
+            index: index.clone(),
+            token: None,
+        })
+        .ok_or_else(|| {
+            Failure::new(
+                Outcome::InvalidInput,
+                format!(
+                    "unknown registry `{name}`: name its index under [registries] in docbuild.toml"
+                ),
+            )
+        })
 }

@@ -486,3 +486,111 @@ fn an_engine_that_stops_answering_is_retried_until_it_is_back() {
         "no container left"
     );
 }
+
+fn queued(data: &Path) -> Vec<String> {
+    stdout(&docbuild(data, &["queue", "list", "--json"]))
+        .lines()
+        .map(|line| {
+            let job: Value = serde_json::from_str(line).unwrap();
+            format!(
+                "{}@{}",
+                job["name"].as_str().unwrap(),
+                job["version"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn watch_follows_a_sparse_registry_with_etags() {
+    let registry = TestRegistry::start(Some("watch-token"));
+    registry.publish("watched", "0.1.0", "", &[("src/lib.rs", "")], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    config(&data, &registry, Some("watch-token"));
+    let watch = || {
+        stdout(&docbuild(
+            &data,
+            &[
+                "watch",
+                "--registry",
+                "testreg",
+                "--crate",
+                "watched",
+                "--once",
+            ],
+        ))
+    };
+    assert_eq!(watch(), "", "the first pass sets the baseline");
+    assert!(queued(&data).is_empty());
+    registry.publish("watched", "0.2.0", "", &[("src/lib.rs", "")], &[]);
+    assert_eq!(watch(), "queued watched@0.2.0");
+    assert_eq!(queued(&data), vec!["watched@0.2.0"]);
+    assert_eq!(watch(), "", "nothing new");
+    let requests = registry.requests.lock().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|(r, _)| r == "/index/wa/tc/watched 304"),
+        "{requests:?}"
+    );
+    assert!(requests.iter().all(|(_, authorized)| *authorized));
+}
+
+#[test]
+fn watch_follows_a_git_index_by_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    std::fs::create_dir_all(index.join("gi/tc")).unwrap();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
+            .arg(&index)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let line = |version: &str| {
+        format!(
+            "{{\"name\":\"gitcrate\",\"vers\":\"{version}\",\"deps\":[],\"cksum\":\"{}\",\"features\":{{}},\"yanked\":false}}\n",
+            "0".repeat(64)
+        )
+    };
+    std::fs::write(
+        index.join("config.json"),
+        "{\"dl\":\"http://127.0.0.1:1/dl\"}",
+    )
+    .unwrap();
+    std::fs::write(index.join("gi/tc/gitcrate"), line("0.1.0")).unwrap();
+    git(&["init", "--quiet"]);
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "0.1.0"]);
+
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("docbuild.toml"),
+        format!(
+            "[registries.gitreg]\nindex = \"file://{}\"\n",
+            index.display()
+        ),
+    )
+    .unwrap();
+    let watch = || {
+        stdout(&docbuild(
+            &data,
+            &["watch", "--registry", "gitreg", "--once"],
+        ))
+    };
+    assert_eq!(watch(), "");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(index.join("gi/tc/gitcrate"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, line("0.2.0").as_bytes()).unwrap();
+    git(&["commit", "--quiet", "-am", "0.2.0"]);
+    assert_eq!(watch(), "queued gitcrate@0.2.0");
+    assert_eq!(watch(), "");
+    assert_eq!(queued(&data), vec!["gitcrate@0.2.0"]);
+}

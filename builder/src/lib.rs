@@ -17,6 +17,7 @@ pub mod queue;
 pub mod registry;
 pub mod toolchain;
 pub mod unpack;
+pub mod watch;
 pub mod worker;
 
 pub use check::{CacheDirs, CheckOptions, Progress, check};

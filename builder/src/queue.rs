@@ -121,6 +121,12 @@ CREATE TABLE IF NOT EXISTS builds (
     finished_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS builds_of_release ON builds (registry, name, version, id);
+CREATE TABLE IF NOT EXISTS watch_state (
+    registry TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (registry, key)
+);
 ";
 
 pub fn now() -> i64 {
@@ -388,6 +394,49 @@ impl Queue {
                 },
             )
             .optional()
+            .map_err(|e| self.error(e))
+    }
+}
+
+/// Where `docbuild watch` stopped, per registry: a git commit, or per crate the
+/// ETag and versions of its sparse index file.
+impl Queue {
+    pub fn watch_state(&self, registry: &str, key: &str) -> Result<Option<String>, QueueError> {
+        self.connect()?
+            .query_row(
+                "SELECT value FROM watch_state WHERE registry = ?1 AND key = ?2",
+                params![registry, key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    pub fn set_watch_state(
+        &self,
+        registry: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), QueueError> {
+        self.connect()?
+            .execute(
+                "INSERT INTO watch_state (registry, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (registry, key) DO UPDATE SET value = excluded.value",
+                params![registry, key, value],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Names of the crates of `registry` that were ever queued.
+    pub fn known_crates(&self, registry: &str) -> Result<Vec<String>, QueueError> {
+        let connection = self.connect()?;
+        let mut statement = connection
+            .prepare("SELECT DISTINCT name FROM jobs WHERE registry = ?1 ORDER BY name")
+            .map_err(|e| self.error(e))?;
+        statement
+            .query_map(params![registry], |row| row.get(0))
+            .and_then(|rows| rows.collect())
             .map_err(|e| self.error(e))
     }
 }

@@ -23,7 +23,7 @@ pub enum Entry<'a> {
 pub struct TestRegistry {
     pub port: u16,
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    /// Paths requested, and whether they carried the token.
+    /// `PATH STATUS` of each request, and whether it carried the token.
     pub requests: Arc<Mutex<Vec<(String, bool)>>>,
 }
 
@@ -190,6 +190,7 @@ fn serve(
             .unwrap_or("/")
             .to_string();
         let mut authorized = false;
+        let mut if_none_match = None;
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -199,15 +200,16 @@ fn serve(
             if header.is_empty() {
                 break;
             }
-            if let Some((key, value)) = header.split_once(':')
-                && key.eq_ignore_ascii_case("authorization")
-                && Some(value.trim()) == token
-            {
-                authorized = true;
+            if let Some((key, value)) = header.split_once(':') {
+                if key.eq_ignore_ascii_case("authorization") && Some(value.trim()) == token {
+                    authorized = true;
+                }
+                if key.eq_ignore_ascii_case("if-none-match") {
+                    if_none_match = Some(value.trim().to_string());
+                }
             }
         }
-        requests.lock().unwrap().push((path.clone(), authorized));
-        let response = if token.is_some() && !authorized {
+        let mut response = if token.is_some() && !authorized {
             (401, b"token required".to_vec())
         } else {
             match files.lock().unwrap().get(&path) {
@@ -215,19 +217,28 @@ fn serve(
                 None => (404, b"not found".to_vec()),
             }
         };
+        let etag = format!("\"{}\"", sha256(&response.1));
+        if response.0 == 200 && if_none_match.as_deref() == Some(etag.as_str()) {
+            response = (304, Vec::new());
+        }
+        requests
+            .lock()
+            .unwrap()
+            .push((format!("{path} {}", response.0), authorized));
         let status = match response.0 {
             200 => "200 OK",
+            304 => "304 Not Modified",
             401 => "401 Unauthorized",
             _ => "404 Not Found",
         };
+        let extra = match response.0 {
+            401 => "www-authenticate: Cargo login_url=\"http://127.0.0.1/login\"\r\n".to_string(),
+            200 | 304 => format!("etag: {etag}\r\n"),
+            _ => String::new(),
+        };
         let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-length: {}\r\n{}\r\n",
-            response.1.len(),
-            if response.0 == 401 {
-                "www-authenticate: Cargo login_url=\"http://127.0.0.1/login\"\r\n"
-            } else {
-                ""
-            }
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\n{extra}\r\n",
+            response.1.len()
         );
         if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&response.1).is_err() {
             return;
