@@ -144,7 +144,7 @@ fn registry_crates_are_built_stored_and_linked_to_each_other() {
     assert!(
         requests
             .iter()
-            .all(|(path, authorized)| *authorized || path == "/index/config.json"),
+            .all(|(path, authorized)| *authorized || path == "/index/config.json 401"),
         "{requests:?}"
     );
 }
