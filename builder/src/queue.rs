@@ -190,6 +190,20 @@ impl Queue {
         if let Some(id) = existing {
             return Ok((id, false));
         }
+        // A release that was built before is a rebuild: new releases go first.
+        let built_before: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM builds WHERE registry = ?1 AND name = ?2
+                 AND version = ?3)",
+                params![registry, name, version],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.error(e))?;
+        let priority = if built_before {
+            priority.max(PRIORITY_REBUILD)
+        } else {
+            priority
+        };
         tx.execute(
             "INSERT INTO jobs (registry, name, version, priority, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -244,6 +258,16 @@ impl Queue {
             .map_err(|e| self.error(e))?;
         let Some(mut job) = job else { return Ok(None) };
         job.taken_over = job.status == JobStatus::Running;
+        if job.taken_over {
+            // The build its dead worker started never finished.
+            tx.execute(
+                "UPDATE builds SET outcome = 'infrastructure-error', finished_at = ?1,
+                 record = '{\"message\":\"build aborted: its worker stopped answering\"}'
+                 WHERE job_id = ?2 AND outcome = 'running'",
+                params![now, job.id],
+            )
+            .map_err(|e| self.error(e))?;
+        }
         tx.execute(
             "UPDATE jobs SET status = 'running', worker = ?1, lease_until = ?2,
              attempts = attempts + 1 WHERE id = ?3",
@@ -569,6 +593,37 @@ mod tests {
             Duration::from_secs(60),
         );
         assert!(queue.claim("w", LEASE).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_release_built_before_is_queued_as_a_rebuild() {
+        let (_dir, queue) = queue();
+        let (id, _) = queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        let job = queue.claim("w", LEASE).unwrap().unwrap();
+        settle(&queue, &job, Outcome::Success, Duration::ZERO);
+        let (again, new) = queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        assert!(new && again != id);
+        assert_eq!(queue.job(again).unwrap().priority, PRIORITY_REBUILD);
+    }
+
+    #[test]
+    fn a_dead_workers_build_is_marked_aborted() {
+        let (_dir, queue) = queue();
+        queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        let job = queue.claim("one", Duration::ZERO).unwrap().unwrap();
+        let build = queue.begin_build(&job).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        queue.claim("two", LEASE).unwrap().unwrap();
+        let outcome: String = queue
+            .connect()
+            .unwrap()
+            .query_row(
+                "SELECT outcome FROM builds WHERE id = ?1",
+                params![build],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(outcome, "infrastructure-error");
     }
 
     #[test]
