@@ -54,7 +54,17 @@ impl Progress for Display {
     }
 }
 
-/// `success: foo 0.1.0: docs built (docs: /abs/foo/index.html)`.
+/// A workspace member left out: named on stdout, or on stderr when stdout is JSON.
+pub fn skipped(name: &str, reason: &str, json: bool) {
+    if json {
+        eprintln!("docbuild: skipped {name} ({reason})");
+    } else {
+        println!("skipped: {name} ({reason})");
+    }
+}
+
+/// `success: foo 0.1.0: docs built (docs: /abs/foo/index.html)`, after `stage N: `
+/// for workspace members.
 pub fn summary_line(report: &CrateReport) -> String {
     let name = match (&report.name, &report.version) {
         (Some(name), Some(version)) => format!("{name} {version}: "),
@@ -67,7 +77,14 @@ pub fn summary_line(report: &CrateReport) -> String {
         (_, Some(log)) => format!(" (log: {})", log.display()),
         _ => String::new(),
     };
-    format!("{}: {name}{}{where_}", report.outcome, report.message)
+    let stage = report
+        .stage
+        .map(|stage| format!("stage {stage}: "))
+        .unwrap_or_default();
+    format!(
+        "{stage}{}: {name}{}{where_}",
+        report.outcome, report.message
+    )
 }
 
 /// Opens the docs as `cargo doc --open` does: `$BROWSER`, else the desktop's opener.

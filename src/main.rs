@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use docbuild_builder::{CacheDirs, CheckOptions, CrateReport, Outcome, SourceMode};
+use docbuild_builder::workspace::{Selection, check_workspace};
+use docbuild_builder::{CacheDirs, CheckOptions, CrateReport, Failure, Outcome, SourceMode};
 use docbuild_sandbox::{SandboxImage, SandboxLimits, parse_size};
 use tokio_util::sync::CancellationToken;
 
@@ -95,6 +96,9 @@ struct CheckArgs {
     /// Check these workspace members.
     #[arg(short = 'p', long = "package", value_name = "NAME")]
     package: Vec<String>,
+    /// With --workspace: members of a stage built at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    jobs: u16,
     /// Build for these targets instead of the metadata's (the first is the default).
     #[arg(long = "target", value_name = "TRIPLE")]
     targets: Vec<String>,
@@ -194,30 +198,59 @@ fn print_reports(reports: &[CrateReport], json: bool) -> std::io::Result<()> {
 async fn check(args: CheckArgs) -> ExitCode {
     let cancel = cancel_on_ctrl_c();
 
+    let options = CheckOptions {
+        path: args.path.clone(),
+        mode: if args.no_package {
+            SourceMode::AsIs
+        } else {
+            SourceMode::Package
+        },
+        limits: args.build.limits(),
+        image: args.build.image(),
+        toolchain: args.build.toolchain.clone(),
+        targets: args.targets.clone(),
+        out: args.out.clone(),
+        work_dir: None,
+        registries: Default::default(),
+        packaged: None,
+        dependencies: Vec::new(),
+    };
+    let display = display::Display::new(args.json);
+    let cache = CacheDirs::from_env();
     let reports = if args.workspace || !args.package.is_empty() {
-        vec![CrateReport::early(
-            Outcome::InvalidInput,
-            "--workspace and -p are not available in this version; check each member's directory",
-        )]
-    } else {
-        let options = CheckOptions {
-            path: args.path.clone(),
-            mode: if args.no_package {
-                SourceMode::AsIs
-            } else {
-                SourceMode::Package
-            },
-            limits: args.build.limits(),
-            image: args.build.image(),
-            toolchain: args.build.toolchain.clone(),
-            targets: args.targets.clone(),
-            out: args.out.clone(),
-            work_dir: None,
-            registries: Default::default(),
+        let selection = if args.workspace {
+            Selection::All
+        } else {
+            Selection::Packages(args.package.clone())
         };
-        let display = display::Display::new(args.json);
-        let report =
-            docbuild_builder::check(&options, &CacheDirs::from_env(), &display, &cancel).await;
+        let checked = if args.no_package {
+            Err(Failure::new(
+                Outcome::InvalidInput,
+                "--no-package does not go with --workspace or -p: members are built from their packages",
+            ))
+        } else {
+            check_workspace(
+                &options,
+                &selection,
+                usize::from(args.jobs),
+                &cache,
+                &display,
+                &cancel,
+            )
+            .await
+        };
+        display.finish();
+        match checked {
+            Ok(workspace) => {
+                for skipped in &workspace.skipped {
+                    display::skipped(&skipped.name, &skipped.reason, args.json);
+                }
+                workspace.reports
+            }
+            Err(failure) => vec![CrateReport::from(failure)],
+        }
+    } else {
+        let report = docbuild_builder::check(&options, &cache, &display, &cancel).await;
         display.finish();
         vec![report]
     };

@@ -14,7 +14,10 @@ use crate::host_cargo::{HostCargo, HostCargoError, UserCargoConfig};
 use crate::metadata::DocsRsMetadata;
 use crate::outcome::{CrateReport, Outcome, TargetReport};
 use crate::plan::{BuildPlan, InvocationOptions};
-use crate::prepare::{LocalPackage, PrepareError, SourceMode, make_readable, prepare_source};
+use crate::prepare::{
+    LocalPackage, PackagedDependency, PrepareError, SourceMode, add_packaged_dependencies,
+    make_readable, prepare_packaged, prepare_source,
+};
 use crate::toolchain::Toolchain;
 
 /// What `docbuild check` was asked to do for one package.
@@ -34,6 +37,11 @@ pub struct CheckOptions {
     pub work_dir: Option<PathBuf>,
     /// Registries configured for docbuild, beyond the user's cargo configuration.
     pub registries: RegistryAccess,
+    /// Build this `.crate` (the package as packaged with its workspace) instead of
+    /// packaging `path` now.
+    pub packaged: Option<PathBuf>,
+    /// Unpublished workspace members the package depends on, as packaged.
+    pub dependencies: Vec<PackagedDependency>,
 }
 
 /// What builds need to know about docbuild's configured registries.
@@ -71,6 +79,13 @@ impl CacheDirs {
     /// by all builds and mounted read-only into the sandbox.
     pub fn cargo_home(&self) -> PathBuf {
         self.root.join("cargo-home")
+    }
+
+    /// The directory kept for one workspace: its packages, logs and work directories.
+    pub fn workspace_dir(&self, root: &Path) -> PathBuf {
+        let key = self.package_dir(root);
+        let name = key.file_name().map(PathBuf::from).unwrap_or_default();
+        self.root.join("workspaces").join(name)
     }
 
     /// The directory kept for one local package: its target directory (compiled
@@ -206,7 +221,14 @@ async fn run_check(
         SourceMode::Package => "packaging",
         SourceMode::AsIs => "copying sources",
     });
-    let shipped_lockfile = prepare_source(&package, mode, &source, &work, &host_cargo)
+    let prepared = match &options.packaged {
+        Some(archive) => prepare_packaged(&package, archive, &source),
+        None => prepare_source(&package, mode, &source, &work, &host_cargo),
+    };
+    let shipped_lockfile = prepared
+        .and_then(|lockfile| {
+            add_packaged_dependencies(&source, &options.dependencies).map(|()| lockfile)
+        })
         .map_err(|error| identified(&base, prepare_failure(error)))?;
 
     progress.step("fetching dependencies");
@@ -239,6 +261,18 @@ async fn run_check(
             jobs: Some(options.limits.cpus.ceil().max(1.0) as u32),
             json_messages: true,
             extern_map: options.registries.extern_map.clone(),
+            // Once published, these link to docs.rs like any crates.io dependency.
+            extern_html_roots: options
+                .dependencies
+                .iter()
+                .filter_map(|dep| {
+                    let lib = dep.lib_name.clone()?;
+                    Some((
+                        lib,
+                        BuildPlan::docs_rs_root(&dep.name, &dep.version, "{target}"),
+                    ))
+                })
+                .collect(),
         },
         cancel,
     };
@@ -437,8 +471,16 @@ fn copy_docs(
         } else {
             out.join(&target.target)
         };
-        crate::prepare::copy_tree(&from, &to, false)?;
         let relative = docs.strip_prefix(&from).map_err(std::io::Error::other)?;
+        // Replace this crate's earlier copy rather than merge into it; nothing else
+        // in `out` is touched.
+        if let Some(lib) = relative.components().next() {
+            let old = to.join(lib);
+            if old.is_dir() {
+                std::fs::remove_dir_all(&old)?;
+            }
+        }
+        crate::prepare::copy_tree(&from, &to, false)?;
         target.docs = Some(std::fs::canonicalize(to.join(relative))?);
     }
     Ok(())

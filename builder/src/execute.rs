@@ -100,11 +100,13 @@ pub async fn build_target(
     lib_name: &str,
 ) -> Result<TargetRun, SandboxError> {
     debug_assert!(SOURCE.starts_with(CONTAINER_ROOT));
-    // Docs left by an earlier build must not pass for this build's.
+    // Docs left by an earlier build must not pass for this build's, and docs of
+    // other crates built in the same target directory must not be linked locally
+    // (docs.rs builds every crate in a fresh one).
     let doc_dir = env.target_dir.join(plan.doc_dir(target));
     let lib_docs = doc_dir.join(lib_name);
-    if lib_docs.exists() {
-        std::fs::remove_dir_all(&lib_docs).map_err(SandboxError::Io)?;
+    if doc_dir.exists() {
+        std::fs::remove_dir_all(&doc_dir).map_err(SandboxError::Io)?;
     }
 
     let mut command = vec![format!("{TOOLCHAIN}/bin/cargo")];

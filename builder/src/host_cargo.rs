@@ -143,6 +143,32 @@ impl HostCargo {
         run("package", command)
     }
 
+    /// `cargo package -p NAME…` in a workspace: members packaged together resolve
+    /// their dependencies on each other to each other's packages.
+    pub fn package_members(
+        &self,
+        root: &Path,
+        names: &[&str],
+        target_dir: &Path,
+    ) -> Result<(), HostCargoError> {
+        let mut command = Command::new(&self.cargo);
+        command
+            .current_dir(root)
+            .env("RUSTC", &self.rustc)
+            .args([
+                "package",
+                "--no-verify",
+                "--allow-dirty",
+                "--quiet",
+                "--target-dir",
+            ])
+            .arg(target_dir);
+        for name in names {
+            command.args(["-p", name]);
+        }
+        run("package", command)
+    }
+
     /// `cargo generate-lockfile` into docbuild's cargo home.
     pub fn generate_lockfile(&self, source: &Path) -> Result<(), HostCargoError> {
         let mut command = self.in_docbuild_home(source);

@@ -19,6 +19,7 @@ pub mod toolchain;
 pub mod unpack;
 pub mod watch;
 pub mod worker;
+pub mod workspace;
 
 pub use check::{CacheDirs, CheckOptions, Progress, check};
 pub use metadata::{DocsRsMetadata, MetadataError};

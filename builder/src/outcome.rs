@@ -117,6 +117,10 @@ pub struct CrateReport {
     pub memory_peak_bytes: Option<u64>,
     /// The shipped `Cargo.lock` failed and the build was retried with a new one.
     pub lockfile_regenerated: bool,
+    /// With `--workspace`: the publishing stage, from 1; a stage depends only on
+    /// earlier ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<u32>,
 }
 
 impl CrateReport {
@@ -135,6 +139,7 @@ impl CrateReport {
             toolchain: None,
             memory_peak_bytes: None,
             lockfile_regenerated: false,
+            stage: None,
         }
     }
 

@@ -28,6 +28,10 @@ pub struct InvocationOptions {
     /// `doc.extern-map.registries.NAME` entries for private registries, so that their
     /// crates link to this server's docs (crates.io always links to docs.rs).
     pub extern_map: Vec<(String, String)>,
+    /// `--extern-html-root-url` for dependencies that are not from a registry yet
+    /// (unpublished workspace members): lib name → URL of their docs, in which
+    /// `{target}` stands for the target being built.
+    pub extern_html_roots: Vec<(String, String)>,
 }
 
 impl BuildPlan {
@@ -110,6 +114,10 @@ impl BuildPlan {
         // see `--cfg docsrs`.
         let mut rustdoc_flags: Vec<String> = vec!["--cfg".into(), "docsrs".into()];
         rustdoc_flags.extend(metadata.rustdoc_args.iter().cloned());
+        for (lib_name, url) in &options.extern_html_roots {
+            rustdoc_flags.push("--extern-html-root-url".into());
+            rustdoc_flags.push(format!("{lib_name}={}", url.replace("{target}", target)));
+        }
         rustdoc_flags.extend(
             [
                 "-Z",
@@ -148,6 +156,12 @@ impl BuildPlan {
         args.extend(without_scrape_examples(&metadata.cargo_args));
         args.push("-Zrustdoc-scrape-examples".into());
         args
+    }
+
+    /// Where docs.rs keeps a published crate's docs for `target`; crates.io
+    /// dependencies link there.
+    pub fn docs_rs_root(name: &str, version: &str, target: &str) -> String {
+        format!("https://docs.rs/{name}/{version}/{target}")
     }
 
     /// Where rustdoc writes a target's docs, relative to the target directory:
@@ -469,6 +483,7 @@ mod tests {
                 "private".into(),
                 "https://docs.example/{pkg_name}/{version}".into(),
             )],
+            extern_html_roots: vec![("ws_a".into(), "https://docs.rs/ws-a/0.1.0/{target}".into())],
         };
         let args = plan(DocsRsMetadata::default()).cargo_args(HOST, &options);
         assert!(args.contains(&"-j2".to_string()));
@@ -476,5 +491,15 @@ mod tests {
         assert!(args.contains(
             &"--config=doc.extern-map.registries.private=\"https://docs.example/{pkg_name}/{version}\"".to_string()
         ));
+        let flags = args
+            .iter()
+            .find(|a| a.starts_with("build.rustdocflags="))
+            .unwrap();
+        assert!(
+            flags.contains(&format!(
+                r#""--extern-html-root-url", "ws_a=https://docs.rs/ws-a/0.1.0/{HOST}""#
+            )),
+            "{flags}"
+        );
     }
 }

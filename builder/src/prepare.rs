@@ -155,6 +155,33 @@ pub fn prepare_source(
     } else {
         copy_tree(&package.dir, dest, true).map_err(io(dest))?;
     }
+    finish_source(dest)
+}
+
+/// Puts an already packaged `.crate` (a workspace member packaged with its siblings)
+/// into `dest` and returns whether it ships a `Cargo.lock`.
+pub fn prepare_packaged(
+    package: &LocalPackage,
+    archive: &Path,
+    dest: &Path,
+) -> Result<bool, PrepareError> {
+    if dest.exists() {
+        std::fs::remove_dir_all(dest).map_err(|e| PrepareError::Io(dest.to_path_buf(), e))?;
+    }
+    unpack_crate(
+        archive,
+        &format!("{}-{}", package.name, package.version),
+        dest,
+    )?;
+    finish_source(dest)
+}
+
+/// What every prepared source gets: its own workspace root, docs.rs's removals.
+fn finish_source(dest: &Path) -> Result<bool, PrepareError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| PrepareError::Io(path, error)
+    };
     make_standalone(dest).map_err(io(dest))?;
     for file in OVERRIDE_FILES {
         let path = dest.join(file);
@@ -163,6 +190,54 @@ pub fn prepare_source(
         }
     }
     Ok(dest.join("Cargo.lock").is_file())
+}
+
+/// An unpublished workspace member another member depends on, as packaged.
+#[derive(Debug, Clone)]
+pub struct PackagedDependency {
+    pub name: String,
+    pub version: String,
+    pub lib_name: Option<String>,
+    pub archive: PathBuf,
+}
+
+/// Where packaged workspace dependencies go inside a prepared source.
+const WORKSPACE_DEPS: &str = ".docbuild-workspace";
+
+/// Makes unpublished dependencies resolve to their packages, as they will once
+/// published: each is unpacked below the source and patched in for crates.io in the
+/// source's own `.cargo/config.toml` (read by cargo on the host and in the sandbox;
+/// its paths are relative, so both see the same files).
+pub fn add_packaged_dependencies(
+    dest: &Path,
+    dependencies: &[PackagedDependency],
+) -> Result<(), PrepareError> {
+    if dependencies.is_empty() {
+        return Ok(());
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| PrepareError::Io(path, error)
+    };
+    let mut patch = String::from("[patch.crates-io]\n");
+    for dependency in dependencies {
+        let prefix = format!("{}-{}", dependency.name, dependency.version);
+        let dir = dest.join(WORKSPACE_DEPS).join(&prefix);
+        unpack_crate(&dependency.archive, &prefix, &dir)?;
+        make_standalone(&dir).map_err(io(&dir))?;
+        patch.push_str(&format!(
+            "{} = {{ path = \"{WORKSPACE_DEPS}/{prefix}\" }}\n",
+            toml_key(&dependency.name)
+        ));
+    }
+    let config = dest.join(".cargo");
+    std::fs::create_dir_all(&config).map_err(io(&config))?;
+    std::fs::write(config.join("config.toml"), patch).map_err(io(&config))
+}
+
+/// Package names are `[A-Za-z0-9_-]`, valid bare TOML keys; quoted anyway.
+fn toml_key(name: &str) -> String {
+    format!("\"{}\"", name.replace('\\', "").replace('"', ""))
 }
 
 /// Makes the prepared manifest its own workspace root, as a published crate is: the

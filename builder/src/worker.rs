@@ -285,6 +285,8 @@ async fn build_sources(
         out: Some(build_dir.join("docs")),
         work_dir: Some(work.to_path_buf()),
         registries: service.config.registry_access(),
+        packaged: None,
+        dependencies: Vec::new(),
     };
     let cache = service.data.cache();
     check(&check_options, &cache, &|_: &str| {}, cancel).await
