@@ -235,9 +235,9 @@ pub fn add_packaged_dependencies(
     std::fs::write(config.join("config.toml"), patch).map_err(io(&config))
 }
 
-/// Package names are `[A-Za-z0-9_-]`, valid bare TOML keys; quoted anyway.
+/// A quoted TOML key (JSON's string escapes are TOML's).
 fn toml_key(name: &str) -> String {
-    format!("\"{}\"", name.replace('\\', "").replace('"', ""))
+    serde_json::Value::from(name).to_string()
 }
 
 /// Makes the prepared manifest its own workspace root, as a published crate is: the
