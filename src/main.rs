@@ -214,6 +214,7 @@ async fn check(args: CheckArgs) -> ExitCode {
         registries: Default::default(),
         packaged: None,
         dependencies: Vec::new(),
+        workspace_members: Vec::new(),
     };
     let display = display::Display::new(args.json);
     let cache = CacheDirs::from_env();

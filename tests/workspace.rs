@@ -192,3 +192,35 @@ fn selected_members_build_against_their_packaged_dependencies() {
     assert_eq!(code, 2);
     assert_eq!(reports[0]["outcome"], "invalid-input");
 }
+
+#[test]
+fn a_real_workspace_from_crates_io_sources_documents() {
+    // The published tracing crates with their path dependencies restored.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tracing");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/make-tracing-workspace.sh");
+    let made = Command::new("bash")
+        .arg(script)
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (code, reports, stderr) = check(&root, &["--workspace"]);
+    assert_eq!(code, 0, "{reports:#?}\n{stderr}");
+    let stages: Vec<(&str, u64)> = reports
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["stage"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("tracing-attributes", 1),
+            ("tracing-core", 1),
+            ("tracing", 2),
+            ("tracing-log", 2),
+            ("tracing-serde", 2),
+            ("tracing-subscriber", 3),
+        ]
+    );
+    assert!(reports.iter().all(|r| r["outcome"] == "success"));
+}

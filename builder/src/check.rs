@@ -16,7 +16,7 @@ use crate::outcome::{CrateReport, Outcome, TargetReport};
 use crate::plan::{BuildPlan, InvocationOptions};
 use crate::prepare::{
     LocalPackage, PackagedDependency, PrepareError, SourceMode, add_packaged_dependencies,
-    make_readable, prepare_packaged, prepare_source,
+    make_readable, prepare_packaged, prepare_source, unlock_members,
 };
 use crate::toolchain::Toolchain;
 
@@ -42,6 +42,9 @@ pub struct CheckOptions {
     pub packaged: Option<PathBuf>,
     /// Unpublished workspace members the package depends on, as packaged.
     pub dependencies: Vec<PackagedDependency>,
+    /// Every member of the package's workspace, whose registry entries in the
+    /// package's lockfile are resolved again (see [`crate::prepare::unlock_members`]).
+    pub workspace_members: Vec<String>,
 }
 
 /// What builds need to know about docbuild's configured registries.
@@ -227,7 +230,9 @@ async fn run_check(
     };
     let shipped_lockfile = prepared
         .and_then(|lockfile| {
-            add_packaged_dependencies(&source, &options.dependencies).map(|()| lockfile)
+            add_packaged_dependencies(&source, &options.dependencies)?;
+            unlock_members(&source, &options.workspace_members)?;
+            Ok(lockfile)
         })
         .map_err(|error| identified(&base, prepare_failure(error)))?;
 

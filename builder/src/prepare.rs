@@ -235,6 +235,37 @@ pub fn add_packaged_dependencies(
     std::fs::write(config.join("config.toml"), patch).map_err(io(&config))
 }
 
+/// Drops from the source's `Cargo.lock` the registry entries of `names`: workspace
+/// members packaged together get each other's *local* package checksums there, which
+/// a published version of the same number would not match. cargo resolves just those
+/// entries again; every other pin stays.
+pub fn unlock_members(dest: &Path, names: &[String]) -> Result<(), PrepareError> {
+    let lockfile = dest.join("Cargo.lock");
+    let io = |error| PrepareError::Io(lockfile.clone(), error);
+    let Ok(text) = std::fs::read_to_string(&lockfile) else {
+        return Ok(());
+    };
+    let Ok(mut lock) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let Some(toml::Value::Array(packages)) = lock.get_mut("package") else {
+        return Ok(());
+    };
+    let before = packages.len();
+    packages.retain(|package| {
+        let name = package
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default();
+        !(package.get("source").is_some() && names.iter().any(|n| n == name))
+    });
+    if packages.len() != before {
+        let text = toml::to_string(&lock).map_err(|e| io(std::io::Error::other(e)))?;
+        std::fs::write(&lockfile, text).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// A quoted TOML key (JSON's string escapes are TOML's).
 fn toml_key(name: &str) -> String {
     serde_json::Value::from(name).to_string()
@@ -312,4 +343,31 @@ pub fn make_readable(root: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_unlocked_and_other_pins_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = "version = 4\n\n\
+            [[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"member\", \"serde\"]\n\n\
+            [[package]]\nname = \"member\"\nversion = \"0.1.0\"\nsource = \"registry+https://example.invalid/index\"\nchecksum = \"00\"\n\n\
+            [[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://example.invalid/index\"\nchecksum = \"11\"\n";
+        std::fs::write(dir.path().join("Cargo.lock"), lock).unwrap();
+        unlock_members(dir.path(), &["member".into(), "app".into()]).unwrap();
+        let kept: toml::Table = std::fs::read_to_string(dir.path().join("Cargo.lock"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let names: Vec<&str> = kept["package"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["app", "serde"]);
+    }
 }

@@ -287,6 +287,7 @@ async fn build_sources(
         registries: service.config.registry_access(),
         packaged: None,
         dependencies: Vec::new(),
+        workspace_members: Vec::new(),
     };
     let cache = service.data.cache();
     check(&check_options, &cache, &|_: &str| {}, cancel).await

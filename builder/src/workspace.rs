@@ -381,6 +381,7 @@ fn member_options(
         packaged: (base.mode == crate::prepare::SourceMode::Package)
             .then(|| archive(&member.name, &member.version)),
         dependencies,
+        workspace_members: members.keys().cloned().collect(),
         // Members share target directories, and each build empties the doc
         // directory, so every member's docs are kept apart.
         out: Some(
