@@ -45,6 +45,11 @@ enum Command {
     Worker(service::WorkerArgs),
     /// Follow a registry's index and queue its new versions.
     Watch(service::WatchArgs),
+    /// Serve the docs, build pages and API.
+    Serve(service::ServeArgs),
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(service::TokenCommand),
 }
 
 /// Limits and environment of sandboxed builds.
@@ -155,6 +160,14 @@ fn main() -> ExitCode {
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Queue(command) => {
             service::queue(command, cli.data_dir.as_deref(), cli.config.as_deref())
+        }
+        Command::Serve(args) => runtime.block_on(service::serve(
+            args,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
+        Command::Token(command) => {
+            service::token(command, cli.data_dir.as_deref(), cli.config.as_deref())
         }
         Command::Watch(args) => runtime.block_on(service::watch(
             args,

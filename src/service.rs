@@ -12,6 +12,7 @@ use docbuild_builder::registry::CrateVersion;
 use docbuild_builder::watch::{WatchedRegistry, watch_once};
 use docbuild_builder::worker::{Service, WorkerOptions, run_workers};
 use docbuild_builder::{Failure, Outcome};
+use docbuild_server::tokens::{Scope, Tokens};
 
 use crate::BuildArgs;
 
@@ -267,4 +268,110 @@ fn watched_registry(service: &Service, name: &str) -> Result<WatchedRegistry, Fa
                 ),
             )
         })
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: std::net::SocketAddr,
+    /// Also run workers in this process, so that one command gives a whole service.
+    #[arg(long)]
+    with_worker: bool,
+    /// With --with-worker: builds at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
+    let data = DataDir::resolve(data_dir);
+    let config = match Config::load(config, &data) {
+        Ok(config) => config,
+        Err(error) => return fail(Outcome::InvalidInput, &error),
+    };
+    let state = match docbuild_server::AppState::new(data.clone(), config.clone(), args.listen) {
+        Ok(state) => state,
+        Err(error) => return fail(Outcome::InfrastructureError, &error),
+    };
+    let cancel = crate::cancel_on_ctrl_c();
+    if args.with_worker {
+        let service = match Service::open(data, config) {
+            Ok(service) => Arc::new(service),
+            Err(error) => return fail(Outcome::InfrastructureError, &error),
+        };
+        let options = WorkerOptions {
+            jobs: usize::from(args.jobs),
+            limits: args.build.limits(),
+            image: args.build.image(),
+            toolchain: args.build.toolchain.clone(),
+            ..WorkerOptions::default()
+        };
+        tokio::spawn(run_workers(service, options, cancel.clone()));
+    }
+    eprintln!("docbuild: serving on http://{}", args.listen);
+    tokio::select! {
+        served = docbuild_server::serve(state, args.listen) => match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(Outcome::InfrastructureError, &error),
+        },
+        _ = cancel.cancelled() => ExitCode::from(130),
+    }
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; prints it alone (it is not shown again).
+    Create {
+        #[arg(long, value_parser = ["read", "publish", "admin"])]
+        scope: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens in force (ids and scopes, never the secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token.
+    Revoke { id: i64 },
+}
+
+pub fn token(command: TokenCommand, data_dir: Option<&Path>, _config: Option<&Path>) -> ExitCode {
+    let data = DataDir::resolve(data_dir);
+    let tokens = match Tokens::open(&data.database()) {
+        Ok(tokens) => tokens,
+        Err(error) => return fail(Outcome::InfrastructureError, &error),
+    };
+    match command {
+        TokenCommand::Create { scope, json } => {
+            let Ok(scope) = scope.parse::<Scope>() else {
+                return fail(Outcome::InvalidInput, &"unknown scope");
+            };
+            match tokens.create(scope) {
+                Ok(new) if json => println!("{}", serde_json::json!(new)),
+                Ok(new) => println!("{}", new.token),
+                Err(error) => return fail(Outcome::InfrastructureError, &error),
+            }
+        }
+        TokenCommand::List { json } => match tokens.list() {
+            Ok(list) => {
+                for token in list {
+                    if json {
+                        println!("{}", serde_json::json!(token));
+                    } else {
+                        println!("{:>4}  {:?}", token.id, token.scope);
+                    }
+                }
+            }
+            Err(error) => return fail(Outcome::InfrastructureError, &error),
+        },
+        TokenCommand::Revoke { id } => {
+            if let Err(error) = tokens.revoke(id) {
+                return fail(Outcome::InvalidInput, &error);
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

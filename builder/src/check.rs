@@ -156,6 +156,7 @@ async fn run_check(
     report.name = Some(package.name.clone());
     report.version = Some(package.version.clone());
     report.toolchain = Some(toolchain.version.clone());
+    report.features = package.features.clone();
     let mut metadata = DocsRsMetadata::from_package_metadata(&package.metadata)
         .map_err(|error| identified(&report, early(Outcome::InvalidInput, error)))?;
     if !options.targets.is_empty() {

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Every build ends in exactly one outcome. Ordered by exit code, so the outcome of
 /// several builds is their maximum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Success,
@@ -71,7 +71,7 @@ impl From<Failure> for CrateReport {
 }
 
 /// An error the compiler reported, from cargo's JSON messages.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     pub message: String,
     pub file: Option<String>,
@@ -90,19 +90,19 @@ impl std::fmt::Display for ErrorDetail {
 }
 
 /// One target's build.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetReport {
     pub target: String,
     pub outcome: Outcome,
     pub duration_ms: u64,
     /// The library's `index.html` for this target, when docs were made.
     pub docs: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
 /// The record of one crate's build: one JSON line of `check --json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrateReport {
     pub outcome: Outcome,
     pub name: Option<String>,
@@ -116,11 +116,18 @@ pub struct CrateReport {
     pub toolchain: Option<String>,
     pub memory_peak_bytes: Option<u64>,
     /// The shipped `Cargo.lock` failed and the build was retried with a new one.
+    #[serde(default)]
     pub lockfile_regenerated: bool,
     /// With `--workspace`: the publishing stage, from 1; a stage depends only on
     /// earlier ones.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<u32>,
+    /// The package's features and what each enables.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub features: std::collections::BTreeMap<String, Vec<String>>,
+    /// Bytes of the stored docs (uncompressed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_size_bytes: Option<u64>,
 }
 
 impl CrateReport {
@@ -140,6 +147,8 @@ impl CrateReport {
             memory_peak_bytes: None,
             lockfile_regenerated: false,
             stage: None,
+            features: Default::default(),
+            docs_size_bytes: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub struct LocalPackage {
     pub metadata: serde_json::Value,
     /// The directory is an unpacked `.crate` (it has `Cargo.toml.orig`).
     pub already_packaged: bool,
+    pub features: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The input is not something we can build. `invalid-input`.
@@ -94,6 +95,7 @@ impl LocalPackage {
             version: package.version.to_string(),
             lib_name: lib.map(|t| t.name.replace('-', "_")),
             proc_macro: lib.is_some_and(|t| t.is_proc_macro()),
+            features: package.features.clone(),
             metadata: package.metadata,
             already_packaged: dir.join("Cargo.toml.orig").is_file(),
             dir,

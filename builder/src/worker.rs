@@ -251,7 +251,7 @@ async fn build_job(
         // Shutting down: leave the job to be claimed again.
         return Ok(report.outcome);
     }
-    store(&mut report, &work, &build_dir);
+    store(&mut report, &work, &build_dir, &data.root().join("static"));
     service
         .queue
         .finish(job, worker, build, &report, options.retry_base)?;
@@ -338,9 +338,9 @@ fn prepare_job_sources(
     })
 }
 
-/// Moves the log next to the docs and writes the record, with paths inside the
-/// build's directory.
-fn store(report: &mut CrateReport, work: &Path, build_dir: &Path) {
+/// Moves the log next to the docs, keeps rustdoc's shared static files once for all
+/// builds, and writes the record, with paths inside the build's directory.
+fn store(report: &mut CrateReport, work: &Path, build_dir: &Path, shared_static: &Path) {
     if std::fs::create_dir_all(build_dir).is_err() {
         return;
     }
@@ -348,7 +348,46 @@ fn store(report: &mut CrateReport, work: &Path, build_dir: &Path) {
     if std::fs::copy(work.join("build.log"), &log).is_ok() {
         report.log = Some(log);
     }
+    let docs = build_dir.join("docs");
+    if docs.is_dir() {
+        share_static_files(&docs, shared_static);
+        report.docs_size_bytes = Some(
+            walkdir::WalkDir::new(&docs)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum(),
+        );
+    }
     if let Ok(record) = serde_json::to_vec_pretty(report) {
         let _ = std::fs::write(build_dir.join("record.json"), record);
+    }
+}
+
+/// rustdoc names its shared files (`static.files/*`) by their content, so every
+/// build's copy of one is the same file: keep one in `shared` and drop the rest.
+fn share_static_files(docs: &Path, shared: &Path) {
+    let dirs = walkdir::WalkDir::new(docs)
+        .max_depth(2)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_dir() && e.file_name() == "static.files")
+        .map(|e| e.into_path());
+    for dir in dirs.collect::<Vec<_>>() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let _ = std::fs::create_dir_all(shared);
+        for entry in entries.flatten() {
+            let kept = shared.join(entry.file_name());
+            // A file that cannot be moved stays where it is and is served from there.
+            let _ = if kept.exists() {
+                std::fs::remove_file(entry.path())
+            } else {
+                std::fs::rename(entry.path(), &kept)
+            };
+        }
     }
 }

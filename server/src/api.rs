@@ -1,0 +1,195 @@
+//! The JSON API: queueing builds, their status, a release's doc status, a badge.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use docbuild_builder::config::CRATES_IO;
+use docbuild_builder::queue::{PRIORITY_NEW, PRIORITY_REBUILD};
+use docbuild_builder::registry::{CrateVersion, CrateVersionError};
+use serde_json::{Value, json};
+
+use crate::SharedState;
+
+fn error(status: StatusCode, field: Option<&str>, message: impl std::fmt::Display) -> Response {
+    let mut body = json!({ "error": message.to_string() });
+    if let Some(field) = field {
+        body["field"] = json!(field);
+    }
+    (status, Json(body)).into_response()
+}
+
+/// A request the API refuses, naming the field at fault.
+struct BadRequest {
+    field: Option<&'static str>,
+    message: String,
+}
+
+impl BadRequest {
+    fn new(field: Option<&'static str>, message: impl std::fmt::Display) -> Self {
+        Self {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Reads `{"name", "version", "registry"}`; the registry defaults to crates.io.
+fn parse_build_request(
+    body: &[u8],
+    state: &SharedState,
+) -> Result<(CrateVersion, String), BadRequest> {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => return Err(BadRequest::new(None, "the body must be a JSON object")),
+        Err(e) => return Err(BadRequest::new(None, format!("invalid JSON: {e}"))),
+    };
+    let field = |name: &'static str| match request.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(BadRequest::new(
+            Some(name),
+            format!("`{name}` must be a string"),
+        )),
+    };
+    let name = field("name")?.ok_or_else(|| BadRequest::new(Some("name"), "`name` is required"))?;
+    let version = field("version")?
+        .ok_or_else(|| BadRequest::new(Some("version"), "`version` is required"))?;
+    let krate = CrateVersion::new(&name, &version).map_err(|e| match e {
+        CrateVersionError::Name(_) => BadRequest::new(Some("name"), e),
+        _ => BadRequest::new(Some("version"), e),
+    })?;
+    let registry = field("registry")?.unwrap_or_else(|| CRATES_IO.to_string());
+    if registry != CRATES_IO && !state.config.registries.contains_key(&registry) {
+        return Err(BadRequest::new(
+            Some("registry"),
+            format!("unknown registry `{registry}`"),
+        ));
+    }
+    Ok((krate, registry))
+}
+
+/// `POST /api/v1/builds` `{"name", "version", "registry"}` → `202 {"id"}`. For a
+/// registry's upload webhook or a publishing pipeline.
+pub async fn enqueue(State(state): State<SharedState>, body: Bytes) -> Response {
+    let (krate, registry) = match parse_build_request(&body, &state) {
+        Ok(request) => request,
+        Err(bad) => return error(StatusCode::BAD_REQUEST, bad.field, bad.message),
+    };
+    let queue = state.queue.clone();
+    let queued = tokio::task::spawn_blocking(move || {
+        queue.enqueue(&registry, &krate.name, &krate.version, PRIORITY_NEW)
+    })
+    .await;
+    match queued {
+        Ok(Ok((id, _))) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+    }
+}
+
+/// `GET /api/v1/builds/{id}`: the job's status and, once done, its outcome.
+pub async fn build_status(State(state): State<SharedState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("id"),
+            "the build id must be a number",
+        );
+    };
+    let queue = state.queue.clone();
+    match tokio::task::spawn_blocking(move || queue.job(id)).await {
+        Ok(Ok(job)) => Json(job).into_response(),
+        Ok(Err(docbuild_builder::queue::QueueError::NoSuchJob(_))) => {
+            error(StatusCode::NOT_FOUND, None, format!("no build {id}"))
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+    }
+}
+
+/// `POST /crate/{name}/{version}/rebuild` (admin): queue the release again.
+pub async fn rebuild(
+    State(state): State<SharedState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    let catalog = state.catalog.clone();
+    let (n, v) = (name.clone(), version.clone());
+    let builds = tokio::task::spawn_blocking(move || catalog.builds(&n, &v).unwrap_or_default())
+        .await
+        .unwrap_or_default();
+    let Some(last) = builds.first() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("no build of {name} {version}"),
+        );
+    };
+    let (queue, registry) = (state.queue.clone(), last.registry.clone());
+    match tokio::task::spawn_blocking(move || {
+        queue.enqueue(&registry, &name, &version, PRIORITY_REBUILD)
+    })
+    .await
+    {
+        Ok(Ok((id, _))) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+    }
+}
+
+/// `GET /crate/{name}/{version}/status.json`, as docs.rs answers it.
+pub async fn status(
+    State(state): State<SharedState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    let catalog = state.catalog.clone();
+    let (n, v) = (name.clone(), version.clone());
+    let release = tokio::task::spawn_blocking(move || catalog.resolve(&n, &v).ok().flatten())
+        .await
+        .ok()
+        .flatten();
+    let body = match &release {
+        Some(release) => json!({ "version": release.version.to_string(), "doc_status": true }),
+        None => json!({ "version": version, "doc_status": false }),
+    };
+    (
+        [(
+            header::CACHE_CONTROL,
+            "no-cache, no-store, must-revalidate, max-age=0",
+        )],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// `GET /{name}/badge.svg`: the newest version's doc status.
+pub async fn badge(State(state): State<SharedState>, Path(name): Path<String>) -> Response {
+    let catalog = state.catalog.clone();
+    let release =
+        tokio::task::spawn_blocking(move || catalog.resolve(&name, "latest").ok().flatten())
+            .await
+            .ok()
+            .flatten();
+    let (text, color) = match &release {
+        Some(release) => (release.version.to_string(), "#4c1"),
+        None => ("none".to_string(), "#9f9f9f"),
+    };
+    let text = crate::pages::escape(&text);
+    let width = 40 + 7 * text.len();
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"20\" role=\"img\" aria-label=\"docs: {text}\">\
+         <rect width=\"36\" height=\"20\" fill=\"#555\"/><rect x=\"36\" width=\"{}\" height=\"20\" fill=\"{color}\"/>\
+         <g fill=\"#fff\" font-family=\"Verdana,sans-serif\" font-size=\"11\">\
+         <text x=\"5\" y=\"14\">docs</text><text x=\"41\" y=\"14\">{text}</text></g></svg>",
+        width - 36
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        svg,
+    )
+        .into_response()
+}

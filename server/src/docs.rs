@@ -1,0 +1,243 @@
+//! rustdoc's pages under docs.rs's URL scheme:
+//!
+//! - `/{name}`, `/{name}/latest/…`, `/{name}/{requirement}/…` redirect to the exact
+//!   version (names match with `-` and `_` alike);
+//! - `/{name}/{version}/{lib_name}/…` serves the default target's docs,
+//!   `/{name}/{version}/{target}/{lib_name}/…` another target's; a URL that spells
+//!   out the default target redirects to the one without it;
+//! - rustdoc's `static.files/` are served from the store shared by all builds;
+//! - a page missing in this version is a 404 linking to the crate's root.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::SharedState;
+use crate::catalog::Release;
+use crate::files::{CachePolicy, respond, safe_segments};
+use crate::pages::{escape, not_found};
+
+/// Docs pages may run rustdoc's own scripts, from this origin, and nothing else: no
+/// inline script that a crate's `--html-in-header` could smuggle in, and no framing.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'self'";
+
+async fn resolve(state: &SharedState, name: &str, version: &str) -> Option<Release> {
+    let (catalog, name, version) = (state.catalog.clone(), name.to_string(), version.to_string());
+    tokio::task::spawn_blocking(move || catalog.resolve(&name, &version).ok().flatten())
+        .await
+        .ok()
+        .flatten()
+}
+
+fn release_root(release: &Release) -> String {
+    match release.lib_name() {
+        Some(lib) => format!("/{}/{}/{lib}/", release.name, release.version),
+        None => format!("/crate/{}/{}", release.name, release.version),
+    }
+}
+
+pub async fn crate_root(State(state): State<SharedState>, Path(name): Path<String>) -> Response {
+    match resolve(&state, &name, "latest").await {
+        Some(release) => Redirect::temporary(&release_root(&release)).into_response(),
+        None => not_found(
+            &format!("No crate named `{}` has docs here.", escape(&name)),
+            None,
+        ),
+    }
+}
+
+pub async fn version_root(
+    State(state): State<SharedState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    match resolve(&state, &name, &version).await {
+        Some(release) => Redirect::temporary(&release_root(&release)).into_response(),
+        None => not_found(
+            &format!(
+                "`{}` has no docs for version `{}`.",
+                escape(&name),
+                escape(&version)
+            ),
+            Some(&format!("/{}", escape(&name))),
+        ),
+    }
+}
+
+pub async fn file(
+    State(state): State<SharedState>,
+    Path((name, version, path)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(segments) = safe_segments(&path) else {
+        return (StatusCode::BAD_REQUEST, "invalid path\n").into_response();
+    };
+    let Some(release) = resolve(&state, &name, &version).await else {
+        return not_found(
+            &format!(
+                "`{}` has no docs for version `{}`.",
+                escape(&name),
+                escape(&version)
+            ),
+            Some(&format!("/{}", escape(&name))),
+        );
+    };
+    // Names and versions in URLs are canonical: redirect anything else.
+    let exact = release.version.to_string();
+    if release.name != name || exact != version {
+        let target = format!("/{}/{exact}/{path}", release.name);
+        return Redirect::temporary(&target).into_response();
+    }
+    let default_target = release.default_target().unwrap_or_default().to_string();
+    if segments.first() == Some(&default_target.as_str()) {
+        let rest = segments[1..].join("/");
+        return Redirect::temporary(&format!("/{name}/{exact}/{rest}")).into_response();
+    }
+    let others = release.other_targets();
+    let (base, rest, target) = match segments.first() {
+        Some(first) if others.iter().any(|t| t == first) => (
+            release.docs().join(first),
+            &segments[1..],
+            Some(first.to_string()),
+        ),
+        _ => (release.docs(), &segments[..], None),
+    };
+
+    // rustdoc's shared files are stored once for all builds.
+    if let Some(position) = rest.iter().position(|s| *s == "static.files")
+        && position + 2 == rest.len()
+    {
+        let shared = state
+            .catalog
+            .data()
+            .root()
+            .join("static")
+            .join(rest[position + 1]);
+        let local = base.join(rest.join("/"));
+        for candidate in [shared, local] {
+            if let Some(response) = respond(candidate, &headers, CachePolicy::Immutable, None).await
+            {
+                return response;
+            }
+        }
+    }
+
+    let mut file = base.join(rest.join("/"));
+    if path.ends_with('/') || rest.is_empty() {
+        file.push("index.html");
+    }
+    let bar = TopBar::new(&state, &release, target.as_deref()).await;
+    let rewrite = move |html: &str| bar.insert(html);
+    if let Some(mut response) = respond(
+        file.clone(),
+        &headers,
+        CachePolicy::Revalidate,
+        Some(&rewrite),
+    )
+    .await
+    {
+        if response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v == "text/html; charset=utf-8")
+        {
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(DOCS_CSP),
+            );
+        }
+        return response;
+    }
+    // A directory without its trailing slash, as rustdoc's relative links need it.
+    if file.is_dir() && file.join("index.html").is_file() {
+        return Redirect::permanent(&format!("/{name}/{exact}/{path}/")).into_response();
+    }
+    not_found(
+        &format!(
+            "<code>{}</code> is not in the docs of {} {exact}.",
+            escape(&path),
+            escape(&name)
+        ),
+        Some(&release_root(&release)),
+    )
+}
+
+/// The thin bar over rustdoc's pages: crate, version picker, target picker. It is
+/// fixed to the top, and the page is shifted below it, so rustdoc's own layout is
+/// left as it is.
+struct TopBar {
+    head: String,
+    body: String,
+}
+
+impl TopBar {
+    async fn new(state: &SharedState, release: &Release, target: Option<&str>) -> Self {
+        let (catalog, name) = (state.catalog.clone(), release.name.clone());
+        let releases =
+            tokio::task::spawn_blocking(move || catalog.releases(&name).unwrap_or_default())
+                .await
+                .unwrap_or_default();
+        let name = escape(&release.name);
+        let version = release.version.to_string();
+        let versions: String = releases
+            .iter()
+            .map(|r| {
+                let v = r.version.to_string();
+                let selected = if v == version { " selected" } else { "" };
+                format!(
+                    "<option value=\"{}\"{selected}>{v}</option>",
+                    escape(&release_root(r))
+                )
+            })
+            .collect();
+        let lib = release.lib_name().unwrap_or_default();
+        let default_target = release.default_target().unwrap_or("default");
+        let mut targets = format!(
+            "<option value=\"/{name}/{version}/{lib}/\"{}>{}</option>",
+            if target.is_none() { " selected" } else { "" },
+            escape(default_target)
+        );
+        for other in release.other_targets() {
+            let selected = if Some(other.as_str()) == target {
+                " selected"
+            } else {
+                ""
+            };
+            targets.push_str(&format!(
+                "<option value=\"/{name}/{version}/{0}/{lib}/\"{selected}>{0}</option>",
+                escape(&other)
+            ));
+        }
+        Self {
+            head: "<link rel=\"stylesheet\" href=\"/-/static/docbuild.css\">\
+                   <script src=\"/-/static/docbuild.js\" defer></script>"
+                .to_string(),
+            body: format!(
+                "<nav id=\"docbuild-bar\"><a href=\"/\">docbuild</a>\
+                 <a href=\"/crate/{name}/{version}\">{name}</a>\
+                 <select id=\"docbuild-version\" class=\"docbuild-picker\" aria-label=\"Version\">{versions}</select>\
+                 <select id=\"docbuild-target\" class=\"docbuild-picker\" aria-label=\"Target\">{targets}</select></nav>"
+            ),
+        }
+    }
+
+    fn insert(&self, html: &str) -> String {
+        let mut out = String::with_capacity(html.len() + self.head.len() + self.body.len());
+        let head_end = html.find("</head>");
+        let body_start = html
+            .find("<body")
+            .and_then(|start| html[start..].find('>').map(|end| start + end + 1));
+        match (head_end, body_start) {
+            (Some(head), Some(body)) if head < body => {
+                out.push_str(&html[..head]);
+                out.push_str(&self.head);
+                out.push_str(&html[head..body]);
+                out.push_str(&self.body);
+                out.push_str(&html[body..]);
+                out
+            }
+            _ => html.to_string(),
+        }
+    }
+}
