@@ -277,7 +277,7 @@ fn toml_key(name: &str) -> String {
 /// prepared copy lives under docbuild's cache, and cargo must not take a
 /// `Cargo.toml` above it for its workspace. A manifest that names a workspace of
 /// its own is left alone.
-fn make_standalone(dest: &Path) -> std::io::Result<()> {
+pub(crate) fn make_standalone(dest: &Path) -> std::io::Result<()> {
     let manifest = dest.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)?;
     let has_workspace = text

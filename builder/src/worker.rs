@@ -300,6 +300,23 @@ fn prepare_job_sources(
     work: &Path,
     source: &Path,
 ) -> Result<(), Failure> {
+    get_job_sources(service, options, job, work, source)?;
+    // A published crate is its own workspace root, wherever the data directory is.
+    crate::prepare::make_standalone(source).map_err(|e| {
+        Failure::new(
+            Outcome::BuildFailed,
+            format!("cannot read the crate's manifest: {e}"),
+        )
+    })
+}
+
+fn get_job_sources(
+    service: &Service,
+    options: &WorkerOptions,
+    job: &Job,
+    work: &Path,
+    source: &Path,
+) -> Result<(), Failure> {
     let infra = |e: &dyn std::fmt::Display| Failure::new(Outcome::InfrastructureError, e);
     std::fs::create_dir_all(work).map_err(|e| infra(&e))?;
     if source.exists() {
