@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Makes a fresh Debian machine ready for docbuild: a running Docker engine.
+# Makes a fresh Debian machine ready for docbuild: a running Docker engine, and
+# Debian's Chromium with its WebDriver for the viewer's browser test.
 # Nothing is pulled: docbuild makes its sandbox image locally on first use.
 set -euo pipefail
 
 engine_answers() { docker info >/dev/null 2>&1; }
 
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 if engine_answers; then
     exit 0
-fi
-if ! command -v dockerd >/dev/null 2>&1; then
-    echo "setup: installing Debian's docker.io" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
 echo "setup: starting dockerd" >&2
 nohup dockerd >/tmp/docbuild-dockerd.log 2>&1 &
