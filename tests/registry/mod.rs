@@ -1,3 +1,6 @@
+// Shared by several test crates, each of which uses only part of it.
+#![allow(dead_code)]
+
 //! A sparse Cargo registry served on 127.0.0.1 by the tests themselves, with
 //! `.crate` archives they make, hostile ones included.
 
