@@ -2,11 +2,14 @@
 //! workers store (`crates/<registry>/<name>/<version>/<build>/`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use docbuild_builder::CrateReport;
 use docbuild_builder::config::DataDir;
 use rusqlite::{Connection, OptionalExtension, params};
 use semver::{Version, VersionReq};
+
+use crate::cache::Cache;
 
 /// One release with docs: its newest successful build.
 #[derive(Debug, Clone)]
@@ -18,6 +21,8 @@ pub struct Release {
     /// The stored build's directory.
     pub dir: PathBuf,
     pub record: Option<CrateReport>,
+    lib_name: Option<String>,
+    other_targets: Vec<String>,
 }
 
 impl Release {
@@ -26,20 +31,14 @@ impl Release {
         self.dir.join("docs")
     }
 
-    /// The library's crate name, from where its `index.html` was stored.
-    pub fn lib_name(&self) -> Option<String> {
-        let docs = self.record.as_ref()?.docs()?;
-        let dir = docs.parent()?.file_name()?;
-        Some(dir.to_string_lossy().into_owned())
-    }
-
-    pub fn default_target(&self) -> Option<&str> {
-        self.record.as_ref()?.default_target.as_deref()
-    }
-
-    /// Targets besides the default one that have docs.
-    pub fn other_targets(&self) -> Vec<String> {
-        self.record
+    fn new(registry: String, name: String, version: Version, build: i64, dir: PathBuf) -> Self {
+        let record = read_record(&dir);
+        let lib_name = record
+            .as_ref()
+            .and_then(|r| r.docs())
+            .and_then(|docs| docs.parent()?.file_name())
+            .map(|dir| dir.to_string_lossy().into_owned());
+        let other_targets = record
             .as_ref()
             .map(|r| {
                 r.targets
@@ -49,7 +48,31 @@ impl Release {
                     .map(|t| t.target.clone())
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        Self {
+            registry,
+            name,
+            version,
+            build,
+            dir,
+            record,
+            lib_name,
+            other_targets,
+        }
+    }
+
+    /// The library's crate name, from where its `index.html` was stored.
+    pub fn lib_name(&self) -> Option<&str> {
+        self.lib_name.as_deref()
+    }
+
+    pub fn default_target(&self) -> Option<&str> {
+        self.record.as_ref()?.default_target.as_deref()
+    }
+
+    /// Targets besides the default one that have docs.
+    pub fn other_targets(&self) -> &[String] {
+        &self.other_targets
     }
 }
 
@@ -71,9 +94,10 @@ pub struct BuildSummary {
 pub struct CatalogError(#[from] rusqlite::Error);
 
 /// Read access to the builds.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Catalog {
     data: DataDir,
+    cache: Arc<Cache>,
 }
 
 /// Crate names match with `-` and `_` alike, as on crates.io.
@@ -83,7 +107,12 @@ pub fn normalize(name: &str) -> String {
 
 impl Catalog {
     pub fn new(data: DataDir) -> Self {
-        Self { data }
+        let cache = Arc::new(Cache::new(&data.database()));
+        Self { data, cache }
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     pub fn data(&self) -> &DataDir {
@@ -120,8 +149,24 @@ impl Catalog {
             .collect())
     }
 
-    /// Releases of a crate with docs, newest version first.
-    pub fn releases(&self, name: &str) -> Result<Vec<Release>, CatalogError> {
+    /// Releases of a crate with docs, newest version first; kept in memory until the
+    /// database changes.
+    pub fn releases(&self, name: &str) -> Result<Arc<Vec<Arc<Release>>>, CatalogError> {
+        let key = normalize(name);
+        if let Some(releases) = self.cache.releases(&key) {
+            return Ok(releases);
+        }
+        let releases = Arc::new(
+            self.load_releases(&key)?
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        );
+        self.cache.set_releases(&key, Arc::clone(&releases));
+        Ok(releases)
+    }
+
+    fn load_releases(&self, name: &str) -> Result<Vec<Release>, CatalogError> {
         let connection = self.connect()?;
         let mut statement = connection.prepare(
             "SELECT registry, name, version, MAX(id) FROM builds
@@ -138,14 +183,7 @@ impl Catalog {
             .filter_map(|(registry, name, version, build)| {
                 let parsed = Version::parse(&version).ok()?;
                 let dir = self.data.build_dir(&registry, &name, &version, build);
-                Some(Release {
-                    record: read_record(&dir),
-                    registry,
-                    name,
-                    version: parsed,
-                    build,
-                    dir,
-                })
+                Some(Release::new(registry, name, parsed, build, dir))
             })
             .collect();
         releases.sort_by(|a, b| b.version.cmp(&a.version).then(b.build.cmp(&a.build)));
@@ -155,7 +193,11 @@ impl Catalog {
     /// The release a URL's version names: `latest`, an exact version, or a semver
     /// requirement (`1`, `~1.2`, `*`). "Latest" prefers releases that are not
     /// pre-releases.
-    pub fn resolve(&self, name: &str, requested: &str) -> Result<Option<Release>, CatalogError> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        requested: &str,
+    ) -> Result<Option<Arc<Release>>, CatalogError> {
         let releases = self.releases(name)?;
         if requested == "latest" || requested == "newest" || requested.is_empty() {
             let stable = releases.iter().find(|r| r.version.pre.is_empty());
@@ -170,8 +212,9 @@ impl Catalog {
             return Ok(None);
         };
         Ok(releases
-            .into_iter()
-            .find(|r| requirement.matches(&r.version)))
+            .iter()
+            .find(|r| requirement.matches(&r.version))
+            .cloned())
     }
 
     /// Every build of a crate version, newest first, successful or not.

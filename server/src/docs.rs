@@ -12,6 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use std::sync::Arc;
+
 use crate::SharedState;
 use crate::catalog::Release;
 use crate::files::{CachePolicy, respond, safe_segments};
@@ -23,12 +25,10 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
      img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'self'";
 
-async fn resolve(state: &SharedState, name: &str, version: &str) -> Option<Release> {
-    let (catalog, name, version) = (state.catalog.clone(), name.to_string(), version.to_string());
-    tokio::task::spawn_blocking(move || catalog.resolve(&name, &version).ok().flatten())
-        .await
-        .ok()
-        .flatten()
+/// Kept in memory after the first request for a crate, so no blocking work remains
+/// on the hot path.
+async fn resolve(state: &SharedState, name: &str, version: &str) -> Option<Arc<Release>> {
+    state.catalog.resolve(name, version).ok().flatten()
 }
 
 fn release_root(release: &Release) -> String {
@@ -116,7 +116,14 @@ pub async fn file(
             .join(rest[position + 1]);
         let local = base.join(rest.join("/"));
         for candidate in [shared, local] {
-            if let Some(response) = respond(candidate, &headers, CachePolicy::Immutable, None).await
+            if let Some(response) = respond(
+                state.catalog.cache(),
+                candidate,
+                &headers,
+                CachePolicy::Immutable,
+                None,
+            )
+            .await
             {
                 return response;
             }
@@ -127,9 +134,10 @@ pub async fn file(
     if path.ends_with('/') || rest.is_empty() {
         file.push("index.html");
     }
-    let bar = TopBar::new(&state, &release, target.as_deref()).await;
-    let rewrite = move |html: &str| bar.insert(html);
+    // The bar is made only when the page is not cached yet.
+    let rewrite = |html: &str| TopBar::new(&state, &release, target.as_deref()).insert(html);
     if let Some(mut response) = respond(
+        state.catalog.cache(),
         file.clone(),
         &headers,
         CachePolicy::Revalidate,
@@ -172,12 +180,8 @@ struct TopBar {
 }
 
 impl TopBar {
-    async fn new(state: &SharedState, release: &Release, target: Option<&str>) -> Self {
-        let (catalog, name) = (state.catalog.clone(), release.name.clone());
-        let releases =
-            tokio::task::spawn_blocking(move || catalog.releases(&name).unwrap_or_default())
-                .await
-                .unwrap_or_default();
+    fn new(state: &SharedState, release: &Release, target: Option<&str>) -> Self {
+        let releases = state.catalog.releases(&release.name).unwrap_or_default();
         let name = escape(&release.name);
         let version = release.version.to_string();
         let versions: String = releases

@@ -6,6 +6,7 @@
 //! sufficient scope (bearer header, or the cookie the login form sets).
 
 mod api;
+mod cache;
 pub mod catalog;
 mod docs;
 mod files;
@@ -82,7 +83,9 @@ impl AppState {
 
 /// The whole application.
 pub fn router(state: SharedState) -> Router {
-    Router::new()
+    // The viewer's own pages are small and made per request: compressed on the fly.
+    // Docs files are compressed once, in the file cache (see `files::respond`).
+    let pages = Router::new()
         .route("/", get(pages::crate_list))
         .route("/-/login", get(pages::login_form).post(pages::login))
         .route("/-/static/{file}", get(pages::asset))
@@ -96,15 +99,16 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/builds", post(api::enqueue))
         .route("/api/v1/builds/{id}", get(api::build_status))
         .route("/{name}/badge.svg", get(api::badge))
+        .layer(tower_http::compression::CompressionLayer::new());
+    Router::new()
         .route("/{name}", get(docs::crate_root))
         .route("/{name}/", get(docs::crate_root))
         .route("/{name}/{version}", get(docs::version_root))
         .route("/{name}/{version}/", get(docs::version_root))
         .route("/{name}/{version}/{*path}", get(docs::file))
+        .merge(pages)
         .fallback(pages::not_found_page)
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(state.clone(), check_host))
-        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
@@ -117,24 +121,6 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> Result<(), ServeError
     axum::serve(listener, router(Arc::new(state)))
         .await
         .map_err(|e| ServeError::Listen(listen, e))
-}
-
-/// Refuses requests for hosts this server does not answer to: a page of another
-/// site must not reach it through DNS rebinding.
-async fn check_host(State(state): State<SharedState>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    if !state
-        .allowed_hosts
-        .iter()
-        .any(|allowed| allowed.eq_ignore_ascii_case(host))
-    {
-        return (StatusCode::MISDIRECTED_REQUEST, "unknown host\n").into_response();
-    }
-    next.run(request).await
 }
 
 /// The token a request presents: `Authorization: Bearer …`, or the login cookie.
@@ -169,34 +155,53 @@ fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     Some(Scope::Read)
 }
 
-async fn authenticate(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+/// The gate before every handler. It refuses requests for hosts this server does not
+/// answer to, so that a page of another site cannot reach it through DNS rebinding.
+/// Then, once any token exists, it requires one of a sufficient scope.
+async fn guard(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !state
+        .allowed_hosts
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(host))
+    {
+        return (StatusCode::MISDIRECTED_REQUEST, "unknown host\n").into_response();
+    }
+    let cache = state.catalog.cache();
+    cache.refresh();
     let Some(needed) = required_scope(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let tokens = state.tokens.clone();
-    let presented = presented_token(request.headers());
-    let verdict = tokio::task::spawn_blocking(move || -> Result<Option<Option<Scope>>, String> {
-        if !tokens.any().map_err(|e| e.to_string())? {
-            return Ok(None); // no tokens: open
-        }
-        let scope = match presented {
-            Some(token) => tokens.check(&token).map_err(|e| e.to_string())?,
-            None => None,
-        };
-        Ok(Some(scope))
-    })
-    .await;
-    match verdict {
-        Ok(Ok(None)) => next.run(request).await,
-        Ok(Ok(Some(Some(scope)))) if scope >= needed => next.run(request).await,
-        Ok(Ok(Some(Some(_)))) => (
+    let active = match cache.tokens() {
+        Some(active) => active,
+        None => match state.tokens.active() {
+            Ok(active) => {
+                let active = Arc::new(active);
+                cache.set_tokens(Arc::clone(&active));
+                active
+            }
+            Err(error) => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
+            }
+        },
+    };
+    if active.is_empty() {
+        return next.run(request).await; // no tokens: open
+    }
+    let scope = presented_token(request.headers())
+        .and_then(|token| active.get(&tokens::hash(&token)).copied());
+    match scope {
+        Some(scope) if scope >= needed => next.run(request).await,
+        Some(_) => (
             StatusCode::FORBIDDEN,
             format!("this token's scope does not allow this; it needs `{needed:?}`\n")
                 .to_lowercase(),
         )
             .into_response(),
-        Ok(Ok(Some(None))) => pages::unauthorized(),
-        Ok(Err(error)) => (StatusCode::INTERNAL_SERVER_ERROR, error).into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+        None => pages::unauthorized(),
     }
 }

@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS tokens (
     revoked    INTEGER NOT NULL DEFAULT 0
 );";
 
-fn hash(token: &str) -> String {
+pub fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -172,6 +172,21 @@ impl Tokens {
             return Err(TokenError::NoSuchToken(id));
         }
         Ok(())
+    }
+
+    /// Every token in force, by hash.
+    pub fn active(&self) -> Result<std::collections::HashMap<String, Scope>, TokenError> {
+        let connection = self.connect()?;
+        let mut statement = connection
+            .prepare("SELECT hash, scope FROM tokens WHERE revoked = 0")
+            .map_err(|e| self.error(e))?;
+        statement
+            .query_map([], |row| {
+                let scope: String = row.get(1)?;
+                Ok((row.get(0)?, scope.parse().unwrap_or(Scope::Read)))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error(e))
     }
 
     /// Whether any token is in force (then every request needs one).
