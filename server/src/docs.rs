@@ -210,7 +210,7 @@ impl TopBar {
             };
             targets.push_str(&format!(
                 "<option value=\"/{name}/{version}/{0}/{lib}/\"{selected}>{0}</option>",
-                escape(&other)
+                escape(other)
             ));
         }
         Self {

@@ -188,7 +188,7 @@ pub async fn crate_page(
                 "<li><a href=\"/{n}/{v}/{t}/{lib}/\">{t}</a></li>",
                 n = escape(&release.name),
                 v = release.version,
-                t = escape(&target)
+                t = escape(target)
             ));
         }
         body.push_str("</ul>");
