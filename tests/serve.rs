@@ -59,8 +59,43 @@ fn built() -> &'static Path {
         run(&data, &["worker", "--once", "--jobs", "2"]);
         let jobs = run(&data, &["queue", "list", "--json"]);
         assert_eq!(jobs.matches("\"outcome\":\"success\"").count(), 4, "{jobs}");
+        add_second_target(&data);
         data
     })
+}
+
+/// Only the host's standard library is installed here, so one stored build is given
+/// a second target's docs the way a worker stores them: under `docs/<target>/`, and
+/// listed in the record.
+fn add_second_target(data: &Path) {
+    const OTHER: &str = "wasm32-unknown-unknown";
+    let release = data.join("crates/local/documented/0.1.0");
+    let build = std::fs::read_dir(&release)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let docs = build.join("docs");
+    std::fs::create_dir_all(docs.join(OTHER)).unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(docs.join("documented"))
+        .arg(docs.join(OTHER).join("documented"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let record_path = build.join("record.json");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    let mut target = record["targets"][0].clone();
+    target["target"] = OTHER.into();
+    target["docs"] = docs
+        .join(OTHER)
+        .join("documented/index.html")
+        .to_string_lossy()
+        .into();
+    record["targets"].as_array_mut().unwrap().push(target);
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
 }
 
 /// A server of its own over a copy of the built data.
