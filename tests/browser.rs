@@ -217,10 +217,7 @@ fn build(port: u16) -> (tempfile::TempDir, PathBuf, TestRegistry) {
         )],
         &[],
     );
-    let dependency = format!(
-        "\n[dependencies.viewer-dep]\nversion = \"0.1.0\"\nregistry-index = \"{}\"\n",
-        registry.index_url()
-    );
+    let dependency = "\n[dependencies.viewer-dep]\nversion = \"0.1.0\"\nregistry = \"testreg\"\n";
     for (version, item) in [("0.1.0", "Widget"), ("0.2.0", "Gadget")] {
         let source = format!(
             "//! The app.\n\n/// Found by search; holds a [`viewer_dep::Part`].\npub struct {item}(pub viewer_dep::Part);\n"
@@ -228,7 +225,7 @@ fn build(port: u16) -> (tempfile::TempDir, PathBuf, TestRegistry) {
         registry.publish(
             "viewer-app",
             version,
-            &dependency,
+            dependency,
             &[("src/lib.rs", &source)],
             &["viewer-dep"],
         );

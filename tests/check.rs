@@ -4,30 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::fixture;
 use serde_json::Value;
 
-fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    let dir = tempfile::tempdir().unwrap();
-    let to = dir.path().join(name);
-    copy_dir(&from, &to);
-    (dir, to)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+mod common;
 
 /// docbuild with a cache shared by the tests of this run, and a user cargo home of
 /// its own holding a registry token that must never reach the sandbox.

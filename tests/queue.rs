@@ -91,14 +91,11 @@ fn registry_crates_are_built_stored_and_linked_to_each_other() {
         )],
         &[],
     );
-    let dependency = format!(
-        "\n[dependencies.shared-a]\nversion = \"0.1.0\"\nregistry-index = \"{}\"\n",
-        registry.index_url()
-    );
+    let dependency = "\n[dependencies.shared-a]\nversion = \"0.1.0\"\nregistry = \"testreg\"\n";
     registry.publish(
         "app-b",
         "0.1.0",
-        &dependency,
+        dependency,
         &[(
             "src/lib.rs",
             "//! Uses shared-a.\n\n/// Makes a [`shared_a::Thing`].\npub fn make() -> shared_a::Thing {\n    shared_a::Thing\n}\n",

@@ -13,27 +13,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let to = dir.path().join("workspace");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/workspace"),
-        &to,
-    );
-    (dir, to)
-}
+mod common;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
+fn workspace() -> (tempfile::TempDir, PathBuf) {
+    common::fixture("workspace")
 }
 
 fn docbuild(args: &[&str]) -> Output {

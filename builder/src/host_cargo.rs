@@ -128,32 +128,21 @@ impl HostCargo {
     /// and configuration), without the verify build: that build would run the
     /// crate's build scripts on the host.
     pub fn package(&self, package_dir: &Path, target_dir: &Path) -> Result<(), HostCargoError> {
-        let mut command = Command::new(&self.cargo);
-        command
-            .current_dir(package_dir)
-            .env("RUSTC", &self.rustc)
-            .args([
-                "package",
-                "--no-verify",
-                "--allow-dirty",
-                "--quiet",
-                "--target-dir",
-            ])
-            .arg(target_dir);
-        run("package", command)
+        self.package_members(package_dir, &[], target_dir)
     }
 
     /// `cargo package -p NAME…` in a workspace: members packaged together resolve
-    /// their dependencies on each other to each other's packages.
+    /// their dependencies on each other to each other's packages. With no names,
+    /// the package in `dir`.
     pub fn package_members(
         &self,
-        root: &Path,
+        dir: &Path,
         names: &[&str],
         target_dir: &Path,
     ) -> Result<(), HostCargoError> {
         let mut command = Command::new(&self.cargo);
         command
-            .current_dir(root)
+            .current_dir(dir)
             .env("RUSTC", &self.rustc)
             .args([
                 "package",

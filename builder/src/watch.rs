@@ -146,7 +146,7 @@ fn poll_sparse(
 }
 
 /// cargo's index layout: `1/a`, `2/ab`, `3/a/abc`, `ab/cd/abcd…`.
-fn index_path(name: &str) -> String {
+pub fn index_path(name: &str) -> String {
     let name = name.to_ascii_lowercase();
     match name.len() {
         1 => format!("1/{name}"),

@@ -268,7 +268,15 @@ async fn build_sources(
     cancel: &CancellationToken,
 ) -> CrateReport {
     let source = work.join("job-src");
-    let prepared = prepare_job_sources(service, options, job, work, &source);
+    // A published crate is its own workspace root, wherever the data directory is.
+    let prepared = get_job_sources(service, options, job, work, &source).and_then(|()| {
+        crate::prepare::make_standalone(&source).map_err(|e| {
+            Failure::new(
+                Outcome::BuildFailed,
+                format!("cannot read the crate's manifest: {e}"),
+            )
+        })
+    });
     if let Err(failure) = prepared {
         let mut report = CrateReport::from(failure);
         report.name = Some(job.name.clone());
@@ -291,23 +299,6 @@ async fn build_sources(
     };
     let cache = service.data.cache();
     check(&check_options, &cache, &|_: &str| {}, cancel).await
-}
-
-fn prepare_job_sources(
-    service: &Service,
-    options: &WorkerOptions,
-    job: &Job,
-    work: &Path,
-    source: &Path,
-) -> Result<(), Failure> {
-    get_job_sources(service, options, job, work, source)?;
-    // A published crate is its own workspace root, wherever the data directory is.
-    crate::prepare::make_standalone(source).map_err(|e| {
-        Failure::new(
-            Outcome::BuildFailed,
-            format!("cannot read the crate's manifest: {e}"),
-        )
-    })
 }
 
 fn get_job_sources(

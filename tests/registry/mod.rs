@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
+use docbuild_builder::watch::index_path;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
@@ -25,6 +26,9 @@ pub enum Entry<'a> {
 
 pub struct TestRegistry {
     pub port: u16,
+    token: Option<String>,
+    /// Where `cargo package` keeps what it fetches from this registry.
+    cargo_home: tempfile::TempDir,
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     /// `PATH STATUS` of each request, and whether it carried the token.
     pub requests: Arc<Mutex<Vec<(String, bool)>>>,
@@ -45,15 +49,17 @@ impl TestRegistry {
             .lock()
             .unwrap()
             .insert("/index/config.json".into(), config.to_string().into_bytes());
-        let (served, seen, token) = (files.clone(), requests.clone(), token.map(str::to_string));
+        let (served, seen, token_for_server) = (files.clone(), requests.clone(), token.map(str::to_string));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (served, seen, token) = (served.clone(), seen.clone(), token.clone());
+                let (served, seen, token) = (served.clone(), seen.clone(), token_for_server.clone());
                 std::thread::spawn(move || serve(stream, &served, &seen, token.as_deref()));
             }
         });
         Self {
             port,
+            token: token.map(str::to_string),
+            cargo_home: tempfile::tempdir().unwrap(),
             files,
             requests,
         }
@@ -63,30 +69,39 @@ impl TestRegistry {
         format!("sparse+http://127.0.0.1:{}/index/", self.port)
     }
 
-    /// Publishes a well-formed crate: `Cargo.toml` from `manifest_tail` (after the
-    /// `[package]` name and version), the given files, and deps on this registry.
-    pub fn publish(
-        &self,
-        name: &str,
-        version: &str,
-        manifest_tail: &str,
-        files: &[(&str, &str)],
-        deps: &[&str],
-    ) {
+    /// Publishes a well-formed crate, packaged by `cargo package` from a fixture
+    /// written out here: `manifest_tail` follows `[package]`'s name and version (a
+    /// dependency on this registry says `registry = "testreg"`), `deps` lists this
+    /// registry's crates it depends on, for the index.
+    pub fn publish(&self, name: &str, version: &str, manifest_tail: &str, files: &[(&str, &str)], deps: &[&str]) {
+        let dir = tempfile::tempdir().unwrap();
         let manifest = format!(
-            "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n{manifest_tail}"
+            "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\
+             description = \"test registry fixture\"\nlicense = \"MIT\"\n{manifest_tail}\n[workspace]\n"
         );
-        let prefix = format!("{name}-{version}");
-        let mut entries: Vec<(String, Vec<u8>)> =
-            vec![(format!("{prefix}/Cargo.toml"), manifest.into_bytes())];
+        std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
         for (path, content) in files {
-            entries.push((format!("{prefix}/{path}"), content.as_bytes().to_vec()));
+            let file = dir.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, content).unwrap();
         }
-        let borrowed: Vec<Entry<'_>> = entries
-            .iter()
-            .map(|(path, content)| Entry::File(path, content))
-            .collect();
-        let archive = archive(&borrowed);
+        let mut cargo = std::process::Command::new("cargo");
+        cargo
+            .args(["package", "--no-verify", "--allow-dirty", "--quiet"])
+            .current_dir(dir.path())
+            .env("CARGO_HOME", self.cargo_home.path())
+            .env("CARGO_REGISTRIES_TESTREG_INDEX", self.index_url());
+        if let Some(token) = &self.token {
+            cargo
+                .env("CARGO_REGISTRIES_TESTREG_TOKEN", token)
+                .env("CARGO_REGISTRIES_TESTREG_CREDENTIAL_PROVIDER", "cargo:token");
+        }
+        let output = cargo.output().unwrap();
+        assert!(output.status.success(), "cargo package: {}", String::from_utf8_lossy(&output.stderr));
+        let archive = std::fs::read(
+            dir.path().join("target/package").join(format!("{name}-{version}.crate")),
+        )
+        .unwrap();
         let sum = sha256(&archive);
         self.publish_raw(name, version, archive, &sum, deps);
     }
@@ -119,17 +134,6 @@ impl TestRegistry {
         entry.extend_from_slice(line.to_string().as_bytes());
         entry.push(b'\n');
         files.insert(format!("/dl/{name}/{version}"), archive);
-    }
-}
-
-/// cargo's index layout: 1/a, 2/ab, 3/a/abc, ab/cd/abcd…
-fn index_path(name: &str) -> String {
-    let name = name.to_ascii_lowercase();
-    match name.len() {
-        1 => format!("1/{name}"),
-        2 => format!("2/{name}"),
-        3 => format!("3/{}/{name}", &name[..1]),
-        _ => format!("{}/{}/{name}", &name[..2], &name[2..4]),
     }
 }
 
