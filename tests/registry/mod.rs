@@ -49,10 +49,12 @@ impl TestRegistry {
             .lock()
             .unwrap()
             .insert("/index/config.json".into(), config.to_string().into_bytes());
-        let (served, seen, token_for_server) = (files.clone(), requests.clone(), token.map(str::to_string));
+        let (served, seen, token_for_server) =
+            (files.clone(), requests.clone(), token.map(str::to_string));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (served, seen, token) = (served.clone(), seen.clone(), token_for_server.clone());
+                let (served, seen, token) =
+                    (served.clone(), seen.clone(), token_for_server.clone());
                 std::thread::spawn(move || serve(stream, &served, &seen, token.as_deref()));
             }
         });
@@ -73,7 +75,14 @@ impl TestRegistry {
     /// written out here: `manifest_tail` follows `[package]`'s name and version (a
     /// dependency on this registry says `registry = "testreg"`), `deps` lists this
     /// registry's crates it depends on, for the index.
-    pub fn publish(&self, name: &str, version: &str, manifest_tail: &str, files: &[(&str, &str)], deps: &[&str]) {
+    pub fn publish(
+        &self,
+        name: &str,
+        version: &str,
+        manifest_tail: &str,
+        files: &[(&str, &str)],
+        deps: &[&str],
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let manifest = format!(
             "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\
@@ -92,14 +101,21 @@ impl TestRegistry {
             .env("CARGO_HOME", self.cargo_home.path())
             .env("CARGO_REGISTRIES_TESTREG_INDEX", self.index_url());
         if let Some(token) = &self.token {
-            cargo
-                .env("CARGO_REGISTRIES_TESTREG_TOKEN", token)
-                .env("CARGO_REGISTRIES_TESTREG_CREDENTIAL_PROVIDER", "cargo:token");
+            cargo.env("CARGO_REGISTRIES_TESTREG_TOKEN", token).env(
+                "CARGO_REGISTRIES_TESTREG_CREDENTIAL_PROVIDER",
+                "cargo:token",
+            );
         }
         let output = cargo.output().unwrap();
-        assert!(output.status.success(), "cargo package: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "cargo package: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let archive = std::fs::read(
-            dir.path().join("target/package").join(format!("{name}-{version}.crate")),
+            dir.path()
+                .join("target/package")
+                .join(format!("{name}-{version}.crate")),
         )
         .unwrap();
         let sum = sha256(&archive);
