@@ -313,6 +313,18 @@ fn containers_under(data: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The job succeeded on its second attempt, and no container of it is left.
+fn assert_built_on_second_attempt(data: &Path, id: i64) {
+    let job = job(data, id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(
+        containers_under(data),
+        Vec::<String>::new(),
+        "no container left"
+    );
+}
+
 fn wait_for_container(data: &Path) {
     let started = std::time::Instant::now();
     while containers_under(data).is_empty() {
@@ -386,14 +398,7 @@ fn a_killed_worker_s_job_is_finished_by_another() {
     std::thread::sleep(std::time::Duration::from_secs(5));
     let mut second = spawn_worker(&data, &["--lease", "4s"], None);
     assert!(second.wait().unwrap().success());
-    let job = job(&data, id);
-    assert_eq!(job["outcome"], "success", "{job:#}");
-    assert_eq!(job["attempts"], 2);
-    assert_eq!(
-        containers_under(&data),
-        Vec::<String>::new(),
-        "no container left"
-    );
+    assert_built_on_second_attempt(&data, id);
 }
 
 /// A UNIX socket in front of the Docker engine that the test can cut and restore.
@@ -474,14 +479,7 @@ fn an_engine_that_stops_answering_is_retried_until_it_is_back() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     let mut worker = spawn_worker(&data, &["--retry-delay", "2s"], Some(&proxy.host()));
     assert!(worker.wait().unwrap().success());
-    let job = job(&data, id);
-    assert_eq!(job["outcome"], "success", "{job:#}");
-    assert_eq!(job["attempts"], 2);
-    assert_eq!(
-        containers_under(&data),
-        Vec::<String>::new(),
-        "no container left"
-    );
+    assert_built_on_second_attempt(&data, id);
 }
 
 fn queued(data: &Path) -> Vec<String> {
