@@ -338,7 +338,7 @@ pub enum TokenCommand {
     Revoke { id: i64 },
 }
 
-pub fn token(command: TokenCommand, data_dir: Option<&Path>, _config: Option<&Path>) -> ExitCode {
+pub fn token(command: TokenCommand, data_dir: Option<&Path>) -> ExitCode {
     let data = DataDir::resolve(data_dir);
     let tokens = match Tokens::open(&data.database()) {
         Ok(tokens) => tokens,

@@ -252,7 +252,7 @@ async fn run_check(
     let sandbox = Sandbox::connect()
         .await
         .map_err(|error| identified(&base, early(Outcome::InfrastructureError, error)))?;
-    let mut env = BuildEnvironment {
+    let env = BuildEnvironment {
         sandbox: &sandbox,
         image: options.image.clone(),
         limits: options.limits.clone(),
@@ -284,7 +284,7 @@ async fn run_check(
     };
 
     progress.step(&format!("documenting for {}", plan.default_target));
-    let mut run = build_default(&env, &plan, &lib_name).await;
+    let mut run = build_target(&env, &plan, &plan.default_target, &lib_name).await;
     if shipped_lockfile && matches!(&run, Ok(r) if r.outcome() == Outcome::BuildFailed) {
         // docs.rs's rule: a shipped lockfile that fails gets one retry with a new one.
         progress.step("retrying with a regenerated Cargo.lock");
@@ -300,7 +300,7 @@ async fn run_check(
             .map_err(|error| identified(&base, cargo_failure(error)))?;
         make_readable(&source).map_err(|e| infra("cannot make sources readable", e))?;
         report.lockfile_regenerated = true;
-        run = build_default(&env, &plan, &lib_name).await;
+        run = build_target(&env, &plan, &plan.default_target, &lib_name).await;
     }
     let run = run.map_err(|error| identified(&base, early(Outcome::InfrastructureError, error)))?;
     let outcome = run.outcome();
@@ -317,8 +317,7 @@ async fn run_check(
         .push(target_report(&plan.default_target, &run, &options.limits));
 
     if outcome == Outcome::Success {
-        // Extra targets never fail the build; build them with the default's settings.
-        env.invocation.jobs = Some(options.limits.cpus.ceil().max(1.0) as u32);
+        // Extra targets never fail the build.
         for target in &plan.other_targets {
             if !toolchain.has_target(target) {
                 report.targets.push(TargetReport {
@@ -362,14 +361,6 @@ async fn run_check(
         }
     }
     Ok(report)
-}
-
-async fn build_default(
-    env: &BuildEnvironment<'_>,
-    plan: &BuildPlan,
-    lib_name: &str,
-) -> Result<TargetRun, docbuild_sandbox::SandboxError> {
-    build_target(env, plan, &plan.default_target, lib_name).await
 }
 
 /// An early failure with the package's identity filled in.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use cargo_metadata::Message;
 use cargo_metadata::diagnostic::DiagnosticLevel;
 use docbuild_sandbox::{
-    Bind, CONTAINER_ROOT, OutputLine, RunReport, RunSpec, Sandbox, SandboxError, SandboxImage,
-    SandboxLimits, StdStream,
+    Bind, OutputLine, RunReport, RunSpec, Sandbox, SandboxError, SandboxImage, SandboxLimits,
+    StdStream,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -99,7 +99,6 @@ pub async fn build_target(
     target: &str,
     lib_name: &str,
 ) -> Result<TargetRun, SandboxError> {
-    debug_assert!(SOURCE.starts_with(CONTAINER_ROOT));
     // Docs left by an earlier build must not pass for this build's, and docs of
     // other crates built in the same target directory must not be linked locally
     // (docs.rs builds every crate in a fresh one).

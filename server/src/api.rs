@@ -77,12 +77,21 @@ pub async fn enqueue(State(state): State<SharedState>, body: Bytes) -> Response 
         Ok(request) => request,
         Err(bad) => return error(StatusCode::BAD_REQUEST, bad.field, bad.message),
     };
+    queue_build(&state, registry, krate.name, krate.version, PRIORITY_NEW).await
+}
+
+/// Queues a release and answers `202 {"id"}`.
+async fn queue_build(
+    state: &SharedState,
+    registry: String,
+    name: String,
+    version: String,
+    priority: i64,
+) -> Response {
     let queue = state.queue.clone();
-    let queued = tokio::task::spawn_blocking(move || {
-        queue.enqueue(&registry, &krate.name, &krate.version, PRIORITY_NEW)
-    })
-    .await;
-    match queued {
+    match tokio::task::spawn_blocking(move || queue.enqueue(&registry, &name, &version, priority))
+        .await
+    {
         Ok(Ok((id, _))) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
@@ -126,16 +135,8 @@ pub async fn rebuild(
             format!("no build of {name} {version}"),
         );
     };
-    let (queue, registry) = (state.queue.clone(), last.registry.clone());
-    match tokio::task::spawn_blocking(move || {
-        queue.enqueue(&registry, &name, &version, PRIORITY_REBUILD)
-    })
-    .await
-    {
-        Ok(Ok((id, _))) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
-    }
+    let registry = last.registry.clone();
+    queue_build(&state, registry, name, version, PRIORITY_REBUILD).await
 }
 
 /// `GET /crate/{name}/{version}/status.json`, as docs.rs answers it.
