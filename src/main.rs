@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use docbuild_builder::host_cargo::Registries;
 use docbuild_builder::workspace::{Selection, check_workspace};
 use docbuild_builder::{CacheDirs, CheckOptions, CrateReport, Failure, Outcome, SourceMode};
 use docbuild_sandbox::{SandboxImage, SandboxLimits, parse_size};
@@ -61,6 +62,10 @@ struct BuildArgs {
     /// Time limit of each target's build (e.g. 20s, 15m).
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Disk the build may write, in its target directory (e.g. 500M, 10G); passing
+    /// it ends the build as out-of-disk.
+    #[arg(long, value_name = "SIZE", default_value = "10G", value_parser = parse_memory)]
+    disk: u64,
     /// CPUs the build may use [default: all].
     #[arg(long, value_name = "N", value_parser = parse_cpus)]
     cpus: Option<f64>,
@@ -77,6 +82,7 @@ impl BuildArgs {
         let defaults = SandboxLimits::default();
         SandboxLimits {
             memory_bytes: self.memory,
+            disk_bytes: self.disk,
             timeout: self.timeout,
             cpus: self.cpus.unwrap_or(defaults.cpus),
             ..defaults
@@ -158,9 +164,11 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => runtime.block_on(check(args)),
-        Command::Queue(command) => {
-            service::queue(command, cli.data_dir.as_deref(), cli.config.as_deref())
-        }
+        Command::Queue(command) => runtime.block_on(service::queue(
+            command,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
         Command::Serve(args) => runtime.block_on(service::serve(
             args,
             cli.data_dir.as_deref(),
@@ -222,7 +230,9 @@ async fn check(args: CheckArgs) -> ExitCode {
         targets: args.targets.clone(),
         out: args.out.clone(),
         work_dir: None,
-        registries: Default::default(),
+        registries: Registries::user(&[]),
+        project_registries: true,
+        extern_map: Vec::new(),
         packaged: None,
         dependencies: Vec::new(),
         workspace_members: Vec::new(),
@@ -250,6 +260,7 @@ async fn check(args: CheckArgs) -> ExitCode {
                 &cancel,
             )
             .await
+            .map_err(Failure::from)
         };
         display.finish();
         match checked {

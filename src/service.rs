@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use docbuild_builder::config::{CRATES_IO, Config, DataDir};
-use docbuild_builder::host_cargo::UserCargoConfig;
+use docbuild_builder::identity::{CrateVersion, RegistryName};
 use docbuild_builder::queue::Job;
-use docbuild_builder::registry::CrateVersion;
 use docbuild_builder::watch::{WatchedRegistry, watch_once};
 use docbuild_builder::worker::{Service, WorkerOptions, run_workers};
 use docbuild_builder::{Failure, Outcome};
@@ -76,7 +75,11 @@ fn report_failure(failure: &Failure) -> ExitCode {
     fail(failure.outcome, &failure.message)
 }
 
-pub fn queue(command: QueueCommand, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
+pub async fn queue(
+    command: QueueCommand,
+    data_dir: Option<&Path>,
+    config: Option<&Path>,
+) -> ExitCode {
     let service = match open(data_dir, config) {
         Ok(service) => service,
         Err(code) => return code,
@@ -87,7 +90,7 @@ pub fn queue(command: QueueCommand, data_dir: Option<&Path>, config: Option<&Pat
             registry,
             json,
         } => {
-            let added = add(&service, &what, registry.as_deref());
+            let added = add(&service, &what, registry.as_deref()).await;
             match added {
                 Ok(id) if json => println!("{}", serde_json::json!({ "id": id })),
                 Ok(id) => println!("{id}"),
@@ -110,7 +113,7 @@ pub fn queue(command: QueueCommand, data_dir: Option<&Path>, config: Option<&Pat
     ExitCode::SUCCESS
 }
 
-fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<i64, Failure> {
+async fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<i64, Failure> {
     let path = PathBuf::from(what);
     if path.exists() || !what.contains('@') {
         if registry.is_some() {
@@ -119,24 +122,22 @@ fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<i64, Fai
                 "--registry goes with NAME@VERSION, not with a path",
             ));
         }
-        return service.enqueue_path(&path, None);
+        let cancel = crate::cancel_on_ctrl_c();
+        return service.enqueue_path(&path, None, &cancel).await;
     }
     let invalid = |message: String| Failure::new(Outcome::InvalidInput, message);
     let krate: CrateVersion = what
         .parse()
         .map_err(|e: docbuild_builder::registry::CrateVersionError| invalid(e.to_string()))?;
     let registry = registry.unwrap_or(CRATES_IO);
-    let known = registry == CRATES_IO
-        || service.config.registries.contains_key(registry)
-        || UserCargoConfig::discover(Path::new("."))
-            .registries
-            .contains_key(registry);
+    let known = registry == CRATES_IO || service.config.registries().get(registry).is_some();
+    let registry = RegistryName::new(registry).map_err(|e| invalid(e.to_string()))?;
     if !known {
         return Err(invalid(format!(
             "unknown registry `{registry}`: name it under [registries] in docbuild.toml or in cargo's configuration"
         )));
     }
-    service.enqueue_registry(registry, &krate)
+    service.enqueue_registry(&registry, &krate)
 }
 
 fn print_job(job: &Job, json: bool) {
@@ -252,13 +253,14 @@ fn watched_registry(service: &Service, name: &str) -> Result<WatchedRegistry, Fa
             token: registry.token.clone(),
         });
     }
-    UserCargoConfig::discover(Path::new("."))
-        .registries
+    service
+        .config
+        .registries()
         .get(name)
-        .map(|index| WatchedRegistry {
+        .map(|registry| WatchedRegistry {
             name: name.to_string(),
-            index: index.clone(),
-            token: None,
+            index: registry.index.clone(),
+            token: registry.token().map(str::to_string),
         })
         .ok_or_else(|| {
             Failure::new(

@@ -1,5 +1,5 @@
 //! `check`: one local package from path to outcome, along the data's path:
-//! locate → toolchain → prepare → plan → fetch → sandboxed build → classify.
+//! toolchain → locate → plan → prepare → fetch → sandboxed build → collect.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -9,15 +9,19 @@ use docbuild_sandbox::{SANDBOX_UID, Sandbox, SandboxImage, SandboxLimits};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::copy::{Copied, copy_output};
+use crate::error::BuildError;
 use crate::execute::{BuildEnvironment, TargetRun, append_to_log, build_target};
-use crate::host_cargo::{HostCargo, HostCargoError, UserCargoConfig};
-use crate::metadata::DocsRsMetadata;
+use crate::host_cargo::{HostCargo, Registries};
+use crate::metadata::{DocsRsMetadata, is_target_triple};
 use crate::outcome::{CrateReport, Outcome, TargetReport};
 use crate::plan::{BuildPlan, InvocationOptions};
 use crate::prepare::{
-    LocalPackage, PackagedDependency, PrepareError, SourceMode, add_packaged_dependencies,
-    make_readable, prepare_packaged, prepare_source, unlock_members,
+    InputError, LocalPackage, PackagedDependency, PreparedSource, SourceMode,
+    add_packaged_dependencies, blocking, make_readable, prepare_packaged, prepare_source,
+    unlock_members,
 };
+use crate::static_files::{reference_static_files, replace_static_files};
 use crate::toolchain::Toolchain;
 
 /// What `docbuild check` was asked to do for one package.
@@ -35,8 +39,13 @@ pub struct CheckOptions {
     /// Work directory (target directory, prepared sources, log) instead of the
     /// cache's per-package one.
     pub work_dir: Option<PathBuf>,
-    /// Registries configured for docbuild, beyond the user's cargo configuration.
-    pub registries: RegistryAccess,
+    /// The user's registries (cargo home and `docbuild.toml`).
+    pub registries: Registries,
+    /// `path` is the user's own project: its cargo configuration may name registry
+    /// indexes (never anything else). Off for crates from a registry or a queue.
+    pub project_registries: bool,
+    /// `doc.extern-map.registries` entries linking registries' crates to a viewer.
+    pub extern_map: Vec<(String, String)>,
     /// Build this `.crate` (the package as packaged with its workspace) instead of
     /// packaging `path` now.
     pub packaged: Option<PathBuf>,
@@ -45,17 +54,6 @@ pub struct CheckOptions {
     /// Every member of the package's workspace, whose registry entries in the
     /// package's lockfile are resolved again (see [`crate::prepare::unlock_members`]).
     pub workspace_members: Vec<String>,
-}
-
-/// What builds need to know about docbuild's configured registries.
-#[derive(Debug, Clone, Default)]
-pub struct RegistryAccess {
-    /// For host-side cargo only: index URLs and tokens.
-    pub host_env: Vec<(String, String)>,
-    /// For the sandbox: index URLs by registry name, never tokens.
-    pub sandbox_env: Vec<(String, String)>,
-    /// `doc.extern-map.registries` entries linking these registries' crates.
-    pub extern_map: Vec<(String, String)>,
 }
 
 /// Where docbuild keeps its state on this machine.
@@ -86,21 +84,42 @@ impl CacheDirs {
 
     /// The directory kept for one workspace: its packages, logs and work directories.
     pub fn workspace_dir(&self, root: &Path) -> PathBuf {
-        let key = self.package_dir(root);
-        let name = key.file_name().map(PathBuf::from).unwrap_or_default();
-        self.root.join("workspaces").join(name)
+        self.workspace_key(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The directory kept for one local package: its target directory (compiled
     /// dependencies reused by the next check), its prepared sources and its log.
-    fn package_dir(&self, package_dir: &Path) -> PathBuf {
-        let digest = Sha256::digest(package_dir.as_os_str().as_encoded_bytes());
+    /// Keyed by the package's name and its path: another package found at the same
+    /// path later never sees what this one's build scripts left.
+    fn package_dir(&self, package: &LocalPackage) -> PathBuf {
+        let mut key = Sha256::new();
+        key.update(package.dir.as_os_str().as_encoded_bytes());
+        key.update([0]);
+        key.update(package.name().as_bytes());
+        let short: String = key
+            .finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.root
+            .join("check")
+            .join(format!("{}-{short}", package.name()))
+    }
+
+    /// The directory kept for one workspace: its packages, logs and work directories.
+    fn workspace_key(&self, root: &Path) -> PathBuf {
+        let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
         let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        let name = package_dir
+        let name = root
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "root".into());
-        self.root.join("check").join(format!("{name}-{short}"))
+        self.root.join("workspaces").join(format!("{name}-{short}"))
     }
 }
 
@@ -123,99 +142,72 @@ pub async fn check(
     cancel: &CancellationToken,
 ) -> CrateReport {
     let started = Instant::now();
-    let mut report = match run_check(options, cache, progress, cancel).await {
-        Ok(report) => report,
-        Err(early) => *early,
-    };
+    let mut report = CrateReport::early(Outcome::BuildFailed, String::new());
+    if let Err(error) = run_check(options, cache, progress, cancel, &mut report).await {
+        report.outcome = error.outcome();
+        report.message = error.to_string();
+        if let Some(log) = &report.log {
+            let _ = append_to_log(log, &format!("[docbuild] {}: {error}", error.outcome()));
+        }
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
 }
 
-type Early = Box<CrateReport>;
-
-fn early(outcome: Outcome, message: impl ToString) -> Early {
-    Box::new(CrateReport::early(outcome, message.to_string()))
-}
-
+/// The steps of one check; each fills in what it learns, and the first failure
+/// ends it with its outcome.
 async fn run_check(
     options: &CheckOptions,
     cache: &CacheDirs,
     progress: &dyn Progress,
     cancel: &CancellationToken,
-) -> Result<CrateReport, Early> {
-    let toolchain =
-        Toolchain::resolve(options.toolchain.as_deref()).map_err(|error| match error {
-            crate::toolchain::ToolchainError::NotInstalled(_) => {
-                early(Outcome::InvalidInput, &error)
-            }
-            _ => early(Outcome::InfrastructureError, &error),
-        })?;
-    let package = LocalPackage::locate(&options.path, &toolchain)
-        .map_err(|error| early(Outcome::InvalidInput, error))?;
-    let mut report = CrateReport::early(Outcome::BuildFailed, String::new());
-    report.name = Some(package.name.clone());
-    report.version = Some(package.version.clone());
-    report.toolchain = Some(toolchain.version.clone());
-    report.features = package.features.clone();
-    let mut metadata = DocsRsMetadata::from_package_metadata(&package.metadata)
-        .map_err(|error| identified(&report, early(Outcome::InvalidInput, error)))?;
-    if !options.targets.is_empty() {
-        metadata.default_target = None;
-        metadata.targets = Some(options.targets.clone());
-        metadata.additional_targets.clear();
+    report: &mut CrateReport,
+) -> Result<(), BuildError> {
+    if let Some(bad) = options.targets.iter().find(|t| !is_target_triple(t)) {
+        return Err(InputError::Target(bad.clone()).into());
     }
-    let plan = BuildPlan::new(metadata, package.proc_macro, &toolchain.host);
+    let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await?;
+    report.toolchain = Some(toolchain.version.clone());
+    let cargo_home = cache.cargo_home();
+    tokio::fs::create_dir_all(&cargo_home)
+        .await
+        .map_err(BuildError::io("cannot create docbuild's cargo home"))?;
+    let mut registries = options.registries.clone();
+    if options.project_registries {
+        let dir = std::fs::canonicalize(&options.path).unwrap_or_else(|_| options.path.clone());
+        registries = registries.with_project(&dir);
+    }
+    let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
+
+    // locate
+    let package = LocalPackage::locate(&options.path, &cargo).await?;
+    report.name = Some(package.name().to_string());
+    report.version = Some(package.version());
+    report.features = package.features.clone();
+
+    // plan
+    let plan = plan_build(&package, options, &toolchain)?;
     report.default_target = Some(plan.default_target.clone());
-    // What every early failure from here on carries.
-    let base = report.clone();
-    let Some(lib_name) = package.lib_name.clone() else {
-        return Err(identified(
-            &base,
-            early(Outcome::BuildFailed, "no library target"),
-        ));
-    };
+    let lib_name = package.lib_name.clone().ok_or(BuildError::NoLibrary)?;
     if !toolchain.has_target(&plan.default_target) {
-        return Err(identified(
-            &base,
-            early(
-                Outcome::InfrastructureError,
-                missing_std(&plan.default_target),
-            ),
-        ));
+        return Err(BuildError::MissingStd(plan.default_target.clone()));
     }
 
+    // prepare
     let work = options
         .work_dir
         .clone()
-        .unwrap_or_else(|| cache.package_dir(&package.dir));
-    let infra = |what: &str, error: std::io::Error| {
-        identified(
-            &base,
-            early(Outcome::InfrastructureError, format!("{what}: {error}")),
-        )
-    };
-    std::fs::create_dir_all(&work).map_err(|e| infra("cannot create the work directory", e))?;
-    // One check of a package at a time: they share the target directory.
-    let lock = std::fs::File::create(work.join("lock")).map_err(|e| infra("cannot lock", e))?;
-    lock.lock().map_err(|e| infra("cannot lock", e))?;
+        .unwrap_or_else(|| cache.package_dir(&package));
+    let _lock = lock_work_dir(&work).await?;
     let log_path = work.join("build.log");
-    std::fs::write(&log_path, "").map_err(|e| infra("cannot write the log", e))?;
+    tokio::fs::write(&log_path, "")
+        .await
+        .map_err(BuildError::io("cannot write the log"))?;
     report.log = Some(log_path.clone());
-
-    let source = work.join("src");
     let target_dir = work.join("target");
-    let cargo_home = cache.cargo_home();
-    for dir in [&target_dir, &cargo_home] {
-        std::fs::create_dir_all(dir).map_err(|e| infra("cannot create a directory", e))?;
-    }
-    let host_cargo = HostCargo::new(
-        &toolchain,
-        &cargo_home,
-        UserCargoConfig::discover(&package.dir),
-    )
-    .with_env(options.registries.host_env.clone());
-    let mut sandbox_env = host_cargo.config().sandbox_environment();
-    sandbox_env.extend(options.registries.sandbox_env.iter().cloned());
+    tokio::fs::create_dir_all(&target_dir)
+        .await
+        .map_err(BuildError::io("cannot create the target directory"))?;
     let mode = if package.already_packaged {
         SourceMode::AsIs
     } else {
@@ -225,84 +217,83 @@ async fn run_check(
         SourceMode::Package => "packaging",
         SourceMode::AsIs => "copying sources",
     });
-    let prepared = match &options.packaged {
-        Some(archive) => prepare_packaged(&package, archive, &source),
-        None => prepare_source(&package, mode, &source, &work, &host_cargo),
+    let source_dir = work.join("src");
+    let mut source = match &options.packaged {
+        Some(archive) => prepare_packaged(&package.id, archive, &source_dir).await?,
+        None => prepare_source(&package, mode, &source_dir, &work, &cargo).await?,
     };
-    let shipped_lockfile = prepared
-        .and_then(|lockfile| {
-            add_packaged_dependencies(&source, &options.dependencies)?;
-            unlock_members(&source, &options.workspace_members)?;
-            Ok(lockfile)
-        })
-        .map_err(|error| identified(&base, prepare_failure(error)))?;
+    add_packaged_dependencies(&mut source, &options.dependencies).await?;
+    let (dir, members) = (source.dir.clone(), options.workspace_members.clone());
+    blocking(move || unlock_members(&dir, &members)).await?;
 
+    // fetch
     progress.step("fetching dependencies");
-    if !shipped_lockfile {
-        host_cargo
-            .generate_lockfile(&source)
-            .map_err(|error| identified(&base, cargo_failure(error)))?;
+    if !source.shipped_lockfile {
+        cargo
+            .generate_lockfile(&source.manifest(), &source.host_config)
+            .await?;
     }
-    host_cargo
-        .fetch(&source)
-        .map_err(|error| identified(&base, cargo_failure(error)))?;
+    cargo.fetch(&source.manifest(), &source.host_config).await?;
+    let reference = reference_static_files(&toolchain, cache.root(), cancel).await?;
 
-    let user = sandbox_user(&work, &[&source, &target_dir, &cargo_home])
-        .map_err(|e| infra("cannot give the sandbox access to the sources", e))?;
-    let sandbox = Sandbox::connect()
-        .await
-        .map_err(|error| identified(&base, early(Outcome::InfrastructureError, error)))?;
+    // build
+    let user = {
+        let (work, source, target, home) = (
+            work.clone(),
+            source.dir.clone(),
+            target_dir.clone(),
+            cargo_home.clone(),
+        );
+        blocking(move || {
+            sandbox_user(&work, &source, &target, &home).map_err(BuildError::io(
+                "cannot give the sandbox access to the sources",
+            ))
+        })
+        .await?
+    };
+    let sandbox = Sandbox::connect().await?;
     let env = BuildEnvironment {
         sandbox: &sandbox,
         image: options.image.clone(),
         limits: options.limits.clone(),
         toolchain: &toolchain,
-        source: &source,
+        source: &source.dir,
         target_dir: &target_dir,
         cargo_home: &cargo_home,
         log_path: &log_path,
         user,
-        env: sandbox_env,
+        env: registries.sandbox_env(),
         invocation: InvocationOptions {
             jobs: Some(options.limits.cpus.ceil().max(1.0) as u32),
             json_messages: true,
-            extern_map: options.registries.extern_map.clone(),
-            // Once published, these link to docs.rs like any crates.io dependency.
+            extern_map: options.extern_map.clone(),
+            // Once published, these link to docs.rs like any crate from crates.io.
             extern_html_roots: options
                 .dependencies
                 .iter()
                 .filter_map(|dep| {
                     let lib = dep.lib_name.clone()?;
-                    Some((
-                        lib,
-                        BuildPlan::docs_rs_root(&dep.name, &dep.version, "{target}"),
-                    ))
+                    let root =
+                        BuildPlan::docs_rs_root(dep.id.name(), &dep.id.version(), "{target}");
+                    Some((lib, root))
                 })
                 .collect(),
         },
         cancel,
     };
-
     progress.step(&format!("documenting for {}", plan.default_target));
-    let mut run = build_target(&env, &plan, &plan.default_target, &lib_name).await;
-    if shipped_lockfile && matches!(&run, Ok(r) if r.outcome() == Outcome::BuildFailed) {
+    let mut run = build_target(&env, &plan, &plan.default_target, &lib_name).await?;
+    if source.shipped_lockfile && run.outcome() == Outcome::BuildFailed {
         // docs.rs's rule: a shipped lockfile that fails gets one retry with a new one.
         progress.step("retrying with a regenerated Cargo.lock");
-        let _ = append_to_log(
+        append_to_log(
             &log_path,
             "[docbuild] build failed with the shipped Cargo.lock; regenerating it and trying again",
-        );
-        std::fs::remove_file(source.join("Cargo.lock"))
-            .map_err(|e| infra("cannot remove Cargo.lock", e))?;
-        host_cargo
-            .generate_lockfile(&source)
-            .and_then(|()| host_cargo.fetch(&source))
-            .map_err(|error| identified(&base, cargo_failure(error)))?;
-        make_readable(&source).map_err(|e| infra("cannot make sources readable", e))?;
+        )?;
+        regenerate_lockfile(&cargo, &source).await?;
         report.lockfile_regenerated = true;
-        run = build_target(&env, &plan, &plan.default_target, &lib_name).await;
+        run = build_target(&env, &plan, &plan.default_target, &lib_name).await?;
     }
-    let run = run.map_err(|error| identified(&base, early(Outcome::InfrastructureError, error)))?;
     let outcome = run.outcome();
     report.outcome = outcome;
     report.memory_peak_bytes = run.report.memory_peak_bytes;
@@ -315,61 +306,125 @@ async fn run_check(
     report
         .targets
         .push(target_report(&plan.default_target, &run, &options.limits));
+    if outcome != Outcome::Success {
+        return Ok(());
+    }
+    build_other_targets(&env, &plan, &toolchain, &lib_name, progress, report).await;
 
-    if outcome == Outcome::Success {
-        // Extra targets never fail the build.
-        for target in &plan.other_targets {
-            if !toolchain.has_target(target) {
-                report.targets.push(TargetReport {
-                    target: target.clone(),
-                    outcome: Outcome::InfrastructureError,
-                    duration_ms: 0,
-                    docs: None,
-                    message: Some(missing_std(target)),
-                });
-                continue;
-            }
-            progress.step(&format!("documenting for {target}"));
-            match build_target(&env, &plan, target, &lib_name).await {
-                Ok(run) => {
-                    report.memory_peak_bytes =
-                        report.memory_peak_bytes.max(run.report.memory_peak_bytes);
-                    report
-                        .targets
-                        .push(target_report(target, &run, &options.limits));
-                }
-                Err(error) => report.targets.push(TargetReport {
-                    target: target.clone(),
-                    outcome: Outcome::InfrastructureError,
-                    duration_ms: 0,
-                    docs: None,
-                    message: Some(error.to_string()),
-                }),
-            }
-        }
-        let failed = report
-            .targets
-            .iter()
-            .filter(|t| t.outcome != Outcome::Success)
-            .count();
-        if failed > 0 {
-            report.message = format!("docs built; {failed} other target(s) failed");
-        }
-        if let Some(out) = &options.out {
-            copy_docs(&mut report, &plan, &target_dir, out)
-                .map_err(|e| infra("cannot copy the docs to --out", e))?;
+    // collect
+    for target in report.targets.iter().filter(|t| t.docs.is_some()) {
+        replace_static_files(
+            &target_dir,
+            Path::new(&plan.doc_dir(&target.target)),
+            &reference,
+        )
+        .await?;
+    }
+    if let Some(out) = &options.out {
+        let copied = copy_docs(report, &plan, &target_dir, out).await?;
+        if let Some(line) = copied.dropped_line() {
+            append_to_log(&log_path, &line)?;
         }
     }
-    Ok(report)
+    Ok(())
 }
 
-/// An early failure with the package's identity filled in.
-fn identified(base: &CrateReport, mut early: Early) -> Early {
-    early.name = base.name.clone();
-    early.version = base.version.clone();
-    early.toolchain = base.toolchain.clone();
-    early.default_target = base.default_target.clone();
-    early
+/// docs.rs's metadata, with `--target` arguments in place of its targets.
+fn plan_build(
+    package: &LocalPackage,
+    options: &CheckOptions,
+    toolchain: &Toolchain,
+) -> Result<BuildPlan, BuildError> {
+    let mut metadata =
+        DocsRsMetadata::from_package_metadata(&package.metadata).map_err(InputError::Metadata)?;
+    if !options.targets.is_empty() {
+        metadata.default_target = None;
+        metadata.targets = Some(options.targets.clone());
+        metadata.additional_targets.clear();
+    }
+    Ok(BuildPlan::new(
+        metadata,
+        package.proc_macro,
+        &toolchain.host,
+    ))
+}
+
+/// One check of a work directory at a time: they share its target directory. The
+/// lock is held as long as the returned file lives.
+async fn lock_work_dir(work: &Path) -> Result<std::fs::File, BuildError> {
+    let work = work.to_path_buf();
+    blocking(move || {
+        std::fs::create_dir_all(&work)
+            .map_err(BuildError::io("cannot create the work directory"))?;
+        let lock = std::fs::File::create(work.join("lock"))
+            .map_err(BuildError::io("cannot lock the work directory"))?;
+        lock.lock()
+            .map_err(BuildError::io("cannot lock the work directory"))?;
+        Ok(lock)
+    })
+    .await
+}
+
+async fn regenerate_lockfile(cargo: &HostCargo, source: &PreparedSource) -> Result<(), BuildError> {
+    tokio::fs::remove_file(source.dir.join("Cargo.lock"))
+        .await
+        .map_err(BuildError::io("cannot remove Cargo.lock"))?;
+    cargo
+        .generate_lockfile(&source.manifest(), &source.host_config)
+        .await?;
+    cargo.fetch(&source.manifest(), &source.host_config).await?;
+    let dir = source.dir.clone();
+    blocking(move || make_readable(&dir).map_err(BuildError::io("cannot make sources readable")))
+        .await
+}
+
+/// Extra targets, built only after the default target succeeded; their failures
+/// never fail the build.
+async fn build_other_targets(
+    env: &BuildEnvironment<'_>,
+    plan: &BuildPlan,
+    toolchain: &Toolchain,
+    lib_name: &str,
+    progress: &dyn Progress,
+    report: &mut CrateReport,
+) {
+    for target in &plan.other_targets {
+        if !toolchain.has_target(target) {
+            report.targets.push(TargetReport {
+                target: target.clone(),
+                outcome: Outcome::InfrastructureError,
+                duration_ms: 0,
+                docs: None,
+                message: Some(BuildError::MissingStd(target.clone()).to_string()),
+            });
+            continue;
+        }
+        progress.step(&format!("documenting for {target}"));
+        match build_target(env, plan, target, lib_name).await {
+            Ok(run) => {
+                report.memory_peak_bytes =
+                    report.memory_peak_bytes.max(run.report.memory_peak_bytes);
+                report
+                    .targets
+                    .push(target_report(target, &run, &env.limits));
+            }
+            Err(error) => report.targets.push(TargetReport {
+                target: target.clone(),
+                outcome: error.outcome(),
+                duration_ms: 0,
+                docs: None,
+                message: Some(error.to_string()),
+            }),
+        }
+    }
+    let failed = report
+        .targets
+        .iter()
+        .filter(|t| t.outcome != Outcome::Success)
+        .count();
+    if failed > 0 {
+        report.message = format!("docs built; {failed} other target(s) failed");
+    }
 }
 
 fn target_report(target: &str, run: &TargetRun, limits: &SandboxLimits) -> TargetReport {
@@ -383,38 +438,19 @@ fn target_report(target: &str, run: &TargetRun, limits: &SandboxLimits) -> Targe
     }
 }
 
-fn missing_std(target: &str) -> String {
-    format!(
-        "the standard library for target `{target}` is not installed (rustup target add {target})"
-    )
-}
-
-fn prepare_failure(error: PrepareError) -> Early {
-    match error {
-        PrepareError::Cargo(error) => cargo_failure(error),
-        PrepareError::Unpack(error) => early(Outcome::BuildFailed, error),
-        PrepareError::Io(..) => early(Outcome::InfrastructureError, error),
-    }
-}
-
-fn cargo_failure(error: HostCargoError) -> Early {
-    let outcome = if error.infrastructure {
-        Outcome::InfrastructureError
-    } else {
-        Outcome::BuildFailed
-    };
-    early(outcome, error)
-}
-
 /// Chooses the sandbox's user and gives it what it needs: the host user itself when
 /// that is not root; otherwise a fixed unprivileged uid, which gets the target
 /// directory and read access to sources and dependencies.
-fn sandbox_user(work: &Path, dirs: &[&Path; 3]) -> std::io::Result<(u32, u32)> {
+fn sandbox_user(
+    work: &Path,
+    source: &Path,
+    target_dir: &Path,
+    cargo_home: &Path,
+) -> std::io::Result<(u32, u32)> {
     let me = std::fs::metadata(work)?;
     if me.uid() != 0 {
         return Ok((me.uid(), me.gid()));
     }
-    let [source, target_dir, cargo_home] = *dirs;
     std::os::unix::fs::chown(target_dir, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
     make_readable(source)?;
     make_registry_readable(cargo_home)?;
@@ -454,31 +490,54 @@ fn make_readable_shallow(dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o555))
 }
 
-fn copy_docs(
+/// Copies each built target's docs into `out` (the default target's at the top,
+/// others in `<target>/`) through the link-refusing copier.
+async fn copy_docs(
     report: &mut CrateReport,
     plan: &BuildPlan,
     target_dir: &Path,
     out: &Path,
-) -> std::io::Result<()> {
+) -> Result<Copied, BuildError> {
+    let mut total = Copied::default();
     for (index, target) in report.targets.iter_mut().enumerate() {
         let Some(docs) = &target.docs else { continue };
-        let from = target_dir.join(plan.doc_dir(&target.target));
+        let relative_dir = PathBuf::from(plan.doc_dir(&target.target));
         let to = if index == 0 {
             out.to_path_buf()
         } else {
             out.join(&target.target)
         };
-        let relative = docs.strip_prefix(&from).map_err(std::io::Error::other)?;
-        // Replace this crate's earlier copy rather than merge into it; nothing else
-        // in `out` is touched.
-        if let Some(lib) = relative.components().next() {
-            let old = to.join(lib);
-            if old.is_dir() {
-                std::fs::remove_dir_all(&old)?;
+        let index_html = docs
+            .strip_prefix(target_dir.join(&relative_dir))
+            .map_err(|_| {
+                BuildError::Io(
+                    "docs outside the target directory",
+                    std::io::Error::other(""),
+                )
+            })?
+            .to_path_buf();
+        let (root, dest) = (target_dir.to_path_buf(), to.clone());
+        let lib = index_html
+            .components()
+            .next()
+            .map(|c| PathBuf::from(c.as_os_str()));
+        let copied = blocking(move || {
+            // Replace this crate's earlier copy rather than merge into it; nothing
+            // else in `out` is touched.
+            if let Some(lib) = &lib
+                && dest.join(lib).is_dir()
+            {
+                std::fs::remove_dir_all(dest.join(lib))
+                    .map_err(BuildError::io("cannot replace the earlier docs in --out"))?;
             }
-        }
-        crate::prepare::copy_tree(&from, &to, false)?;
-        target.docs = Some(std::fs::canonicalize(to.join(relative))?);
+            copy_output(&root, &relative_dir, &dest, &[]).map_err(BuildError::Output)
+        })
+        .await?;
+        total.files += copied.files;
+        total.bytes += copied.bytes;
+        total.dropped_count += copied.dropped_count;
+        total.dropped.extend(copied.dropped);
+        target.docs = Some(to.join(index_html));
     }
-    Ok(())
+    Ok(total)
 }

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::host_cargo::Registries;
+use crate::identity::CrateId;
+
 /// The name cargo gives crates.io.
 pub const CRATES_IO: &str = "crates-io";
 
@@ -47,23 +50,22 @@ impl DataDir {
     }
 
     /// One build's stored result: docs, log and record.
-    pub fn build_dir(&self, registry: &str, name: &str, version: &str, build: i64) -> PathBuf {
+    pub fn build_dir(&self, id: &CrateId, build: i64) -> PathBuf {
         self.root
             .join("crates")
-            .join(registry)
-            .join(name)
-            .join(version)
+            .join(id.relative_dir())
             .join(build.to_string())
     }
 
     /// Work directory of a release's builds; its target directory is reused when
     /// the release is rebuilt.
-    pub fn work_dir(&self, registry: &str, name: &str, version: &str) -> PathBuf {
-        self.root
-            .join("work")
-            .join(registry)
-            .join(name)
-            .join(version)
+    pub fn work_dir(&self, id: &CrateId) -> PathBuf {
+        self.root.join("work").join(id.relative_dir())
+    }
+
+    /// rustdoc's shared static files, one copy for all stored builds.
+    pub fn shared_static(&self) -> PathBuf {
+        self.root.join("static")
     }
 
     /// Build cache (docbuild's cargo home).
@@ -124,45 +126,14 @@ impl Config {
             .map_err(|error| ConfigError::Parse(path, error.message().replace('\n', " ")))
     }
 
-    /// Environment for host-side cargo: every configured registry's index and token
-    /// (`CARGO_REGISTRIES_<NAME>_INDEX` / `_TOKEN`).
-    pub fn host_cargo_environment(&self) -> Vec<(String, String)> {
-        let mut env = Vec::new();
-        for (name, registry) in &self.registries {
-            let key = cargo_env_key(name);
-            env.push((
-                format!("CARGO_REGISTRIES_{key}_INDEX"),
-                registry.index.clone(),
-            ));
-            if let Some(token) = &registry.token {
-                env.push((format!("CARGO_REGISTRIES_{key}_TOKEN"), token.clone()));
-                // cargo sends tokens to authenticated registries only through a
-                // credential provider; its built-in one reads the variable above.
-                env.push((
-                    format!("CARGO_REGISTRIES_{key}_CREDENTIAL_PROVIDER"),
-                    "cargo:token".into(),
-                ));
-            }
-        }
-        env
-    }
-
-    /// Everything builds need to know about these registries.
-    pub fn registry_access(&self) -> crate::check::RegistryAccess {
-        crate::check::RegistryAccess {
-            host_env: self.host_cargo_environment(),
-            sandbox_env: self
-                .registries
-                .iter()
-                .map(|(name, r)| {
-                    (
-                        format!("CARGO_REGISTRIES_{}_INDEX", cargo_env_key(name)),
-                        r.index.clone(),
-                    )
-                })
-                .collect(),
-            extern_map: self.extern_map(),
-        }
+    /// The registries builds may use: the user's cargo configuration, then these.
+    pub fn registries(&self) -> Registries {
+        let defined: Vec<(String, String, Option<String>)> = self
+            .registries
+            .iter()
+            .map(|(name, r)| (name.clone(), r.index.clone(), r.token.clone()))
+            .collect();
+        Registries::user(&defined)
     }
 
     /// `doc.extern-map.registries` entries: crates of this server's registries link
@@ -180,11 +151,6 @@ impl Config {
     }
 }
 
-/// How cargo spells a registry name in environment variables.
-pub fn cargo_env_key(name: &str) -> String {
-    name.to_ascii_uppercase().replace('-', "_")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,20 +166,20 @@ mod tests {
         )
         .unwrap();
         let config = Config::load(None, &data).unwrap();
-        assert_eq!(
-            config.host_cargo_environment(),
-            vec![
-                (
-                    "CARGO_REGISTRIES_MY_REG_INDEX".into(),
-                    "sparse+http://127.0.0.1:1/index/".into()
-                ),
-                ("CARGO_REGISTRIES_MY_REG_TOKEN".into(), "t0k".into()),
-                (
-                    "CARGO_REGISTRIES_MY_REG_CREDENTIAL_PROVIDER".into(),
-                    "cargo:token".into()
-                ),
-            ]
-        );
+        let env = config.registries().host_env();
+        for expected in [
+            (
+                "CARGO_REGISTRIES_MY_REG_INDEX",
+                "sparse+http://127.0.0.1:1/index/",
+            ),
+            ("CARGO_REGISTRIES_MY_REG_TOKEN", "t0k"),
+            ("CARGO_REGISTRIES_MY_REG_CREDENTIAL_PROVIDER", "cargo:token"),
+        ] {
+            assert!(
+                env.contains(&(expected.0.to_string(), expected.1.to_string())),
+                "{env:?}"
+            );
+        }
         assert_eq!(
             config.extern_map(),
             vec![(

@@ -11,9 +11,16 @@ use docbuild_sandbox::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::copy::{checked_dir, remove_below};
+use crate::error::BuildError;
 use crate::outcome::{ErrorDetail, Outcome};
 use crate::plan::{BuildPlan, InvocationOptions};
 use crate::toolchain::Toolchain;
+
+/// Errors kept per build: a crate chooses what its build prints, so neither their
+/// number nor their size may grow without bound in memory.
+const MAX_ERRORS: usize = 50;
+const MAX_ERROR_TEXT: usize = 2000;
 
 /// Everything a sandboxed build needs besides the plan.
 pub struct BuildEnvironment<'a> {
@@ -41,6 +48,8 @@ pub struct TargetRun {
     /// script, an unresolvable offline dependency), for the message only.
     pub cargo_error: Option<String>,
     pub docs: Option<PathBuf>,
+    /// The build failed with its disk budget used up.
+    pub out_of_disk: bool,
 }
 
 impl TargetRun {
@@ -54,6 +63,8 @@ impl TargetRun {
             Outcome::InfrastructureError
         } else if self.report.exit_code == Some(0) && self.docs.is_some() {
             Outcome::Success
+        } else if self.out_of_disk {
+            Outcome::OutOfDisk
         } else {
             Outcome::BuildFailed
         }
@@ -69,6 +80,10 @@ impl TargetRun {
             Outcome::TimedOut => format!(
                 "the build ran past its time limit of {}",
                 humantime::format_duration(limits.timeout)
+            ),
+            Outcome::OutOfDisk => format!(
+                "the build wrote more than its disk budget of {} MiB",
+                limits.disk_bytes >> 20
             ),
             _ if self.report.cancelled => "the build was cancelled".to_string(),
             _ => {
@@ -98,15 +113,28 @@ pub async fn build_target(
     plan: &BuildPlan,
     target: &str,
     lib_name: &str,
-) -> Result<TargetRun, SandboxError> {
+) -> Result<TargetRun, BuildError> {
     // Docs left by an earlier build must not pass for this build's, and docs of
     // other crates built in the same target directory must not be linked locally
-    // (docs.rs builds every crate in a fresh one).
-    let doc_dir = env.target_dir.join(plan.doc_dir(target));
-    let lib_docs = doc_dir.join(lib_name);
-    if doc_dir.exists() {
-        std::fs::remove_dir_all(&doc_dir).map_err(SandboxError::Io)?;
-    }
+    // (docs.rs builds every crate in a fresh one). An earlier build may have made
+    // any part of that path a link to a host directory: nothing is followed.
+    let doc_dir = PathBuf::from(plan.doc_dir(target));
+    let (root, relative) = (env.target_dir.to_path_buf(), doc_dir.clone());
+    crate::prepare::blocking(move || {
+        match remove_below(&root, &relative) {
+            // A link above the doc directory: remove the target's whole subtree.
+            Err(crate::copy::CopyError::NotADirectory(_)) => {
+                let top = relative
+                    .components()
+                    .next()
+                    .map(|c| PathBuf::from(c.as_os_str()));
+                remove_below(&root, &top.unwrap_or(relative))
+            }
+            other => other,
+        }
+        .map_err(BuildError::Output)
+    })
+    .await?;
 
     let mut command = vec![format!("{TOOLCHAIN}/bin/cargo")];
     command.extend(plan.cargo_args(target, &env.invocation));
@@ -153,14 +181,16 @@ pub async fn build_target(
         match line.stream {
             StdStream::Stderr => {
                 if cargo_error.is_none() && line.text.starts_with("error") {
-                    cargo_error = Some(line.text.to_string());
+                    cargo_error = Some(capped(line.text, MAX_ERROR_TEXT));
                 }
                 Some(line.text.to_string())
             }
             StdStream::Stdout => match serde_json::from_str::<Message>(line.text) {
                 Ok(Message::CompilerMessage(message)) => {
                     let diagnostic = message.message;
-                    if let Some(error) = error_detail(&diagnostic) {
+                    if errors.len() < MAX_ERRORS
+                        && let Some(error) = error_detail(&diagnostic)
+                    {
                         errors.push(error);
                     }
                     Some(diagnostic.rendered.unwrap_or(diagnostic.message))
@@ -172,14 +202,38 @@ pub async fn build_target(
         }
     };
     let report = env.sandbox.run(&spec, &mut filter, env.cancel).await?;
-    let index = lib_docs.join("index.html");
-    let docs = (report.succeeded() && index.is_file()).then_some(index);
+    // The container is gone: nothing changes the target directory while it is read.
+    let docs = if report.succeeded() {
+        let (root, lib_docs) = (env.target_dir.to_path_buf(), doc_dir.join(lib_name));
+        crate::prepare::blocking(move || {
+            let dir = checked_dir(&root, &lib_docs).map_err(BuildError::Output)?;
+            Ok(dir.map(|dir| dir.join("index.html")).filter(|index| {
+                std::fs::symlink_metadata(index).is_ok_and(|m| m.file_type().is_file())
+            }))
+        })
+        .await?
+    } else {
+        None
+    };
     Ok(TargetRun {
         report,
         errors,
         cargo_error,
         docs,
+        out_of_disk: false,
     })
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn capped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
 }
 
 /// An error-level diagnostic with its primary location. The closing "aborting due to
@@ -196,8 +250,8 @@ fn error_detail(diagnostic: &cargo_metadata::diagnostic::Diagnostic) -> Option<E
         return None;
     }
     Some(ErrorDetail {
-        message: diagnostic.message.clone(),
-        file: primary.map(|span| span.file_name.clone()),
+        message: capped(&diagnostic.message, MAX_ERROR_TEXT),
+        file: primary.map(|span| capped(&span.file_name, MAX_ERROR_TEXT)),
         line: primary.map(|span| span.line_start),
     })
 }

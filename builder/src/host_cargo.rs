@@ -1,75 +1,203 @@
-//! cargo commands that run on the host, with network, before the sandbox: packaging,
-//! lockfile generation and dependency fetch. None of them runs code from the crate.
+//! cargo commands that run on the host, with network, before the sandbox: reading
+//! manifests, packaging, lockfile generation and dependency fetch. None of them runs
+//! code from the crate, and none reads configuration a crate ships.
+//!
+//! cargo reads `.cargo/config.toml` from its working directory and every ancestor, and
+//! such a file can name programs cargo runs (`build.rustc-wrapper`, credential
+//! providers) or move a registry's index to a server that then receives its token.
+//! So every command here runs from `/` with `--manifest-path`, in docbuild's own cargo
+//! home, with a configuration docbuild assembles itself ([`Registries`]): the user's
+//! `$CARGO_HOME/config.toml`, `docbuild.toml`, and from a local project's own cargo
+//! configuration only registry index URLs, which never get a token.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::RegistryName;
 use crate::toolchain::Toolchain;
 
-/// The user's cargo configuration that matters for fetching: config files (with
-/// registry definitions and credentials) and the registries they name.
-#[derive(Debug, Clone, Default)]
-pub struct UserCargoConfig {
-    /// Passed to host-side cargo as `--config FILE`, lowest precedence first.
-    pub files: Vec<PathBuf>,
-    /// Registry name → index URL, given to the sandbox (without any token) so that
-    /// cargo inside can map `registry = "name"` to the sources it fetched.
-    pub registries: BTreeMap<String, String>,
+/// The longest any host-side cargo command may run (a cold fetch of a large graph).
+const HOST_COMMAND_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Where a registry's definition came from, which decides whether it gets a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The user's cargo home or `docbuild.toml`.
+    User,
+    /// A local project's own `.cargo/config.toml`: an index URL, never a token.
+    Project,
 }
 
-impl UserCargoConfig {
-    /// Finds the configuration cargo would read for a project in `project_dir`:
-    /// `$CARGO_HOME/config.toml` and `credentials.toml`, then `.cargo/config.toml`
-    /// in every ancestor, the nearest last (it takes precedence).
-    pub fn discover(project_dir: &Path) -> Self {
-        let mut files = Vec::new();
-        if let Some(home) = user_cargo_home() {
-            files.extend(
-                ["config.toml", "credentials.toml"]
-                    .map(|name| home.join(name))
-                    .into_iter()
-                    .filter(|path| path.is_file()),
-            );
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registry {
+    pub index: String,
+    pub origin: Origin,
+    token: Option<String>,
+}
+
+impl Registry {
+    /// The token, for a registry whose index the user defined; never for one a
+    /// project named.
+    pub fn token(&self) -> Option<&str> {
+        match self.origin {
+            Origin::User => self.token.as_deref(),
+            Origin::Project => None,
         }
-        let mut project_files: Vec<PathBuf> = project_dir
-            .ancestors()
-            .map(|dir| dir.join(".cargo/config.toml"))
-            .filter(|path| path.is_file())
-            .collect();
-        project_files.reverse();
-        files.extend(project_files);
-        let mut registries = BTreeMap::new();
-        for file in &files {
-            let Ok(text) = std::fs::read_to_string(file) else {
-                continue;
-            };
-            let Ok(table) = text.parse::<toml::Table>() else {
-                continue;
-            };
-            let Some(toml::Value::Table(entries)) = table.get("registries") else {
-                continue;
-            };
-            for (name, entry) in entries {
-                if let Some(index) = entry.get("index").and_then(toml::Value::as_str) {
-                    registries.insert(name.clone(), index.to_string());
+    }
+}
+
+/// The registries builds may use, by name, with their tokens. Tokens go to host-side
+/// cargo only, and only for registries whose index the user defined.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Registries {
+    entries: BTreeMap<RegistryName, Registry>,
+    /// The user's `$CARGO_HOME/config.toml`, given to host-side cargo.
+    user_config: Option<PathBuf>,
+}
+
+impl Registries {
+    /// The user's registries: `$CARGO_HOME/config.toml` (indexes) and
+    /// `credentials.toml` (tokens), then `docbuild` (from `docbuild.toml`, which wins).
+    pub fn user(docbuild: &[(String, String, Option<String>)]) -> Self {
+        let mut registries = Self::default();
+        if let Some(home) = user_cargo_home() {
+            let config = home.join("config.toml");
+            if let Some(table) = read_table(&config) {
+                for (name, index, token) in registry_entries(&table) {
+                    registries.define(&name, index, token, Origin::User);
+                }
+                registries.user_config = Some(config);
+            }
+            if let Some(table) = read_table(&home.join("credentials.toml")) {
+                for (name, _, token) in registry_entries(&table) {
+                    if let (Some(token), Ok(name)) = (token, RegistryName::new(&name))
+                        && let Some(entry) = registries.entries.get_mut(&name)
+                    {
+                        entry.token = Some(token);
+                    }
                 }
             }
         }
-        Self { files, registries }
+        for (name, index, token) in docbuild {
+            registries.define(name, Some(index.clone()), token.clone(), Origin::User);
+        }
+        registries
     }
 
-    /// `CARGO_REGISTRIES_<NAME>_INDEX` variables for the sandbox: names only, never
-    /// tokens.
-    pub fn sandbox_environment(&self) -> Vec<(String, String)> {
-        self.registries
+    /// Adds the index URLs a local project's own cargo configuration names (the
+    /// `.cargo/config.toml` of `project_dir` and its ancestors), for registries the
+    /// user did not define. Nothing else of those files is used.
+    pub fn with_project(mut self, project_dir: &Path) -> Self {
+        for dir in project_dir.ancestors() {
+            for file in ["config.toml", "config"] {
+                let Some(table) = read_table(&dir.join(".cargo").join(file)) else {
+                    continue;
+                };
+                for (name, index, _token) in registry_entries(&table) {
+                    let known = RegistryName::new(&name)
+                        .map(|n| self.entries.contains_key(&n))
+                        .unwrap_or(true);
+                    if !known {
+                        self.define(&name, index, None, Origin::Project);
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    fn define(&mut self, name: &str, index: Option<String>, token: Option<String>, origin: Origin) {
+        let Ok(name) = RegistryName::new(name) else {
+            tracing::warn!(name, "ignoring a registry with an invalid name");
+            return;
+        };
+        match (self.entries.get_mut(&name), index) {
+            (Some(entry), Some(index)) => {
+                entry.index = index;
+                entry.token = token.or(entry.token.take());
+            }
+            (Some(entry), None) => entry.token = token.or(entry.token.take()),
+            (None, Some(index)) => {
+                self.entries.insert(
+                    name,
+                    Registry {
+                        index,
+                        origin,
+                        token,
+                    },
+                );
+            }
+            (None, None) => {}
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Registry> {
+        RegistryName::new(name)
+            .ok()
+            .and_then(|name| self.entries.get(&name))
+    }
+
+    /// Environment for host-side cargo: every index, and the tokens of the user's
+    /// registries with cargo's built-in token provider.
+    pub fn host_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for (name, registry) in &self.entries {
+            let key = name.env_key();
+            env.push((
+                format!("CARGO_REGISTRIES_{key}_INDEX"),
+                registry.index.clone(),
+            ));
+            if let Some(token) = registry.token() {
+                env.push((format!("CARGO_REGISTRIES_{key}_TOKEN"), token.to_string()));
+                env.push((
+                    format!("CARGO_REGISTRIES_{key}_CREDENTIAL_PROVIDER"),
+                    "cargo:token".into(),
+                ));
+            }
+        }
+        env
+    }
+
+    /// Environment for the sandbox: index URLs by name, so that cargo inside maps
+    /// `registry = "name"` to the sources fetched for it. Never a token.
+    pub fn sandbox_env(&self) -> Vec<(String, String)> {
+        self.entries
             .iter()
-            .map(|(name, index)| {
-                let name = name.to_ascii_uppercase().replace('-', "_");
-                (format!("CARGO_REGISTRIES_{name}_INDEX"), index.clone())
+            .map(|(name, registry)| {
+                (
+                    format!("CARGO_REGISTRIES_{}_INDEX", name.env_key()),
+                    registry.index.clone(),
+                )
             })
             .collect()
     }
+}
+
+fn read_table(path: &Path) -> Option<toml::Table> {
+    std::fs::read_to_string(path).ok()?.parse().ok()
+}
+
+/// `[registries.NAME]` entries: name, index, token.
+fn registry_entries(table: &toml::Table) -> Vec<(String, Option<String>, Option<String>)> {
+    let Some(toml::Value::Table(entries)) = table.get("registries") else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .map(|(name, entry)| {
+            let text = |key| {
+                entry
+                    .get(key)
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_string)
+            };
+            (name.clone(), text("index"), text("token"))
+        })
+        .collect()
 }
 
 fn user_cargo_home() -> Option<PathBuf> {
@@ -78,18 +206,38 @@ fn user_cargo_home() -> Option<PathBuf> {
         .or_else(|| dirs::home_dir().map(|home| home.join(".cargo")))
 }
 
-/// A host-side cargo command that failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("`cargo {command}` failed: {message}")]
-pub struct HostCargoError {
-    pub command: &'static str,
-    /// cargo's error, on one line.
-    pub message: String,
-    /// The failure looks like the network or the registry, not the crate.
-    pub infrastructure: bool,
+/// Why a host-side command failed, which decides the build's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostFailure {
+    /// The crate's fault: a broken manifest, an unresolvable dependency.
+    Crate,
+    /// Not the crate's fault: the network, the registry, the machine.
+    Infrastructure,
+    /// The build was cancelled.
+    Cancelled,
 }
 
-/// Runs the build's toolchain's cargo on the host.
+/// A host-side command that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{command}` failed: {message}")]
+pub struct HostCargoError {
+    pub command: &'static str,
+    /// The command's error, on one line.
+    pub message: String,
+    pub failure: HostFailure,
+}
+
+impl HostCargoError {
+    fn new(command: &'static str, failure: HostFailure, message: impl Into<String>) -> Self {
+        Self {
+            command,
+            message: message.into(),
+            failure,
+        }
+    }
+}
+
+/// Runs the build's toolchain's cargo on the host, in docbuild's cargo home.
 #[derive(Debug, Clone)]
 pub struct HostCargo {
     cargo: PathBuf,
@@ -97,144 +245,254 @@ pub struct HostCargo {
     bootstrap: bool,
     /// docbuild's own cargo home: the registry cache the sandbox mounts read-only.
     cargo_home: PathBuf,
-    config: UserCargoConfig,
-    /// Extra environment for commands in docbuild's cargo home (registry tokens).
+    user_config: Option<PathBuf>,
     env: Vec<(String, String)>,
+    cancel: CancellationToken,
+}
+
+/// Inherited variables that would change what host-side cargo runs or where it
+/// sends tokens; docbuild sets what it needs itself.
+fn cleared(name: &str) -> bool {
+    const PREFIXES: [&str; 5] = [
+        "CARGO_REGISTRIES_",
+        "CARGO_REGISTRY_",
+        "CARGO_BUILD_",
+        "CARGO_CREDENTIAL_",
+        "CARGO_TARGET_",
+    ];
+    const NAMES: [&str; 6] = [
+        "CARGO_HOME",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
 
 impl HostCargo {
-    pub fn new(toolchain: &Toolchain, cargo_home: &Path, config: UserCargoConfig) -> Self {
+    pub fn new(
+        toolchain: &Toolchain,
+        cargo_home: &Path,
+        registries: &Registries,
+        cancel: &CancellationToken,
+    ) -> Self {
         Self {
             cargo: toolchain.cargo(),
             rustc: toolchain.rustc(),
             bootstrap: toolchain.needs_bootstrap(),
             cargo_home: cargo_home.to_path_buf(),
-            config,
-            env: Vec::new(),
+            user_config: registries.user_config.clone(),
+            env: registries.host_env(),
+            cancel: cancel.clone(),
         }
-    }
-
-    /// Adds environment for the commands that fetch into docbuild's cargo home.
-    pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
-        self.env = env;
-        self
-    }
-
-    pub fn config(&self) -> &UserCargoConfig {
-        &self.config
-    }
-
-    /// `cargo package` as the user would run it before publishing (their cargo home
-    /// and configuration), without the verify build: that build would run the
-    /// crate's build scripts on the host.
-    pub fn package(&self, package_dir: &Path, target_dir: &Path) -> Result<(), HostCargoError> {
-        self.package_members(package_dir, &[], target_dir)
-    }
-
-    /// `cargo package -p NAME…` in a workspace: members packaged together resolve
-    /// their dependencies on each other to each other's packages. With no names,
-    /// the package in `dir`.
-    pub fn package_members(
-        &self,
-        dir: &Path,
-        names: &[&str],
-        target_dir: &Path,
-    ) -> Result<(), HostCargoError> {
-        let mut command = Command::new(&self.cargo);
-        command
-            .current_dir(dir)
-            .env("RUSTC", &self.rustc)
-            .args([
-                "package",
-                "--no-verify",
-                "--allow-dirty",
-                "--quiet",
-                "--target-dir",
-            ])
-            .arg(target_dir);
-        for name in names {
-            command.args(["-p", name]);
-        }
-        run("package", command)
-    }
-
-    /// `cargo generate-lockfile` into docbuild's cargo home.
-    pub fn generate_lockfile(&self, source: &Path) -> Result<(), HostCargoError> {
-        let mut command = self.in_docbuild_home(source);
-        command.arg("generate-lockfile");
-        run("generate-lockfile", command)
-    }
-
-    /// `cargo fetch` into docbuild's cargo home, for every target, so that the
-    /// sandboxed build runs `--offline`.
-    pub fn fetch(&self, source: &Path) -> Result<(), HostCargoError> {
-        let mut command = self.in_docbuild_home(source);
-        command.arg("fetch");
-        run("fetch", command)
-    }
-
-    /// `cargo metadata` (with dependencies) in docbuild's cargo home.
-    pub fn metadata(&self, source: &Path) -> Result<cargo_metadata::Metadata, HostCargoError> {
-        let mut command = self.in_docbuild_home(source);
-        command.args(["metadata", "--format-version", "1", "--offline"]);
-        let output = command.output().map_err(|e| HostCargoError {
-            command: "metadata",
-            message: format!("cannot run cargo: {e}"),
-            infrastructure: true,
-        })?;
-        if !output.status.success() {
-            return Err(HostCargoError {
-                command: "metadata",
-                message: one_line_error(&String::from_utf8_lossy(&output.stderr)),
-                infrastructure: false,
-            });
-        }
-        serde_json::from_slice(&output.stdout).map_err(|e| HostCargoError {
-            command: "metadata",
-            message: e.to_string(),
-            infrastructure: true,
-        })
     }
 
     pub fn cargo_home(&self) -> &Path {
         &self.cargo_home
     }
 
-    fn in_docbuild_home(&self, source: &Path) -> Command {
-        let mut command = Command::new(&self.cargo);
+    /// `cargo metadata --no-deps`: validates the manifest and runs nothing.
+    pub async fn read_manifest(
+        &self,
+        manifest: &Path,
+    ) -> Result<cargo_metadata::Metadata, HostCargoError> {
+        let command = self.command(
+            &["metadata", "--format-version", "1", "--no-deps"],
+            manifest,
+        );
+        let stdout = self.run("cargo metadata", command).await?;
+        parse_metadata(&stdout)
+    }
+
+    /// `cargo package --no-verify` as the user would run it before publishing, without
+    /// the verify build (it would run build scripts on the host). With names, those
+    /// members of the workspace together, so that they resolve to each other.
+    pub async fn package(
+        &self,
+        manifest: &Path,
+        names: &[&str],
+        target_dir: &Path,
+    ) -> Result<(), HostCargoError> {
+        let mut command = self.command(&["package", "--no-verify", "--allow-dirty"], manifest);
+        command.arg("--target-dir").arg(target_dir);
+        for name in names {
+            command.args(["-p", name]);
+        }
+        self.run("cargo package", command).await.map(drop)
+    }
+
+    /// `cargo generate-lockfile`.
+    pub async fn generate_lockfile(
+        &self,
+        manifest: &Path,
+        config: &[String],
+    ) -> Result<(), HostCargoError> {
+        let mut command = self.command(&["generate-lockfile"], manifest);
+        add_config(&mut command, config);
+        self.run("cargo generate-lockfile", command).await.map(drop)
+    }
+
+    /// `cargo fetch`, for every target, so that the sandboxed build runs `--offline`.
+    /// A failed fetch leaves no half-unpacked dependency behind.
+    pub async fn fetch(&self, manifest: &Path, config: &[String]) -> Result<(), HostCargoError> {
+        let mut command = self.command(&["fetch"], manifest);
+        add_config(&mut command, config);
+        let fetched = self.run("cargo fetch", command).await.map(drop);
+        if fetched.is_err() {
+            let home = self.cargo_home.clone();
+            let cleaned = tokio::task::spawn_blocking(move || remove_partial_unpacks(&home)).await;
+            if let Ok(Err(error)) = cleaned {
+                tracing::warn!(%error, "cannot remove partly unpacked dependencies");
+            }
+        }
+        fetched
+    }
+
+    /// `cargo metadata` with dependencies, offline.
+    pub async fn metadata(
+        &self,
+        manifest: &Path,
+        config: &[String],
+    ) -> Result<cargo_metadata::Metadata, HostCargoError> {
+        let mut command = self.command(
+            &["metadata", "--format-version", "1", "--offline"],
+            manifest,
+        );
+        add_config(&mut command, config);
+        let stdout = self.run("cargo metadata", command).await?;
+        parse_metadata(&stdout)
+    }
+
+    /// `cargo [--config USER_CONFIG] --quiet SUBCOMMAND… --manifest-path MANIFEST`,
+    /// from `/`, in docbuild's cargo home.
+    fn command(&self, subcommand: &[&str], manifest: &Path) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.cargo);
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_none_or(cleared) {
+                command.env_remove(&name);
+            }
+        }
         command
-            .current_dir(source)
+            .current_dir("/")
             .env("CARGO_HOME", &self.cargo_home)
             .env("RUSTC", &self.rustc)
-            .env_remove("CARGO_TARGET_DIR");
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         if self.bootstrap {
             command.env("RUSTC_BOOTSTRAP", "1");
         }
-        command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        for file in &self.config.files {
+        if let Some(file) = &self.user_config {
             command.arg("--config").arg(file);
         }
-        command.arg("--quiet");
         command
+            .arg("--quiet")
+            .args(subcommand)
+            .arg("--manifest-path")
+            .arg(manifest);
+        command
+    }
+
+    /// Runs to completion, its time limit or cancellation; returns stdout.
+    async fn run(
+        &self,
+        name: &'static str,
+        command: tokio::process::Command,
+    ) -> Result<Vec<u8>, HostCargoError> {
+        run_host(name, command, HOST_COMMAND_TIMEOUT, &self.cancel).await
     }
 }
 
-fn run(name: &'static str, mut command: Command) -> Result<(), HostCargoError> {
-    tracing::debug!(?command, "host cargo");
-    let output = command.output().map_err(|e| HostCargoError {
-        command: name,
-        message: format!("cannot run cargo: {e}"),
-        infrastructure: true,
+/// Runs one host process with a time limit, killed when `cancel` fires or the
+/// future is dropped. Returns its stdout; a failure carries its stderr on one line,
+/// classified by [`looks_like_infrastructure`].
+pub(crate) async fn run_host(
+    name: &'static str,
+    mut command: tokio::process::Command,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<Vec<u8>, HostCargoError> {
+    tracing::debug!(?command, "host command");
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().map_err(|e| {
+        HostCargoError::new(
+            name,
+            HostFailure::Infrastructure,
+            format!("cannot run: {e}"),
+        )
     })?;
+    let output = tokio::select! {
+        output = tokio::time::timeout(limit, child.wait_with_output()) => output,
+        _ = cancel.cancelled() => {
+            return Err(HostCargoError::new(name, HostFailure::Cancelled, "cancelled"));
+        }
+    };
+    let output = output
+        .map_err(|_| {
+            HostCargoError::new(
+                name,
+                HostFailure::Infrastructure,
+                format!("no answer within {}", humantime::format_duration(limit)),
+            )
+        })?
+        .map_err(|e| HostCargoError::new(name, HostFailure::Infrastructure, e.to_string()))?;
     if output.status.success() {
-        return Ok(());
+        return Ok(output.stdout);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(HostCargoError {
-        command: name,
-        message: one_line_error(&stderr),
-        infrastructure: looks_like_network_failure(&stderr),
+    let failure = if looks_like_infrastructure(&stderr) {
+        HostFailure::Infrastructure
+    } else {
+        HostFailure::Crate
+    };
+    Err(HostCargoError::new(name, failure, one_line_error(&stderr)))
+}
+
+fn add_config(command: &mut tokio::process::Command, config: &[String]) {
+    for value in config {
+        command.arg("--config").arg(value);
+    }
+}
+
+fn parse_metadata(stdout: &[u8]) -> Result<cargo_metadata::Metadata, HostCargoError> {
+    cargo_metadata::MetadataCommand::parse(String::from_utf8_lossy(stdout)).map_err(|e| {
+        HostCargoError::new("cargo metadata", HostFailure::Infrastructure, e.to_string())
     })
+}
+
+/// Removes dependencies cargo began to unpack but did not finish (no `.cargo-ok`),
+/// such as a size bomb cut off at cargo's cap, holding cargo's package cache lock so
+/// that no unpack under way is touched.
+fn remove_partial_unpacks(cargo_home: &Path) -> std::io::Result<()> {
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cargo_home.join(".package-cache"))?;
+    lock.lock()?;
+    let Ok(indexes) = std::fs::read_dir(cargo_home.join("registry/src")) else {
+        return Ok(());
+    };
+    for index in indexes.flatten() {
+        let Ok(packages) = std::fs::read_dir(index.path()) else {
+            continue;
+        };
+        for package in packages.flatten() {
+            let path = package.path();
+            let is_dir = package.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && !path.join(".cargo-ok").exists() {
+                tracing::info!(path = %path.display(), "removing a partly unpacked dependency");
+                std::fs::remove_dir_all(&path)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// cargo's error from its first `error:` line on, with its "Caused by" chain, folded
@@ -266,7 +524,7 @@ pub(crate) fn one_line_error(stderr: &str) -> String {
 /// Host-side failures are classified from cargo's words, as docs.rs does in its
 /// prepare step: there is no structured output for them. Only the split between
 /// "the crate's fault" and "not the crate's fault" depends on it.
-fn looks_like_network_failure(stderr: &str) -> bool {
+fn looks_like_infrastructure(stderr: &str) -> bool {
     const SIGNS: [&str; 16] = [
         "spurious network error",
         "failed to download",
@@ -293,23 +551,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registries_are_read_from_config_files_without_tokens() {
+    fn project_registries_get_indexes_but_never_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path().join("project");
         std::fs::create_dir_all(project.join(".cargo")).unwrap();
         std::fs::write(
             project.join(".cargo/config.toml"),
-            "[registries.my-reg]\nindex = \"sparse+https://reg.example/index/\"\ntoken = \"secret\"\n",
+            "[registries.ours]\nindex = \"sparse+https://evil.example/index/\"\ntoken = \"planted\"\n\
+             [registries.theirs]\nindex = \"sparse+https://reg.example/index/\"\n\
+             [build]\nrustc-wrapper = \"/tmp/evil.sh\"\n",
         )
         .unwrap();
-        let config = UserCargoConfig::discover(&project);
-        assert!(config.files.contains(&project.join(".cargo/config.toml")));
-        assert_eq!(
-            config.sandbox_environment(),
-            vec![(
-                "CARGO_REGISTRIES_MY_REG_INDEX".to_string(),
-                "sparse+https://reg.example/index/".to_string()
-            )]
+        let user = [(
+            "ours".to_string(),
+            "sparse+https://ours.example/index/".to_string(),
+            Some("secret".to_string()),
+        )];
+        let registries = Registries::user(&user).with_project(&project);
+        let env = registries.host_env();
+        assert!(env.contains(&(
+            "CARGO_REGISTRIES_OURS_INDEX".into(),
+            "sparse+https://ours.example/index/".into()
+        )));
+        assert!(env.contains(&("CARGO_REGISTRIES_OURS_TOKEN".into(), "secret".into())));
+        assert!(env.contains(&(
+            "CARGO_REGISTRIES_THEIRS_INDEX".into(),
+            "sparse+https://reg.example/index/".into()
+        )));
+        assert!(
+            !env.iter()
+                .any(|(_, v)| v.contains("evil") || v == "planted")
+        );
+        assert!(
+            registries
+                .sandbox_env()
+                .iter()
+                .all(|(k, _)| k.ends_with("_INDEX"))
         );
     }
 
@@ -325,9 +602,22 @@ mod tests {
             one_line_error(chained),
             "error: failed to get `a`: failed to load source: 401 Unauthorized"
         );
-        assert!(!looks_like_network_failure(stderr));
-        assert!(looks_like_network_failure(
+        assert!(!looks_like_infrastructure(stderr));
+        assert!(looks_like_infrastructure(
             "error: spurious network error (3 tries remaining)"
         ));
+    }
+
+    #[test]
+    fn partial_unpacks_are_removed() {
+        let home = tempfile::tempdir().unwrap();
+        let index = home.path().join("registry/src/index.example-0123");
+        std::fs::create_dir_all(index.join("done-1.0.0")).unwrap();
+        std::fs::write(index.join("done-1.0.0/.cargo-ok"), "{\"v\":1}").unwrap();
+        std::fs::create_dir_all(index.join("bomb-1.0.0")).unwrap();
+        std::fs::write(index.join("bomb-1.0.0/huge"), vec![0u8; 1024]).unwrap();
+        remove_partial_unpacks(home.path()).unwrap();
+        assert!(index.join("done-1.0.0").is_dir());
+        assert!(!index.join("bomb-1.0.0").exists());
     }
 }

@@ -7,14 +7,18 @@
 
 pub mod check;
 pub mod config;
+pub mod copy;
+pub mod error;
 pub mod execute;
 pub mod host_cargo;
+pub mod identity;
 pub mod metadata;
 pub mod outcome;
 pub mod plan;
 pub mod prepare;
 pub mod queue;
 pub mod registry;
+pub mod static_files;
 pub mod toolchain;
 pub mod unpack;
 pub mod watch;
@@ -22,6 +26,8 @@ pub mod worker;
 pub mod workspace;
 
 pub use check::{CacheDirs, CheckOptions, Progress, check};
+pub use error::BuildError;
+pub use identity::{CrateId, CrateName, CrateVersion, RegistryName};
 pub use metadata::{DocsRsMetadata, MetadataError};
 pub use outcome::{CrateReport, ErrorDetail, Failure, Outcome, TargetReport};
 pub use plan::{BuildPlan, InvocationOptions};

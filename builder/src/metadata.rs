@@ -47,18 +47,47 @@ impl DocsRsMetadata {
     }
 
     fn from_table(table: &Map<String, Value>) -> Result<Self, MetadataError> {
+        let triples = |key: &str| -> Result<Option<Vec<String>>, MetadataError> {
+            let list = strings(table, key)?;
+            match &list {
+                Some(items) if !items.iter().all(|t| is_target_triple(t)) => {
+                    Err(wrong_type(key, TRIPLES))
+                }
+                _ => Ok(list),
+            }
+        };
+        let default_target = string(table, "default-target")?;
+        if default_target
+            .as_deref()
+            .is_some_and(|t| !is_target_triple(t))
+        {
+            return Err(wrong_type("default-target", "a target triple"));
+        }
         Ok(Self {
             features: strings(table, "features")?,
             all_features: boolean(table, "all-features")?,
             no_default_features: boolean(table, "no-default-features")?,
-            default_target: string(table, "default-target")?,
-            targets: strings(table, "targets")?,
-            additional_targets: strings(table, "additional-targets")?.unwrap_or_default(),
+            default_target,
+            targets: triples("targets")?,
+            additional_targets: triples("additional-targets")?.unwrap_or_default(),
             rustc_args: strings(table, "rustc-args")?.unwrap_or_default(),
             rustdoc_args: strings(table, "rustdoc-args")?.unwrap_or_default(),
             cargo_args: strings(table, "cargo-args")?.unwrap_or_default(),
         })
     }
+}
+
+const TRIPLES: &str = "an array of target triples";
+
+/// A target names a directory below the target directory, so it is a plain name:
+/// ASCII letters, digits, `-`, `_` and `.`, not starting with `.`.
+pub fn is_target_triple(target: &str) -> bool {
+    !target.is_empty()
+        && target.len() <= 100
+        && !target.starts_with('.')
+        && target
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn boolean(table: &Map<String, Value>, key: &str) -> Result<bool, MetadataError> {
@@ -108,6 +137,22 @@ mod tests {
 
     fn parse(metadata: Value) -> Result<DocsRsMetadata, MetadataError> {
         DocsRsMetadata::from_package_metadata(&metadata)
+    }
+
+    #[test]
+    fn targets_must_be_plain_names() {
+        for bad in ["../../etc", "a/b", ".hidden", ""] {
+            assert!(
+                parse(json!({"docs": {"rs": {"targets": [bad]}}})).is_err(),
+                "{bad}"
+            );
+            assert!(
+                parse(json!({"docs": {"rs": {"default-target": bad}}})).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(is_target_triple("thumbv7em-none-eabihf"));
+        assert!(is_target_triple("x86_64-unknown-linux-gnu"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub enum Outcome {
     InvalidInput,
     OutOfMemory,
     TimedOut,
+    OutOfDisk,
     InfrastructureError,
 }
 
@@ -24,7 +25,7 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::BuildFailed => 1,
             Outcome::InvalidInput => 2,
-            Outcome::OutOfMemory | Outcome::TimedOut => 3,
+            Outcome::OutOfMemory | Outcome::TimedOut | Outcome::OutOfDisk => 3,
             Outcome::InfrastructureError => 4,
         }
     }
@@ -36,6 +37,7 @@ impl Outcome {
             Outcome::InvalidInput => "invalid-input",
             Outcome::OutOfMemory => "out-of-memory",
             Outcome::TimedOut => "timed-out",
+            Outcome::OutOfDisk => "out-of-disk",
             Outcome::InfrastructureError => "infrastructure-error",
         }
     }
@@ -170,6 +172,7 @@ mod tests {
             (Outcome::InvalidInput, 2, "invalid-input"),
             (Outcome::OutOfMemory, 3, "out-of-memory"),
             (Outcome::TimedOut, 3, "timed-out"),
+            (Outcome::OutOfDisk, 3, "out-of-disk"),
             (Outcome::InfrastructureError, 4, "infrastructure-error"),
         ];
         for (outcome, code, word) in all {

@@ -4,11 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use cargo_metadata::{MetadataCommand, Package, TargetKind};
+use cargo_metadata::{Package, TargetKind};
 
-use crate::host_cargo::{HostCargo, HostCargoError};
-use crate::toolchain::Toolchain;
-use crate::unpack::{UnpackError, unpack_crate};
+use crate::copy::{check_links, copy_sources, remove_below};
+use crate::error::BuildError;
+use crate::host_cargo::{HostCargo, HostFailure};
+use crate::identity::CrateVersion;
+use crate::unpack::unpack_crate;
 
 /// Files docs.rs deletes from the sources: they would change how cargo builds.
 const OVERRIDE_FILES: [&str; 4] = [
@@ -18,12 +20,15 @@ const OVERRIDE_FILES: [&str; 4] = [
     "rust-toolchain.toml",
 ];
 
+/// Top-level entries of a local package never copied into a build.
+const NOT_SOURCES: [&str; 2] = ["target", ".git"];
+
 /// A package found at a local path.
 #[derive(Debug, Clone)]
 pub struct LocalPackage {
-    pub name: String,
-    pub version: String,
+    pub id: CrateVersion,
     pub dir: PathBuf,
+    pub manifest: PathBuf,
     /// The library's crate name (`-` replaced by `_`); `None` without a library.
     pub lib_name: Option<String>,
     pub proc_macro: bool,
@@ -32,12 +37,14 @@ pub struct LocalPackage {
     /// The directory is an unpacked `.crate` (it has `Cargo.toml.orig`).
     pub already_packaged: bool,
     pub features: std::collections::BTreeMap<String, Vec<String>>,
+    /// Where links in its sources may point: its git repository, else its workspace.
+    pub project_root: PathBuf,
 }
 
 /// The input is not something we can build. `invalid-input`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InputError {
-    #[error("no such directory: {0}")]
+    #[error("no such package directory or manifest: {0}")]
     NoSuchPath(PathBuf),
     #[error("not a Cargo package: {0} has no Cargo.toml")]
     NotAPackage(PathBuf),
@@ -45,39 +52,76 @@ pub enum InputError {
     BrokenManifest(PathBuf, String),
     #[error("{0} is a workspace root without a package; use --workspace or -p NAME")]
     VirtualWorkspace(PathBuf),
+    #[error("the package's {what} `{path}` lies outside the project at `{root}`")]
+    OutsideProject {
+        what: &'static str,
+        path: PathBuf,
+        root: PathBuf,
+    },
+    #[error("`{0}` is not a publishable member of the workspace at {1}")]
+    NotAMember(String, PathBuf),
+    #[error("invalid target `{0}`: expected a target triple such as x86_64-unknown-linux-gnu")]
+    Target(String),
     #[error("{0}")]
     Metadata(#[from] crate::metadata::MetadataError),
 }
 
 impl LocalPackage {
-    /// Reads the package at `path` with `cargo metadata --no-deps`, which validates the
-    /// manifest and runs nothing from the crate.
-    pub fn locate(path: &Path, toolchain: &Toolchain) -> Result<Self, InputError> {
-        let dir = std::fs::canonicalize(path).map_err(|_| InputError::NoSuchPath(path.into()))?;
-        if !dir.is_dir() {
-            return Err(InputError::NoSuchPath(path.into()));
-        }
+    pub fn name(&self) -> &str {
+        self.id.name()
+    }
+
+    pub fn version(&self) -> String {
+        self.id.version()
+    }
+
+    /// Reads the package at `path` (its directory or its `Cargo.toml`) with `cargo
+    /// metadata --no-deps`, which validates the manifest and runs nothing from the
+    /// crate, and checks that nothing it would package lies outside its project.
+    pub async fn locate(path: &Path, cargo: &HostCargo) -> Result<Self, BuildError> {
+        let found = std::fs::canonicalize(path).map_err(|_| InputError::NoSuchPath(path.into()))?;
+        let dir = if found.is_dir() {
+            found
+        } else if found.file_name() == Some("Cargo.toml".as_ref())
+            && let Some(parent) = found.parent()
+        {
+            parent.to_path_buf()
+        } else {
+            return Err(InputError::NoSuchPath(path.into()).into());
+        };
         let manifest = dir.join("Cargo.toml");
         if !manifest.is_file() {
-            return Err(InputError::NotAPackage(dir));
+            return Err(InputError::NotAPackage(dir).into());
         }
-        let metadata = MetadataCommand::new()
-            .cargo_path(toolchain.cargo())
-            .env("RUSTC", toolchain.rustc())
-            .current_dir(&dir)
-            .manifest_path(&manifest)
-            .no_deps()
-            .exec()
-            .map_err(|error| InputError::BrokenManifest(manifest.clone(), manifest_error(error)))?;
+        let metadata =
+            cargo
+                .read_manifest(&manifest)
+                .await
+                .map_err(|error| match error.failure {
+                    HostFailure::Crate => {
+                        InputError::BrokenManifest(manifest.clone(), error.message).into()
+                    }
+                    _ => BuildError::HostCargo(error),
+                })?;
         let package = metadata
             .packages
             .into_iter()
             .find(|p| p.manifest_path.as_std_path() == manifest)
             .ok_or_else(|| InputError::VirtualWorkspace(dir.clone()))?;
-        Ok(Self::from_package(package, dir))
+        let project_root = project_root(metadata.workspace_root.as_std_path());
+        let located = Self::from_package(package, dir, manifest, project_root)?;
+        let (dir, root) = (located.dir.clone(), located.project_root.clone());
+        blocking(move || check_links(&dir, &root, &NOT_SOURCES).map_err(BuildError::Sources))
+            .await?;
+        Ok(located)
     }
 
-    fn from_package(package: Package, dir: PathBuf) -> Self {
+    fn from_package(
+        package: Package,
+        dir: PathBuf,
+        manifest: PathBuf,
+        project_root: PathBuf,
+    ) -> Result<Self, BuildError> {
         let library_kinds = [
             TargetKind::Lib,
             TargetKind::RLib,
@@ -86,30 +130,64 @@ impl LocalPackage {
             TargetKind::StaticLib,
             TargetKind::ProcMacro,
         ];
+        // `cargo package` copies these into the package wherever they are.
+        let mut packaged_files: Vec<(&'static str, PathBuf)> = Vec::new();
+        if let Some(readme) = &package.readme {
+            packaged_files.push(("readme", dir.join(readme)));
+        }
+        if let Some(license) = &package.license_file {
+            packaged_files.push(("license-file", dir.join(license)));
+        }
+        for target in &package.targets {
+            packaged_files.push(("target source", target.src_path.clone().into()));
+        }
+        for (what, path) in packaged_files {
+            let Ok(resolved) = std::fs::canonicalize(&path) else {
+                continue;
+            };
+            if !resolved.starts_with(&project_root) {
+                return Err(InputError::OutsideProject {
+                    what,
+                    path,
+                    root: project_root,
+                }
+                .into());
+            }
+        }
         let lib = package
             .targets
             .iter()
             .find(|t| t.kind.iter().any(|k| library_kinds.contains(k)));
-        Self {
-            name: package.name.to_string(),
-            version: package.version.to_string(),
+        Ok(Self {
+            id: CrateVersion::new(&package.name, &package.version.to_string())?,
             lib_name: lib.map(|t| t.name.replace('-', "_")),
             proc_macro: lib.is_some_and(|t| t.is_proc_macro()),
             features: package.features.clone(),
             metadata: package.metadata,
             already_packaged: dir.join("Cargo.toml.orig").is_file(),
             dir,
-        }
+            manifest,
+            project_root,
+        })
     }
 }
 
-fn manifest_error(error: cargo_metadata::Error) -> String {
-    match error {
-        cargo_metadata::Error::CargoMetadata { stderr } => {
-            crate::host_cargo::one_line_error(&stderr)
-        }
-        other => other.to_string(),
-    }
+/// The project a package belongs to: the git repository around its workspace, else
+/// the workspace itself.
+fn project_root(workspace_root: &Path) -> PathBuf {
+    let root = std::fs::canonicalize(workspace_root).unwrap_or_else(|_| workspace_root.into());
+    root.ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .map_or(root.clone(), Path::to_path_buf)
+}
+
+/// Runs blocking file work off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BuildError> + Send + 'static,
+) -> Result<T, BuildError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BuildError::Io("a file task failed", std::io::Error::other(e)))?
 }
 
 /// How the sources reach the build.
@@ -121,84 +199,98 @@ pub enum SourceMode {
     AsIs,
 }
 
-/// Preparing sources failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
-    #[error(transparent)]
-    Cargo(#[from] HostCargoError),
-    #[error("packaged crate is unsafe: {0}")]
-    Unpack(#[from] UnpackError),
-    #[error("cannot prepare sources in {0}: {1}")]
-    Io(PathBuf, #[source] std::io::Error),
+/// Sources prepared for a build.
+#[derive(Debug, Clone)]
+pub struct PreparedSource {
+    pub dir: PathBuf,
+    /// The package ships a `Cargo.lock`.
+    pub shipped_lockfile: bool,
+    /// `--config` values host-side cargo needs for these sources (packaged workspace
+    /// dependencies patched in, with absolute paths).
+    pub host_config: Vec<String>,
 }
 
-/// Puts the package's sources into `dest` (replacing what was there) and returns
-/// whether they ship a `Cargo.lock`.
-pub fn prepare_source(
+impl PreparedSource {
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.join("Cargo.toml")
+    }
+}
+
+/// Puts the package's sources into `dest` (replacing what was there): what `cargo
+/// package` would publish, or the directory as it is.
+pub async fn prepare_source(
     package: &LocalPackage,
     mode: SourceMode,
     dest: &Path,
     scratch: &Path,
     cargo: &HostCargo,
-) -> Result<bool, PrepareError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| PrepareError::Io(path, error)
-    };
-    if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(io(dest))?;
-    }
+) -> Result<PreparedSource, BuildError> {
+    remove_dir(dest).await?;
     if mode == SourceMode::Package && !package.already_packaged {
         let target_dir = scratch.join("package");
-        cargo.package(&package.dir, &target_dir)?;
-        let prefix = format!("{}-{}", package.name, package.version);
-        let archive = target_dir.join("package").join(format!("{prefix}.crate"));
-        unpack_crate(&archive, &prefix, dest)?;
-    } else {
-        copy_tree(&package.dir, dest, true).map_err(io(dest))?;
+        cargo.package(&package.manifest, &[], &target_dir).await?;
+        let archive = target_dir
+            .join("package")
+            .join(format!("{}.crate", package.id.archive_prefix()));
+        return prepare_packaged(&package.id, &archive, dest).await;
     }
-    finish_source(dest)
+    let (from, to, root) = (
+        package.dir.clone(),
+        dest.to_path_buf(),
+        package.project_root.clone(),
+    );
+    blocking(move || {
+        copy_sources(&from, &to, &root, &NOT_SOURCES).map_err(BuildError::Sources)?;
+        finish_source(&to)
+    })
+    .await
 }
 
-/// Puts an already packaged `.crate` (a workspace member packaged with its siblings)
-/// into `dest` and returns whether it ships a `Cargo.lock`.
-pub fn prepare_packaged(
-    package: &LocalPackage,
+/// Puts a packaged `.crate` into `dest` (replacing what was there).
+pub async fn prepare_packaged(
+    id: &CrateVersion,
     archive: &Path,
     dest: &Path,
-) -> Result<bool, PrepareError> {
-    if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(|e| PrepareError::Io(dest.to_path_buf(), e))?;
+) -> Result<PreparedSource, BuildError> {
+    remove_dir(dest).await?;
+    let (archive, prefix, dest) = (
+        archive.to_path_buf(),
+        id.archive_prefix(),
+        dest.to_path_buf(),
+    );
+    blocking(move || {
+        unpack_crate(&archive, &prefix, &dest)?;
+        finish_source(&dest)
+    })
+    .await
+}
+
+async fn remove_dir(dir: &Path) -> Result<(), BuildError> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(BuildError::Io("cannot clear the sources", error))
+        }
+        _ => Ok(()),
     }
-    unpack_crate(
-        archive,
-        &format!("{}-{}", package.name, package.version),
-        dest,
-    )?;
-    finish_source(dest)
 }
 
 /// What every prepared source gets: its own workspace root, docs.rs's removals.
-fn finish_source(dest: &Path) -> Result<bool, PrepareError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| PrepareError::Io(path, error)
-    };
-    make_standalone(dest).map_err(io(dest))?;
+fn finish_source(dest: &Path) -> Result<PreparedSource, BuildError> {
+    make_standalone(dest).map_err(BuildError::io("cannot read the prepared manifest"))?;
     for file in OVERRIDE_FILES {
-        let path = dest.join(file);
-        if path.is_file() {
-            std::fs::remove_file(&path).map_err(io(&path))?;
-        }
+        remove_below(dest, Path::new(file)).map_err(BuildError::Sources)?;
     }
-    Ok(dest.join("Cargo.lock").is_file())
+    Ok(PreparedSource {
+        dir: dest.to_path_buf(),
+        shipped_lockfile: dest.join("Cargo.lock").is_file(),
+        host_config: Vec::new(),
+    })
 }
 
 /// An unpublished workspace member another member depends on, as packaged.
 #[derive(Debug, Clone)]
 pub struct PackagedDependency {
-    pub name: String,
-    pub version: String,
+    pub id: CrateVersion,
     pub lib_name: Option<String>,
     pub archive: PathBuf,
 }
@@ -207,43 +299,54 @@ pub struct PackagedDependency {
 const WORKSPACE_DEPS: &str = ".docbuild-workspace";
 
 /// Makes unpublished dependencies resolve to their packages, as they will once
-/// published: each is unpacked below the source and patched in for crates.io in the
-/// source's own `.cargo/config.toml` (read by cargo on the host and in the sandbox;
-/// its paths are relative, so both see the same files).
-pub fn add_packaged_dependencies(
-    dest: &Path,
+/// published: each is unpacked below the source and patched in for crates.io, in the
+/// source's own `.cargo/config.toml` for the sandbox (relative paths) and as
+/// `--config` values for host-side cargo (absolute paths), which never reads a
+/// configuration file below the sources.
+pub async fn add_packaged_dependencies(
+    source: &mut PreparedSource,
     dependencies: &[PackagedDependency],
-) -> Result<(), PrepareError> {
+) -> Result<(), BuildError> {
     if dependencies.is_empty() {
         return Ok(());
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| PrepareError::Io(path, error)
-    };
-    let mut patch = String::from("[patch.crates-io]\n");
-    for dependency in dependencies {
-        let prefix = format!("{}-{}", dependency.name, dependency.version);
-        let dir = dest.join(WORKSPACE_DEPS).join(&prefix);
-        unpack_crate(&dependency.archive, &prefix, &dir)?;
-        make_standalone(&dir).map_err(io(&dir))?;
-        patch.push_str(&format!(
-            "{} = {{ path = \"{WORKSPACE_DEPS}/{prefix}\" }}\n",
-            toml_key(&dependency.name)
-        ));
-    }
-    let config = dest.join(".cargo");
-    std::fs::create_dir_all(&config).map_err(io(&config))?;
-    std::fs::write(config.join("config.toml"), patch).map_err(io(&config))
+    let dest = source.dir.clone();
+    let dependencies = dependencies.to_vec();
+    let host_config = blocking(move || {
+        let mut patch = String::from("[patch.crates-io]\n");
+        let mut host_config = Vec::new();
+        for dependency in &dependencies {
+            let prefix = dependency.id.archive_prefix();
+            let dir = dest.join(WORKSPACE_DEPS).join(&prefix);
+            unpack_crate(&dependency.archive, &prefix, &dir)?;
+            make_standalone(&dir).map_err(BuildError::io("cannot read a member's manifest"))?;
+            let name = dependency.id.name();
+            patch.push_str(&format!(
+                "{name} = {{ path = \"{WORKSPACE_DEPS}/{prefix}\" }}\n"
+            ));
+            host_config.push(format!(
+                "patch.crates-io.{name}.path={}",
+                toml_string(&dir.to_string_lossy())
+            ));
+        }
+        let config = dest.join(".cargo");
+        std::fs::create_dir_all(&config).map_err(BuildError::io("cannot write the patch"))?;
+        std::fs::write(config.join("config.toml"), patch)
+            .map_err(BuildError::io("cannot write the patch"))?;
+        Ok(host_config)
+    })
+    .await?;
+    source.host_config.extend(host_config);
+    Ok(())
 }
 
 /// Drops from the source's `Cargo.lock` the registry entries of `names`: workspace
 /// members packaged together get each other's *local* package checksums there, which
 /// a published version of the same number would not match. cargo resolves just those
 /// entries again; every other pin stays.
-pub fn unlock_members(dest: &Path, names: &[String]) -> Result<(), PrepareError> {
+pub fn unlock_members(dest: &Path, names: &[String]) -> Result<(), BuildError> {
     let lockfile = dest.join("Cargo.lock");
-    let io = |error| PrepareError::Io(lockfile.clone(), error);
+    const WHAT: &str = "cannot rewrite Cargo.lock";
     let Ok(text) = std::fs::read_to_string(&lockfile) else {
         return Ok(());
     };
@@ -262,15 +365,16 @@ pub fn unlock_members(dest: &Path, names: &[String]) -> Result<(), PrepareError>
         !(package.get("source").is_some() && names.iter().any(|n| n == name))
     });
     if packages.len() != before {
-        let text = toml::to_string(&lock).map_err(|e| io(std::io::Error::other(e)))?;
-        std::fs::write(&lockfile, text).map_err(io)?;
+        let text =
+            toml::to_string(&lock).map_err(|e| BuildError::Io(WHAT, std::io::Error::other(e)))?;
+        std::fs::write(&lockfile, text).map_err(BuildError::io(WHAT))?;
     }
     Ok(())
 }
 
-/// A quoted TOML key (JSON's string escapes are TOML's).
-fn toml_key(name: &str) -> String {
-    serde_json::Value::from(name).to_string()
+/// A quoted TOML string (JSON's string escapes are TOML's).
+fn toml_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 /// Makes the prepared manifest its own workspace root, as a published crate is: the
@@ -287,38 +391,6 @@ pub(crate) fn make_standalone(dest: &Path) -> std::io::Result<()> {
     if !has_workspace {
         let mut file = std::fs::File::options().append(true).open(&manifest)?;
         std::io::Write::write_all(&mut file, b"\n[workspace]\n")?;
-    }
-    Ok(())
-}
-
-/// Copies a directory as rustwide copies a local crate: links followed, file times
-/// kept so unchanged sources stay fresh, and the top-level `target/` skipped when
-/// `skip_target` is set.
-pub(crate) fn copy_tree(from: &Path, to: &Path, skip_target: bool) -> std::io::Result<()> {
-    let walker = walkdir::WalkDir::new(from)
-        .follow_links(true)
-        .into_iter()
-        .filter_entry(|e| !(skip_target && e.depth() == 1 && e.file_name() == "target"));
-    for entry in walker {
-        let entry = entry.map_err(std::io::Error::other)?;
-        let relative = entry
-            .path()
-            .strip_prefix(from)
-            .map_err(std::io::Error::other)?;
-        let target = to.join(relative);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target)?;
-        } else if entry.file_type().is_file() {
-            std::fs::copy(entry.path(), &target)?;
-            let modified = entry
-                .metadata()
-                .map_err(std::io::Error::other)?
-                .modified()?;
-            std::fs::File::options()
-                .write(true)
-                .open(&target)?
-                .set_modified(modified)?;
-        }
     }
     Ok(())
 }

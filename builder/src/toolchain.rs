@@ -1,7 +1,12 @@
 //! The Rust toolchain a build uses, found on the host and mounted into the sandbox.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+/// `rustup` and `rustc` answer in well under a second; a hung one is not waited for.
+const TOOLCHAIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An installed toolchain.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,31 +33,31 @@ impl Toolchain {
     /// `requested`, else `nightly` when installed, else the default toolchain.
     /// Without `nightly`, builds run with `RUSTC_BOOTSTRAP=1` so that docs.rs's
     /// nightly-only flags work (see [`Toolchain::needs_bootstrap`]).
-    pub fn resolve(requested: Option<&str>) -> Result<Self, ToolchainError> {
+    pub async fn resolve(requested: Option<&str>) -> Result<Self, ToolchainError> {
         let name = match requested {
             Some(name) => Some(name.to_string()),
-            None => nightly_installed().then(|| "nightly".to_string()),
+            None => nightly_installed().await.then(|| "nightly".to_string()),
         };
         let sysroot = match &name {
             Some(name) => {
-                let output = Command::new("rustup")
+                let mut command = Command::new("rustup");
+                command
                     .args(["run", name, "rustc", "--print", "sysroot"])
-                    .env("RUSTUP_AUTO_INSTALL", "0")
-                    .current_dir("/")
-                    .output()
+                    .env("RUSTUP_AUTO_INSTALL", "0");
+                let output = output(command)
+                    .await
                     .map_err(|_| ToolchainError::NotInstalled(name.clone()))?;
                 if !output.status.success() {
                     return Err(ToolchainError::NotInstalled(name.clone()));
                 }
                 stdout_line(&output.stdout)
             }
-            // Outside any project, so that no `rust-toolchain` file chooses for us.
-            None => rustc_output(Path::new("rustc"), &["--print", "sysroot"])?,
+            None => rustc_output(Path::new("rustc"), &["--print", "sysroot"]).await?,
         };
         let sysroot = PathBuf::from(sysroot);
         let rustc = sysroot.join("bin/rustc");
-        let version = rustc_output(&rustc, &["-V"])?;
-        let verbose = rustc_output(&rustc, &["-vV"])?;
+        let version = rustc_output(&rustc, &["-V"]).await?;
+        let verbose = rustc_output(&rustc, &["-vV"]).await?;
         let host = verbose
             .lines()
             .find_map(|line| line.strip_prefix("host: "))
@@ -74,6 +79,10 @@ impl Toolchain {
         self.sysroot.join("bin/rustc")
     }
 
+    pub fn rustdoc(&self) -> PathBuf {
+        self.sysroot.join("bin/rustdoc")
+    }
+
     /// A stable or beta toolchain needs `RUSTC_BOOTSTRAP=1` for docs.rs's `-Z` flags
     /// and for `#![feature(doc_cfg)]` under `--cfg docsrs`.
     pub fn needs_bootstrap(&self) -> bool {
@@ -91,23 +100,33 @@ impl Toolchain {
     }
 }
 
-fn nightly_installed() -> bool {
-    Command::new("rustup")
-        .args(["toolchain", "list"])
-        .output()
-        .map(|output| {
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .any(|line| line.starts_with("nightly-") || line.starts_with("nightly "))
-        })
-        .unwrap_or(false)
+async fn nightly_installed() -> bool {
+    let mut command = Command::new("rustup");
+    command.args(["toolchain", "list"]);
+    output(command).await.is_ok_and(|output| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .any(|line| line.starts_with("nightly-") || line.starts_with("nightly "))
+    })
 }
 
-fn rustc_output(rustc: &Path, args: &[&str]) -> Result<String, ToolchainError> {
-    let output = Command::new(rustc)
-        .args(args)
+/// Runs a toolchain query outside any project (so that no `rust-toolchain` file
+/// chooses for us), with a time limit.
+async fn output(mut command: Command) -> std::io::Result<std::process::Output> {
+    command
         .current_dir("/")
-        .output()
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(TOOLCHAIN_COMMAND_TIMEOUT, command.output())
+        .await
+        .map_err(|_| std::io::Error::other("no answer within a minute"))?
+}
+
+async fn rustc_output(rustc: &Path, args: &[&str]) -> Result<String, ToolchainError> {
+    let mut command = Command::new(rustc);
+    command.args(args);
+    let output = output(command)
+        .await
         .map_err(|e| ToolchainError::Rustc(format!("{}: {e}", rustc.display())))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);

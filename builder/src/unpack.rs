@@ -41,9 +41,15 @@ pub fn unpack_crate(archive: &Path, prefix: &str, dest: &Path) -> Result<(), Unp
         exceeded: exceeded.clone(),
     };
     std::fs::create_dir_all(dest)?;
-    let result = unpack_entries(tar::Archive::new(reader), prefix, dest);
+    let mut result = unpack_entries(tar::Archive::new(reader), prefix, dest);
     if exceeded.get() {
-        return Err(UnpackError::TooLarge(cap));
+        result = Err(UnpackError::TooLarge(cap));
+    }
+    if result.is_err() {
+        // Nothing of a refused archive stays on disk.
+        if let Err(error) = std::fs::remove_dir_all(dest) {
+            tracing::warn!(%error, dest = %dest.display(), "cannot remove a refused archive's files");
+        }
     }
     result
 }
@@ -228,11 +234,16 @@ mod tests {
 
     #[test]
     fn entries_outside_the_prefix_are_refused() {
-        let (_dir, result) = unpack(&[Item::File("bar-1.0.0/src/lib.rs", b"")]);
+        let (dir, result) = unpack(&[
+            Item::File("foo-1.0.0/src/lib.rs", b""),
+            Item::File("bar-1.0.0/src/lib.rs", b""),
+        ]);
         assert!(
             matches!(result, Err(UnpackError::OutsidePrefix(..))),
             "{result:?}"
         );
+        // What was unpacked before the refusal is gone too.
+        assert!(!dir.path().join("out").exists());
     }
 
     #[test]

@@ -15,11 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::check::{CheckOptions, check};
 use crate::config::{Config, DataDir, LOCAL};
-use crate::host_cargo::{HostCargo, UserCargoConfig};
+use crate::copy::copy_sources;
+use crate::error::BuildError;
+use crate::host_cargo::HostCargo;
+use crate::identity::{CrateId, CrateVersion, RegistryName};
 use crate::outcome::{CrateReport, Failure, Outcome};
-use crate::prepare::{LocalPackage, SourceMode, prepare_source};
+use crate::prepare::{LocalPackage, SourceMode, blocking, prepare_source};
 use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError};
-use crate::registry::{CrateVersion, FetchError, fetch_crate};
+use crate::registry::fetch_crate;
+use crate::static_files::{STATIC_FILES, reference_static_files, share_static_files};
 use crate::toolchain::Toolchain;
 use crate::unpack::unpack_crate;
 
@@ -74,71 +78,84 @@ impl Service {
 
     /// Queues a local package: it is packaged now, so the build sees the sources as
     /// of this moment. Returns the job id.
-    pub fn enqueue_path(&self, path: &Path, toolchain: Option<&str>) -> Result<i64, Failure> {
-        let invalid = |e: &dyn std::fmt::Display| Failure::new(Outcome::InvalidInput, e);
-        let toolchain = Toolchain::resolve(toolchain).map_err(|e| invalid(&e))?;
-        let package = LocalPackage::locate(path, &toolchain).map_err(|e| invalid(&e))?;
+    pub async fn enqueue_path(
+        &self,
+        path: &Path,
+        toolchain: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<i64, Failure> {
+        let toolchain = Toolchain::resolve(toolchain)
+            .await
+            .map_err(BuildError::from)?;
+        let dir = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let registries = self.config.registries().with_project(&dir);
+        let cargo_home = self.data.cache().cargo_home();
+        std::fs::create_dir_all(&cargo_home)
+            .map_err(|e| Failure::from(BuildError::Io("cannot create the cargo home", e)))?;
+        let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
+        let package = LocalPackage::locate(path, &cargo).await?;
         let (id, new) = self
             .queue
-            .enqueue(LOCAL, &package.name, &package.version, PRIORITY_NEW)
+            .enqueue(LOCAL, package.name(), &package.version(), PRIORITY_NEW)
             .map_err(|e| Failure::new(Outcome::InfrastructureError, e))?;
         if !new {
             return Ok(id);
         }
-        let packaged = self.package_local(&package, &toolchain, id);
-        match packaged {
+        match self.package_local(&package, &cargo, id).await {
             Ok(file) => self
                 .queue
                 .set_crate_file(id, &file)
                 .map(|()| id)
                 .map_err(|e| Failure::new(Outcome::InfrastructureError, e)),
-            Err(failure) => {
+            Err(error) => {
                 let _ = self.queue.forget(id);
-                Err(failure)
+                Err(error.into())
             }
         }
     }
 
-    fn package_local(
+    async fn package_local(
         &self,
         package: &LocalPackage,
-        toolchain: &Toolchain,
+        cargo: &HostCargo,
         job: i64,
-    ) -> Result<PathBuf, Failure> {
+    ) -> Result<PathBuf, BuildError> {
         let job_dir = self.data.job_dir(job);
-        let failed = |e: &dyn std::fmt::Display| Failure::new(Outcome::BuildFailed, e);
-        let cache = self.data.cache();
-        let cargo = HostCargo::new(
-            toolchain,
-            &cache.cargo_home(),
-            UserCargoConfig::discover(&package.dir),
-        );
-        let prefix = format!("{}-{}", package.name, package.version);
-        let file = job_dir.join(format!("{prefix}.crate"));
-        std::fs::create_dir_all(&job_dir).map_err(|e| failed(&e))?;
+        tokio::fs::create_dir_all(&job_dir)
+            .await
+            .map_err(BuildError::io("cannot create the job's directory"))?;
         if package.already_packaged {
             // An unpacked `.crate`: keep a copy of the directory as it is.
             let copy = job_dir.join("src");
-            prepare_source(package, SourceMode::AsIs, &copy, &job_dir, &cargo)
-                .map_err(|e| failed(&e))?;
+            prepare_source(package, SourceMode::AsIs, &copy, &job_dir, cargo).await?;
             return Ok(copy);
         }
-        cargo
-            .package(&package.dir, &job_dir)
-            .map_err(|e| failed(&e))?;
-        std::fs::rename(
+        let prefix = package.id.archive_prefix();
+        let file = job_dir.join(format!("{prefix}.crate"));
+        cargo.package(&package.manifest, &[], &job_dir).await?;
+        tokio::fs::rename(
             job_dir.join("package").join(format!("{prefix}.crate")),
             &file,
         )
-        .map_err(|e| failed(&e))?;
-        let _ = std::fs::remove_dir_all(job_dir.join("package"));
+        .await
+        .map_err(BuildError::io("cannot keep the package"))?;
+        let _ = tokio::fs::remove_dir_all(job_dir.join("package")).await;
         Ok(file)
     }
 
     /// Queues a registry crate version.
-    pub fn enqueue_registry(&self, registry: &str, krate: &CrateVersion) -> Result<i64, Failure> {
+    pub fn enqueue_registry(
+        &self,
+        registry: &RegistryName,
+        krate: &CrateVersion,
+    ) -> Result<i64, Failure> {
         self.queue
-            .enqueue(registry, &krate.name, &krate.version, PRIORITY_NEW)
+            .enqueue(
+                registry.as_str(),
+                krate.name(),
+                &krate.version(),
+                PRIORITY_NEW,
+            )
             .map(|(id, _)| id)
             .map_err(|e| Failure::new(Outcome::InfrastructureError, e))
     }
@@ -214,7 +231,19 @@ async fn build_job(
     cancel: &CancellationToken,
 ) -> Result<Outcome, QueueError> {
     let data = &service.data;
-    let work = data.work_dir(&job.registry, &job.name, &job.version);
+    // Rows are validated when queued; one that is not never becomes a path.
+    let id = match CrateId::new(&job.registry, &job.name, &job.version) {
+        Ok(id) => id,
+        Err(error) => {
+            let report = CrateReport::early(Outcome::InvalidInput, error.to_string());
+            let build = service.queue.begin_build(job)?;
+            service
+                .queue
+                .finish(job, worker, build, &report, options.retry_base)?;
+            return Ok(report.outcome);
+        }
+    };
+    let work = data.work_dir(&id);
     // The work directory is this job's alone (one pending job per release), so any
     // container building there belongs to a worker that died or lost the engine.
     if let Ok(sandbox) = Sandbox::connect().await {
@@ -227,7 +256,7 @@ async fn build_job(
         }
     }
     let build = service.queue.begin_build(job)?;
-    let build_dir = data.build_dir(&job.registry, &job.name, &job.version, build);
+    let build_dir = data.build_dir(&id, build);
 
     // Renew the lease while building; losing it means another worker took the job.
     let job_cancel = cancel.child_token();
@@ -245,13 +274,27 @@ async fn build_job(
             }
         })
     };
-    let mut report = build_sources(service, options, job, &work, &build_dir, &job_cancel).await;
+    let mut report =
+        build_sources(service, options, job, &id, &work, &build_dir, &job_cancel).await;
     renewer.abort();
     if cancel.is_cancelled() {
         // Shutting down: leave the job to be claimed again.
         return Ok(report.outcome);
     }
-    store(&mut report, &work, &build_dir, &data.root().join("static"));
+    let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await;
+    if let Err(error) = store(
+        &mut report,
+        &work,
+        &build_dir,
+        data,
+        toolchain.ok().as_ref(),
+        cancel,
+    )
+    .await
+    {
+        report.outcome = error.outcome();
+        report.message = format!("cannot store the build: {error}");
+    }
     service
         .queue
         .finish(job, worker, build, &report, options.retry_base)?;
@@ -263,24 +306,16 @@ async fn build_sources(
     service: &Service,
     options: &WorkerOptions,
     job: &Job,
+    id: &CrateId,
     work: &Path,
     build_dir: &Path,
     cancel: &CancellationToken,
 ) -> CrateReport {
     let source = work.join("job-src");
-    // A published crate is its own workspace root, wherever the data directory is.
-    let prepared = get_job_sources(service, options, job, work, &source).and_then(|()| {
-        crate::prepare::make_standalone(&source).map_err(|e| {
-            Failure::new(
-                Outcome::BuildFailed,
-                format!("cannot read the crate's manifest: {e}"),
-            )
-        })
-    });
-    if let Err(failure) = prepared {
-        let mut report = CrateReport::from(failure);
-        report.name = Some(job.name.clone());
-        report.version = Some(job.version.clone());
+    if let Err(error) = get_job_sources(service, options, job, id, work, &source, cancel).await {
+        let mut report = CrateReport::early(error.outcome(), error.to_string());
+        report.name = Some(id.krate.name().to_string());
+        report.version = Some(id.krate.version());
         return report;
     }
     let check_options = CheckOptions {
@@ -292,7 +327,10 @@ async fn build_sources(
         targets: Vec::new(),
         out: Some(build_dir.join("docs")),
         work_dir: Some(work.to_path_buf()),
-        registries: service.config.registry_access(),
+        registries: service.config.registries(),
+        // The sources are a published crate's: nothing of its configuration is read.
+        project_registries: false,
+        extern_map: service.config.extern_map(),
         packaged: None,
         dependencies: Vec::new(),
         workspace_members: Vec::new(),
@@ -301,101 +339,120 @@ async fn build_sources(
     check(&check_options, &cache, &|_: &str| {}, cancel).await
 }
 
-fn get_job_sources(
+async fn get_job_sources(
     service: &Service,
     options: &WorkerOptions,
     job: &Job,
+    id: &CrateId,
     work: &Path,
     source: &Path,
-) -> Result<(), Failure> {
-    let infra = |e: &dyn std::fmt::Display| Failure::new(Outcome::InfrastructureError, e);
-    std::fs::create_dir_all(work).map_err(|e| infra(&e))?;
-    if source.exists() {
-        std::fs::remove_dir_all(source).map_err(|e| infra(&e))?;
+    cancel: &CancellationToken,
+) -> Result<(), BuildError> {
+    const WHAT: &str = "cannot prepare the job's sources";
+    tokio::fs::create_dir_all(work)
+        .await
+        .map_err(BuildError::io(WHAT))?;
+    if tokio::fs::symlink_metadata(source).await.is_ok() {
+        tokio::fs::remove_dir_all(source)
+            .await
+            .map_err(BuildError::io(WHAT))?;
     }
     if job.registry == LOCAL {
         let file = job
             .crate_file
-            .as_deref()
-            .ok_or_else(|| infra(&"the job's packaged sources are missing"))?;
-        if file.is_dir() {
-            return crate::prepare::copy_tree(file, source, false).map_err(|e| infra(&e));
-        }
-        let prefix = format!("{}-{}", job.name, job.version);
-        return unpack_crate(file, &prefix, source)
-            .map_err(|e| Failure::new(Outcome::BuildFailed, e));
+            .clone()
+            .ok_or_else(|| BuildError::Io(WHAT, std::io::Error::other("the package is missing")))?;
+        let (prefix, source) = (id.krate.archive_prefix(), source.to_path_buf());
+        return blocking(move || {
+            if file.is_dir() {
+                // An unpacked `.crate` kept as it was queued (links already resolved).
+                copy_sources(&file, &source, &file, &[]).map_err(BuildError::Sources)?;
+            } else {
+                unpack_crate(&file, &prefix, &source)?;
+            }
+            crate::prepare::make_standalone(&source)
+                .map_err(BuildError::io("cannot read the crate's manifest"))
+        })
+        .await;
     }
-    let krate = CrateVersion::new(&job.name, &job.version)
-        .map_err(|e| Failure::new(Outcome::InvalidInput, e))?;
-    let toolchain = Toolchain::resolve(options.toolchain.as_deref())
-        .map_err(|e| Failure::new(Outcome::InvalidInput, e))?;
-    let cache = service.data.cache();
+    let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await?;
+    let cargo_home = service.data.cache().cargo_home();
+    tokio::fs::create_dir_all(&cargo_home)
+        .await
+        .map_err(BuildError::io(WHAT))?;
     let cargo = HostCargo::new(
         &toolchain,
-        &cache.cargo_home(),
-        UserCargoConfig::discover(work),
-    )
-    .with_env(service.config.registry_access().host_env);
-    fetch_crate(&cargo, &job.registry, &krate, &work.join("fetch"), source).map_err(|error| {
-        let outcome = match &error {
-            FetchError::Cargo(e) if e.infrastructure => Outcome::InfrastructureError,
-            FetchError::Io(..) => Outcome::InfrastructureError,
-            _ => Outcome::BuildFailed,
-        };
-        Failure::new(outcome, error)
+        &cargo_home,
+        &service.config.registries(),
+        cancel,
+    );
+    fetch_crate(&cargo, &id.registry, &id.krate, &work.join("fetch"), source).await?;
+    // A published crate is its own workspace root, wherever the data directory is.
+    let source = source.to_path_buf();
+    blocking(move || {
+        crate::prepare::make_standalone(&source)
+            .map_err(BuildError::io("cannot read the crate's manifest"))
     })
+    .await
 }
 
 /// Moves the log next to the docs, keeps rustdoc's shared static files once for all
-/// builds, and writes the record, with paths inside the build's directory.
-fn store(report: &mut CrateReport, work: &Path, build_dir: &Path, shared_static: &Path) {
-    if std::fs::create_dir_all(build_dir).is_err() {
-        return;
-    }
+/// builds (the toolchain's own, never the build's), and writes the record, with paths
+/// inside the build's directory. The docs were copied by `check` with the
+/// link-refusing copier; their `static.files/` are dropped here.
+async fn store(
+    report: &mut CrateReport,
+    work: &Path,
+    build_dir: &Path,
+    data: &DataDir,
+    toolchain: Option<&Toolchain>,
+    cancel: &CancellationToken,
+) -> Result<(), BuildError> {
+    const WHAT: &str = "cannot store the build";
+    tokio::fs::create_dir_all(build_dir)
+        .await
+        .map_err(BuildError::io(WHAT))?;
     let log = build_dir.join("build.log");
-    if std::fs::copy(work.join("build.log"), &log).is_ok() {
+    if tokio::fs::copy(work.join("build.log"), &log).await.is_ok() {
         report.log = Some(log);
     }
     let docs = build_dir.join("docs");
-    if docs.is_dir() {
-        share_static_files(&docs, shared_static);
+    if tokio::fs::symlink_metadata(&docs)
+        .await
+        .is_ok_and(|m| m.is_dir())
+    {
+        if let Some(toolchain) = toolchain {
+            let reference = reference_static_files(toolchain, data.cache().root(), cancel).await?;
+            share_static_files(&reference, &data.shared_static()).await?;
+        }
+        let docs_dir = docs.clone();
         report.docs_size_bytes = Some(
-            walkdir::WalkDir::new(&docs)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum(),
+            blocking(move || {
+                drop_static_files(&docs_dir)?;
+                Ok(crate::copy::tree_size(&docs_dir))
+            })
+            .await?,
         );
     }
-    if let Ok(record) = serde_json::to_vec_pretty(report) {
-        let _ = std::fs::write(build_dir.join("record.json"), record);
-    }
+    let record = serde_json::to_vec_pretty(report)
+        .map_err(|e| BuildError::Io(WHAT, std::io::Error::other(e)))?;
+    tokio::fs::write(build_dir.join("record.json"), record)
+        .await
+        .map_err(BuildError::io(WHAT))
 }
 
-/// rustdoc names its shared files (`static.files/*`) by their content, so every
-/// build's copy of one is the same file: keep one in `shared` and drop the rest.
-fn share_static_files(docs: &Path, shared: &Path) {
-    let dirs = walkdir::WalkDir::new(docs)
+/// Removes every target's `static.files/` from stored docs: the viewer serves the
+/// shared copy.
+fn drop_static_files(docs: &Path) -> Result<(), BuildError> {
+    let dirs: Vec<PathBuf> = walkdir::WalkDir::new(docs)
         .max_depth(2)
         .into_iter()
         .flatten()
-        .filter(|e| e.file_type().is_dir() && e.file_name() == "static.files")
-        .map(|e| e.into_path());
-    for dir in dirs.collect::<Vec<_>>() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let _ = std::fs::create_dir_all(shared);
-        for entry in entries.flatten() {
-            let kept = shared.join(entry.file_name());
-            // A file that cannot be moved stays where it is and is served from there.
-            let _ = if kept.exists() {
-                std::fs::remove_file(entry.path())
-            } else {
-                std::fs::rename(entry.path(), &kept)
-            };
-        }
+        .filter(|e| e.file_type().is_dir() && e.file_name() == STATIC_FILES)
+        .map(|e| e.into_path())
+        .collect();
+    for dir in dirs {
+        std::fs::remove_dir_all(&dir).map_err(BuildError::io("cannot drop static files"))?;
     }
+    Ok(())
 }

@@ -12,14 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cargo_metadata::{DependencyKind, MetadataCommand, Package};
+use cargo_metadata::{DependencyKind, Package};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::check::{CacheDirs, CheckOptions, Progress, check};
-use crate::host_cargo::{HostCargo, UserCargoConfig};
-use crate::outcome::{CrateReport, Failure, Outcome};
-use crate::prepare::PackagedDependency;
+use crate::error::BuildError;
+use crate::host_cargo::{HostCargo, HostFailure};
+use crate::identity::CrateVersion;
+use crate::outcome::{CrateReport, Outcome};
+use crate::prepare::{InputError, PackagedDependency};
 use crate::toolchain::Toolchain;
 
 /// Which members to check.
@@ -49,7 +51,7 @@ pub struct WorkspaceReport {
 #[derive(Debug, Clone)]
 struct Member {
     name: String,
-    version: String,
+    id: CrateVersion,
     dir: PathBuf,
     lib_name: Option<String>,
     /// Names of the publishable members it depends on (normal and build).
@@ -66,30 +68,33 @@ pub async fn check_workspace(
     cache: &CacheDirs,
     progress: &dyn Progress,
     cancel: &CancellationToken,
-) -> Result<WorkspaceReport, Failure> {
-    let toolchain = Toolchain::resolve(base.toolchain.as_deref())
-        .map_err(|e| Failure::new(Outcome::InvalidInput, e))?;
-    let root = std::fs::canonicalize(&base.path).map_err(|_| {
-        Failure::new(
-            Outcome::InvalidInput,
-            format!("no such directory: {}", base.path.display()),
-        )
-    })?;
-    let metadata = MetadataCommand::new()
-        .cargo_path(toolchain.cargo())
-        .env("RUSTC", toolchain.rustc())
-        .current_dir(&root)
-        .manifest_path(root.join("Cargo.toml"))
-        .no_deps()
-        .exec()
-        .map_err(|e| {
-            Failure::new(
-                Outcome::InvalidInput,
-                format!("cannot read the workspace at {}: {e}", root.display()),
-            )
+) -> Result<WorkspaceReport, BuildError> {
+    let toolchain = Toolchain::resolve(base.toolchain.as_deref()).await?;
+    let found =
+        std::fs::canonicalize(&base.path).map_err(|_| InputError::NoSuchPath(base.path.clone()))?;
+    let root = if found.is_file() {
+        found.parent().map(Path::to_path_buf).unwrap_or(found)
+    } else {
+        found
+    };
+    let cargo_home = cache.cargo_home();
+    tokio::fs::create_dir_all(&cargo_home)
+        .await
+        .map_err(BuildError::io("cannot create docbuild's cargo home"))?;
+    let registries = base.registries.clone().with_project(&root);
+    let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
+    let manifest = root.join("Cargo.toml");
+    let metadata = cargo
+        .read_manifest(&manifest)
+        .await
+        .map_err(|error| match error.failure {
+            HostFailure::Crate => {
+                InputError::BrokenManifest(manifest.clone(), error.message).into()
+            }
+            _ => BuildError::HostCargo(error),
         })?;
     let packages: Vec<&Package> = metadata.workspace_packages();
-    let (members, mut skipped) = publishable_members(&packages);
+    let (members, mut skipped) = publishable_members(&packages)?;
 
     let wanted: BTreeSet<String> = match selection {
         Selection::All => members.keys().cloned().collect(),
@@ -99,13 +104,7 @@ pub async fn check_workspace(
                 if members.contains_key(name) {
                     wanted.insert(name.clone());
                 } else if !skipped.iter().any(|s| &s.name == name) {
-                    return Err(Failure::new(
-                        Outcome::InvalidInput,
-                        format!(
-                            "`{name}` is not a member of the workspace at {}",
-                            root.display()
-                        ),
-                    ));
+                    return Err(InputError::NotAMember(name.clone(), root.clone()).into());
                 }
             }
             skipped.retain(|s| names.contains(&s.name));
@@ -115,16 +114,15 @@ pub async fn check_workspace(
 
     // Package every publishable member together, so that they resolve to each other.
     let work = cache.workspace_dir(&root);
-    std::fs::create_dir_all(&work).map_err(|e| Failure::new(Outcome::InfrastructureError, e))?;
+    tokio::fs::create_dir_all(&work)
+        .await
+        .map_err(BuildError::io(
+            "cannot create the workspace's work directory",
+        ))?;
     progress.step("packaging the workspace");
-    let cargo = HostCargo::new(
-        &toolchain,
-        &cache.cargo_home(),
-        UserCargoConfig::discover(&root),
-    );
     let names: Vec<&str> = members.keys().map(String::as_str).collect();
     let package_dir = work.join("package");
-    let packaging = package_members(&cargo, &root, &members, &names, &package_dir);
+    let packaging = package_members(&cargo, &manifest, &members, &names, &package_dir).await;
 
     let mut order: Vec<&Member> = members
         .values()
@@ -132,7 +130,11 @@ pub async fn check_workspace(
         .collect();
     order.sort_by(|a, b| (a.stage, &a.name).cmp(&(b.stage, &b.name)));
     let logs = work.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| Failure::new(Outcome::InfrastructureError, e))?;
+    tokio::fs::create_dir_all(&logs)
+        .await
+        .map_err(BuildError::io(
+            "cannot create the workspace's log directory",
+        ))?;
 
     let mut done: BTreeMap<String, CrateReport> = BTreeMap::new();
     // Work directories, one per build at once: members built one after the other in
@@ -191,7 +193,7 @@ pub async fn check_workspace(
                 continue;
             };
             report.name = Some(member.name.clone());
-            report.version = Some(member.version.clone());
+            report.version = Some(member.id.version());
             report.toolchain = Some(toolchain.version.clone());
             report.stage = Some(member.stage);
             done.insert(member.name.clone(), report);
@@ -222,7 +224,9 @@ pub async fn check_workspace(
 
 /// The members that can be published to crates.io, with their stages, and those
 /// that cannot.
-fn publishable_members(packages: &[&Package]) -> (BTreeMap<String, Member>, Vec<Skipped>) {
+fn publishable_members(
+    packages: &[&Package],
+) -> Result<(BTreeMap<String, Member>, Vec<Skipped>), BuildError> {
     let mut skipped = Vec::new();
     let mut members = BTreeMap::new();
     for package in packages {
@@ -252,7 +256,7 @@ fn publishable_members(packages: &[&Package]) -> (BTreeMap<String, Member>, Vec<
             package.name.to_string(),
             Member {
                 name: package.name.to_string(),
-                version: package.version.to_string(),
+                id: CrateVersion::new(&package.name, &package.version.to_string())?,
                 dir: package
                     .manifest_path
                     .parent()
@@ -278,7 +282,7 @@ fn publishable_members(packages: &[&Package]) -> (BTreeMap<String, Member>, Vec<
             .collect();
     }
     assign_stages(&mut members);
-    (members, skipped)
+    Ok((members, skipped))
 }
 
 /// Stage = 1 + the highest stage among dependencies. Normal and build dependencies
@@ -315,21 +319,21 @@ fn assign_stages(members: &mut BTreeMap<String, Member>) {
 /// Packages the members; returns the error of each member that could not be packaged.
 /// When packaging them together fails, each is packaged with its own dependencies to
 /// find which failed.
-fn package_members(
+async fn package_members(
     cargo: &HostCargo,
-    root: &Path,
+    manifest: &Path,
     members: &BTreeMap<String, Member>,
     names: &[&str],
     target_dir: &Path,
 ) -> BTreeMap<String, String> {
-    if names.is_empty() || cargo.package_members(root, names, target_dir).is_ok() {
+    if names.is_empty() || cargo.package(manifest, names, target_dir).await.is_ok() {
         return BTreeMap::new();
     }
     let mut failed = BTreeMap::new();
     for name in names {
         let mut with_deps: Vec<&str> = transitive_dependencies(members, name).into_iter().collect();
         with_deps.push(name);
-        if let Err(error) = cargo.package_members(root, &with_deps, target_dir) {
+        if let Err(error) = cargo.package(manifest, &with_deps, target_dir).await {
             failed.insert(name.to_string(), error.to_string());
         }
     }
@@ -361,25 +365,24 @@ fn member_options(
     package_dir: &Path,
     docs_dir: &Path,
 ) -> CheckOptions {
-    let archive = |name: &str, version: &str| {
+    let archive = |id: &CrateVersion| {
         package_dir
             .join("package")
-            .join(format!("{name}-{version}.crate"))
+            .join(format!("{}.crate", id.archive_prefix()))
     };
     let dependencies = transitive_dependencies(members, &member.name)
         .into_iter()
         .filter_map(|name| members.get(name))
         .map(|dep| PackagedDependency {
-            name: dep.name.clone(),
-            version: dep.version.clone(),
+            id: dep.id.clone(),
             lib_name: dep.lib_name.clone(),
-            archive: archive(&dep.name, &dep.version),
+            archive: archive(&dep.id),
         })
         .collect();
     CheckOptions {
         path: member.dir.clone(),
-        packaged: (base.mode == crate::prepare::SourceMode::Package)
-            .then(|| archive(&member.name, &member.version)),
+        project_registries: true,
+        packaged: (base.mode == crate::prepare::SourceMode::Package).then(|| archive(&member.id)),
         dependencies,
         workspace_members: members.keys().cloned().collect(),
         // Members share target directories, and each build empties the doc
@@ -403,7 +406,7 @@ mod tests {
             name.to_string(),
             Member {
                 name: name.to_string(),
-                version: "0.1.0".into(),
+                id: CrateVersion::new(name, "0.1.0").unwrap(),
                 dir: PathBuf::new(),
                 lib_name: Some(name.replace('-', "_")),
                 depends_on: deps.iter().map(|d| d.to_string()).collect(),

@@ -18,6 +18,9 @@ pub struct SandboxLimits {
     pub tmp_bytes: u64,
     /// Size cap of the stored log; output past it is dropped and a line says so.
     pub log_bytes: u64,
+    /// What the build may write to its writable directory; enforced by the caller,
+    /// which gives the sandbox a size-limited filesystem there.
+    pub disk_bytes: u64,
 }
 
 impl Default for SandboxLimits {
@@ -29,6 +32,7 @@ impl Default for SandboxLimits {
             timeout: Duration::from_secs(15 * 60),
             tmp_bytes: 256 << 20,
             log_bytes: 10 << 20,
+            disk_bytes: 10 << 30,
         }
     }
 }

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docbuild_builder::config::CRATES_IO;
+use docbuild_builder::identity::{CrateId, CrateVersion, CrateVersionError, RegistryName};
 use docbuild_builder::queue::{PRIORITY_NEW, PRIORITY_REBUILD};
-use docbuild_builder::registry::{CrateVersion, CrateVersionError};
 use serde_json::{Value, json};
 
 use crate::SharedState;
@@ -77,21 +77,24 @@ pub async fn enqueue(State(state): State<SharedState>, body: Bytes) -> Response 
         Ok(request) => request,
         Err(bad) => return error(StatusCode::BAD_REQUEST, bad.field, bad.message),
     };
-    queue_build(&state, registry, krate.name, krate.version, PRIORITY_NEW).await
+    match RegistryName::new(&registry) {
+        Ok(registry) => queue_build(&state, CrateId { registry, krate }, PRIORITY_NEW).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, Some("registry"), e),
+    }
 }
 
 /// Queues a release and answers `202 {"id"}`.
-async fn queue_build(
-    state: &SharedState,
-    registry: String,
-    name: String,
-    version: String,
-    priority: i64,
-) -> Response {
+async fn queue_build(state: &SharedState, id: CrateId, priority: i64) -> Response {
     let queue = state.queue.clone();
-    match tokio::task::spawn_blocking(move || queue.enqueue(&registry, &name, &version, priority))
-        .await
-    {
+    let enqueue = move || {
+        queue.enqueue(
+            id.registry.as_str(),
+            id.krate.name(),
+            &id.krate.version(),
+            priority,
+        )
+    };
+    match tokio::task::spawn_blocking(enqueue).await {
         Ok(Ok((id, _))) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
@@ -135,8 +138,10 @@ pub async fn rebuild(
             format!("no build of {name} {version}"),
         );
     };
-    let registry = last.registry.clone();
-    queue_build(&state, registry, name, version, PRIORITY_REBUILD).await
+    match CrateId::new(&last.registry, &name, &version) {
+        Ok(id) => queue_build(&state, id, PRIORITY_REBUILD).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, None, e),
+    }
 }
 
 /// `GET /crate/{name}/{version}/status.json`, as docs.rs answers it.

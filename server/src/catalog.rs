@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use docbuild_builder::CrateReport;
 use docbuild_builder::config::DataDir;
+use docbuild_builder::identity::CrateId;
 use rusqlite::{Connection, OptionalExtension, params};
 use semver::{Version, VersionReq};
 
@@ -181,9 +182,16 @@ impl Catalog {
         let mut releases: Vec<Release> = rows
             .into_iter()
             .filter_map(|(registry, name, version, build)| {
-                let parsed = Version::parse(&version).ok()?;
-                let dir = self.data.build_dir(&registry, &name, &version, build);
-                Some(Release::new(registry, name, parsed, build, dir))
+                // Rows are validated when written; one that is not is never a path.
+                let id = CrateId::new(&registry, &name, &version).ok()?;
+                let dir = self.data.build_dir(&id, build);
+                Some(Release::new(
+                    registry,
+                    name,
+                    id.krate.semver().clone(),
+                    build,
+                    dir,
+                ))
             })
             .collect();
         releases.sort_by(|a, b| b.version.cmp(&a.version).then(b.build.cmp(&a.build)));
@@ -259,7 +267,9 @@ impl Catalog {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        Ok(row.map(|(registry, name)| self.data.build_dir(&registry, &name, version, build)))
+        Ok(row
+            .and_then(|(registry, name)| CrateId::new(&registry, &name, version).ok())
+            .map(|id| self.data.build_dir(&id, build)))
     }
 }
 

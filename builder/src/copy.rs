@@ -1,0 +1,392 @@
+//! The one way files leave a build or enter one: docs and `--out`, stored builds,
+//! workspace copies, local sources, and clean-ups below a target directory.
+//!
+//! A build's output is written by crate code, so it may hold links (to `/etc/shadow`,
+//! to the data directory), FIFOs and devices, and it may have replaced a directory
+//! with a link to a host directory. Nothing here follows a link in build output: a
+//! path below a trusted root is walked one component at a time, files are opened with
+//! `O_NOFOLLOW`, and anything but a regular file or a directory is dropped and
+//! counted. Copies run only after the build's container is gone, so nothing changes
+//! the tree while it is read.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// How links are treated.
+#[derive(Debug, Clone)]
+pub enum Links {
+    /// Build output: links and special files are dropped and counted.
+    Drop,
+    /// A local package's own sources: a link is followed when it resolves inside
+    /// this directory (the project); one that leaves it is an error.
+    FollowWithin(PathBuf),
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Copied {
+    pub files: u64,
+    pub bytes: u64,
+    /// The first few entries dropped (links, FIFOs, devices), relative to the source.
+    pub dropped: Vec<PathBuf>,
+    pub dropped_count: u64,
+}
+
+impl Copied {
+    const KEPT_NAMES: usize = 20;
+
+    fn drop_entry(&mut self, relative: &Path) {
+        self.dropped_count += 1;
+        if self.dropped.len() < Self::KEPT_NAMES {
+            self.dropped.push(relative.to_path_buf());
+        }
+    }
+
+    /// One line for the log, when something was dropped.
+    pub fn dropped_line(&self) -> Option<String> {
+        (self.dropped_count > 0).then(|| {
+            let names: Vec<String> = self
+                .dropped
+                .iter()
+                .map(|p| p.display().to_string().escape_debug().to_string())
+                .collect();
+            format!(
+                "[docbuild] dropped {} link(s) or special file(s) from the output: {}{}",
+                self.dropped_count,
+                names.join(", "),
+                if self.dropped_count as usize > names.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            )
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("`{0}` is a link or not a directory; docbuild does not read through it")]
+    NotADirectory(PathBuf),
+    #[error("`{path}` is a link to `{target}`, outside the project at `{boundary}`")]
+    LinkOutside {
+        path: PathBuf,
+        target: PathBuf,
+        boundary: PathBuf,
+    },
+    #[error("`{0}` is not a path below its root")]
+    NotBelow(PathBuf),
+    #[error("cannot copy `{0}`: {1}")]
+    Io(PathBuf, #[source] io::Error),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
+    move |error| CopyError::Io(path.to_path_buf(), error)
+}
+
+/// `root/relative`, checked component by component to be a real directory, never a
+/// link. `None` when it does not exist.
+pub fn checked_dir(root: &Path, relative: &Path) -> Result<Option<PathBuf>, CopyError> {
+    let mut path = root.to_path_buf();
+    for component in relative.components() {
+        match component {
+            Component::Normal(part) => path.push(part),
+            Component::CurDir => continue,
+            _ => return Err(CopyError::NotBelow(relative.to_path_buf())),
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => return Err(CopyError::NotADirectory(path)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(CopyError::Io(path, error)),
+        }
+    }
+    Ok(Some(path))
+}
+
+/// Removes `root/relative` (a file, a link or a tree) without following any link,
+/// above it or in it. Missing is fine.
+pub fn remove_below(root: &Path, relative: &Path) -> Result<(), CopyError> {
+    let (Some(name), parent) = (relative.file_name(), relative.parent()) else {
+        return Err(CopyError::NotBelow(relative.to_path_buf()));
+    };
+    let Some(parent) = checked_dir(root, parent.unwrap_or(Path::new("")))? else {
+        return Ok(());
+    };
+    let path = parent.join(name);
+    match std::fs::symlink_metadata(&path) {
+        // `remove_dir_all` removes a tree without following links inside it.
+        Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&path).map_err(io_at(&path)),
+        Ok(_) => std::fs::remove_file(&path).map_err(io_at(&path)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(CopyError::Io(path, error)),
+    }
+}
+
+/// Copies build output `root/relative` into `to`, dropping links and special files.
+/// Top-level entries named in `skip_top` are left out. A missing source copies
+/// nothing.
+pub fn copy_output(
+    root: &Path,
+    relative: &Path,
+    to: &Path,
+    skip_top: &[&str],
+) -> Result<Copied, CopyError> {
+    let Some(from) = checked_dir(root, relative)? else {
+        return Ok(Copied::default());
+    };
+    walk(&from, Some(to), &Links::Drop, skip_top)
+}
+
+/// Copies a local package's sources into `to`: links resolving inside `boundary` are
+/// followed, any other is an error naming it; special files are dropped.
+pub fn copy_sources(
+    from: &Path,
+    to: &Path,
+    boundary: &Path,
+    skip_top: &[&str],
+) -> Result<Copied, CopyError> {
+    walk(
+        from,
+        Some(to),
+        &Links::FollowWithin(boundary.to_path_buf()),
+        skip_top,
+    )
+}
+
+/// Checks, without copying, that every link below `from` resolves inside `boundary`.
+pub fn check_links(from: &Path, boundary: &Path, skip_top: &[&str]) -> Result<(), CopyError> {
+    walk(
+        from,
+        None,
+        &Links::FollowWithin(boundary.to_path_buf()),
+        skip_top,
+    )
+    .map(|_| ())
+}
+
+fn walk(
+    from: &Path,
+    to: Option<&Path>,
+    links: &Links,
+    skip_top: &[&str],
+) -> Result<Copied, CopyError> {
+    let boundary = match links {
+        Links::Drop => None,
+        Links::FollowWithin(boundary) => {
+            Some(std::fs::canonicalize(boundary).map_err(io_at(boundary))?)
+        }
+    };
+    let walker = walkdir::WalkDir::new(from)
+        .follow_links(boundary.is_some())
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            !(e.depth() == 1
+                && skip_top
+                    .iter()
+                    .any(|skip| e.file_name() == std::ffi::OsStr::new(skip)))
+        });
+    let mut copied = Copied::default();
+    if let Some(to) = to {
+        std::fs::create_dir_all(to).map_err(io_at(to))?;
+    }
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(from).to_path_buf();
+            CopyError::Io(path, io::Error::other(e))
+        })?;
+        let relative = entry
+            .path()
+            .strip_prefix(from)
+            .map_err(|_| CopyError::NotBelow(entry.path().to_path_buf()))?;
+        if let Some(boundary) = &boundary
+            && (entry.path_is_symlink() || entry.depth() == 0)
+        {
+            let target = std::fs::canonicalize(entry.path()).map_err(io_at(entry.path()))?;
+            if !target.starts_with(boundary) {
+                return Err(CopyError::LinkOutside {
+                    path: entry.path().to_path_buf(),
+                    target,
+                    boundary: boundary.clone(),
+                });
+            }
+        }
+        let file_type = entry.file_type();
+        if entry.depth() == 0 {
+            if !file_type.is_dir() {
+                return Err(CopyError::NotADirectory(from.to_path_buf()));
+            }
+            continue;
+        }
+        let target = to.map(|to| to.join(relative));
+        if file_type.is_dir() {
+            if let Some(target) = &target {
+                std::fs::create_dir_all(target).map_err(io_at(target))?;
+            }
+        } else if file_type.is_file() {
+            match copy_file(entry.path(), target.as_deref(), boundary.is_some())? {
+                Some(bytes) => {
+                    copied.files += 1;
+                    copied.bytes += bytes;
+                }
+                None => copied.drop_entry(relative),
+            }
+        } else {
+            copied.drop_entry(relative);
+        }
+    }
+    Ok(copied)
+}
+
+/// Copies one regular file, keeping its time and permission bits. Returns `None`
+/// when the path turned out not to be a regular file (it is then dropped).
+fn copy_file(from: &Path, to: Option<&Path>, follow: bool) -> Result<Option<u64>, CopyError> {
+    let mut flags = libc::O_NONBLOCK;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let source = match File::options().read(true).custom_flags(flags).open(from) {
+        Ok(file) => file,
+        // `O_NOFOLLOW` on a link.
+        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(error) => return Err(CopyError::Io(from.to_path_buf(), error)),
+    };
+    let metadata = source.metadata().map_err(io_at(from))?;
+    if !metadata.is_file() {
+        return Ok(None);
+    }
+    let Some(to) = to else {
+        return Ok(Some(metadata.len()));
+    };
+    let mut source = source;
+    let mut target = File::create(to).map_err(io_at(to))?;
+    let bytes = io::copy(&mut source, &mut target).map_err(io_at(to))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    target
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io_at(to))?;
+    if let Ok(modified) = metadata.modified() {
+        target.set_modified(modified).map_err(io_at(to))?;
+    }
+    Ok(Some(bytes))
+}
+
+/// Bytes of regular files below `root/relative`, links not followed.
+pub fn tree_size(root: &Path) -> u64 {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn output_copies_drop_links_and_special_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, "host secret").unwrap();
+        let doc = dir.path().join("target/doc");
+        std::fs::create_dir_all(doc.join("krate")).unwrap();
+        std::fs::write(doc.join("krate/index.html"), "<html>").unwrap();
+        symlink(&secret, doc.join("krate/leak.txt")).unwrap();
+        symlink(dir.path(), doc.join("krate/hostdir")).unwrap();
+        let fifo = doc.join("krate/pipe");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::fs::create_dir_all(doc.join("static.files")).unwrap();
+        std::fs::write(doc.join("static.files/main.js"), "x").unwrap();
+
+        let out = dir.path().join("out");
+        let copied = copy_output(
+            &dir.path().join("target"),
+            Path::new("doc"),
+            &out,
+            &["static.files"],
+        )
+        .unwrap();
+        assert_eq!(copied.files, 1);
+        assert_eq!(copied.dropped_count, 3);
+        assert_eq!(
+            std::fs::read_to_string(out.join("krate/index.html")).unwrap(),
+            "<html>"
+        );
+        for gone in [
+            "krate/leak.txt",
+            "krate/hostdir",
+            "krate/pipe",
+            "static.files",
+        ] {
+            assert!(std::fs::symlink_metadata(out.join(gone)).is_err(), "{gone}");
+        }
+        assert!(copied.dropped_line().unwrap().contains("leak.txt"));
+    }
+
+    #[test]
+    fn a_linked_directory_above_the_output_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        std::fs::create_dir_all(host.join("doc")).unwrap();
+        std::fs::write(host.join("doc/keep.txt"), "keep").unwrap();
+        let target = dir.path().join("target");
+        std::fs::create_dir_all(&target).unwrap();
+        symlink(&host, target.join("x86_64-unknown-linux-gnu")).unwrap();
+
+        let relative = Path::new("x86_64-unknown-linux-gnu/doc");
+        assert!(matches!(
+            copy_output(&target, relative, &dir.path().join("out"), &[]),
+            Err(CopyError::NotADirectory(_))
+        ));
+        assert!(matches!(
+            remove_below(&target, relative),
+            Err(CopyError::NotADirectory(_))
+        ));
+        assert!(host.join("doc/keep.txt").is_file());
+        // The link itself can go.
+        remove_below(&target, Path::new("x86_64-unknown-linux-gnu")).unwrap();
+        assert!(host.join("doc/keep.txt").is_file());
+        assert!(std::fs::symlink_metadata(target.join("x86_64-unknown-linux-gnu")).is_err());
+    }
+
+    #[test]
+    fn source_links_must_stay_in_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("project");
+        let package = project.join("member");
+        std::fs::create_dir_all(package.join("src")).unwrap();
+        std::fs::write(project.join("README.md"), "readme").unwrap();
+        symlink("../README.md", package.join("README.md")).unwrap();
+        std::fs::write(package.join("src/lib.rs"), "").unwrap();
+
+        let out = dir.path().join("out");
+        let copied = copy_sources(&package, &out, &project, &[]).unwrap();
+        assert_eq!(copied.files, 2);
+        assert_eq!(
+            std::fs::read_to_string(out.join("README.md")).unwrap(),
+            "readme"
+        );
+
+        let secret = dir.path().join("secret.rs");
+        std::fs::write(&secret, "// secret").unwrap();
+        symlink(&secret, package.join("src/secret.rs")).unwrap();
+        let error = check_links(&package, &project, &[]).unwrap_err();
+        assert!(
+            matches!(&error, CopyError::LinkOutside { path, .. } if path.ends_with("src/secret.rs")),
+            "{error}"
+        );
+    }
+}
