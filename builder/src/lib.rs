@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod config;
+pub mod disk;
 pub mod execute;
 pub mod host_cargo;
 pub mod metadata;
