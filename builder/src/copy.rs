@@ -244,14 +244,21 @@ fn walk(
 /// Copies one regular file, keeping its time and permission bits. Returns `None`
 /// when the path turned out not to be a regular file (it is then dropped).
 fn copy_file(from: &Path, to: Option<&Path>, follow: bool) -> Result<Option<u64>, CopyError> {
-    let mut flags = libc::O_NONBLOCK;
+    use rustix::fs::OFlags;
+    let mut flags = OFlags::NONBLOCK;
     if !follow {
-        flags |= libc::O_NOFOLLOW;
+        flags |= OFlags::NOFOLLOW;
     }
-    let source = match File::options().read(true).custom_flags(flags).open(from) {
+    let source = match File::options()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(from)
+    {
         Ok(file) => file,
         // `O_NOFOLLOW` on a link.
-        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(error) if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Ok(None);
+        }
         Err(error) => return Err(CopyError::Io(from.to_path_buf(), error)),
     };
     let metadata = source.metadata().map_err(io_at(from))?;
