@@ -64,7 +64,7 @@ struct BuildArgs {
     timeout: Duration,
     /// Disk the build may write, in its target directory (e.g. 500M, 10G); passing
     /// it ends the build as out-of-disk.
-    #[arg(long, value_name = "SIZE", default_value = "10G", value_parser = parse_memory)]
+    #[arg(long, value_name = "SIZE", default_value = "10G", value_parser = parse_disk)]
     disk: u64,
     /// CPUs the build may use [default: all].
     #[arg(long, value_name = "N", value_parser = parse_cpus)]
@@ -131,6 +131,15 @@ struct CheckArgs {
 
 fn parse_memory(text: &str) -> Result<u64, String> {
     parse_size(text).map_err(|e| e.to_string())
+}
+
+fn parse_disk(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text).map_err(|e| e.to_string())?;
+    let min = docbuild_builder::disk::DiskBudget::MIN.0;
+    if bytes < min {
+        return Err(format!("a disk budget below {} MiB is too small", min >> 20));
+    }
+    Ok(bytes)
 }
 
 fn parse_cpus(text: &str) -> Result<f64, String> {

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::copy::{Copied, copy_output};
+use crate::disk::{DiskBudget, TargetDir};
 use crate::error::BuildError;
 use crate::execute::{BuildEnvironment, TargetRun, append_to_log, build_target};
 use crate::host_cargo::{HostCargo, Registries};
@@ -204,10 +205,56 @@ async fn run_check(
         .await
         .map_err(BuildError::io("cannot write the log"))?;
     report.log = Some(log_path.clone());
-    let target_dir = work.join("target");
-    tokio::fs::create_dir_all(&target_dir)
-        .await
-        .map_err(BuildError::io("cannot create the target directory"))?;
+    // The target directory is the only place a build writes: a filesystem of the
+    // budget's size, so that no build fills the host's disk.
+    let target = TargetDir::prepare(
+        &work.join("target"),
+        &work.join("target.img"),
+        DiskBudget(options.limits.disk_bytes),
+        cancel,
+    )
+    .await?;
+    if let Some(reason) = target.fallback_reason() {
+        append_to_log(
+            &log_path,
+            &format!("[docbuild] the disk budget is not enforced: {reason}"),
+        )?;
+    }
+    let built = build_in(
+        options, cache, progress, cancel, report, &toolchain, &cargo, &registries, &package,
+        &plan, &lib_name, &work, &target,
+    )
+    .await;
+    // Space goes back to the host after a build that used up its budget.
+    let released = if report.outcome == Outcome::OutOfDisk {
+        target.discard().await
+    } else {
+        target.release().await
+    };
+    built?;
+    Ok(released?)
+}
+
+/// The steps after the target directory is ready: prepare, fetch, build, collect.
+#[allow(clippy::too_many_arguments)]
+async fn build_in(
+    options: &CheckOptions,
+    cache: &CacheDirs,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+    report: &mut CrateReport,
+    toolchain: &Toolchain,
+    cargo: &HostCargo,
+    registries: &Registries,
+    package: &LocalPackage,
+    plan: &BuildPlan,
+    lib_name: &str,
+    work: &Path,
+    target: &TargetDir,
+) -> Result<(), BuildError> {
+    let target_dir = target.path().to_path_buf();
+    let log_path = work.join("build.log");
+    let cargo_home = cache.cargo_home();
     let mode = if package.already_packaged {
         SourceMode::AsIs
     } else {
@@ -220,7 +267,7 @@ async fn run_check(
     let source_dir = work.join("src");
     let mut source = match &options.packaged {
         Some(archive) => prepare_packaged(&package.id, archive, &source_dir).await?,
-        None => prepare_source(&package, mode, &source_dir, &work, &cargo).await?,
+        None => prepare_source(package, mode, &source_dir, work, cargo).await?,
     };
     add_packaged_dependencies(&mut source, &options.dependencies).await?;
     let (dir, members) = (source.dir.clone(), options.workspace_members.clone());
@@ -234,12 +281,12 @@ async fn run_check(
             .await?;
     }
     cargo.fetch(&source.manifest(), &source.host_config).await?;
-    let reference = reference_static_files(&toolchain, cache.root(), cancel).await?;
+    let reference = reference_static_files(toolchain, cache.root(), cancel).await?;
 
     // build
     let user = {
         let (work, source, target, home) = (
-            work.clone(),
+            work.to_path_buf(),
             source.dir.clone(),
             target_dir.clone(),
             cargo_home.clone(),
@@ -256,7 +303,7 @@ async fn run_check(
         sandbox: &sandbox,
         image: options.image.clone(),
         limits: options.limits.clone(),
-        toolchain: &toolchain,
+        toolchain,
         source: &source.dir,
         target_dir: &target_dir,
         cargo_home: &cargo_home,
@@ -282,7 +329,8 @@ async fn run_check(
         cancel,
     };
     progress.step(&format!("documenting for {}", plan.default_target));
-    let mut run = build_target(&env, &plan, &plan.default_target, &lib_name).await?;
+    let mut run = build_target(&env, plan, &plan.default_target, lib_name).await?;
+    run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
     if source.shipped_lockfile && run.outcome() == Outcome::BuildFailed {
         // docs.rs's rule: a shipped lockfile that fails gets one retry with a new one.
         progress.step("retrying with a regenerated Cargo.lock");
@@ -290,9 +338,10 @@ async fn run_check(
             &log_path,
             "[docbuild] build failed with the shipped Cargo.lock; regenerating it and trying again",
         )?;
-        regenerate_lockfile(&cargo, &source).await?;
+        regenerate_lockfile(cargo, &source).await?;
         report.lockfile_regenerated = true;
-        run = build_target(&env, &plan, &plan.default_target, &lib_name).await?;
+        run = build_target(&env, plan, &plan.default_target, lib_name).await?;
+        run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
     }
     let outcome = run.outcome();
     report.outcome = outcome;
@@ -309,7 +358,7 @@ async fn run_check(
     if outcome != Outcome::Success {
         return Ok(());
     }
-    build_other_targets(&env, &plan, &toolchain, &lib_name, progress, report).await;
+    build_other_targets(&env, plan, toolchain, lib_name, progress, report).await;
 
     // collect
     for target in report.targets.iter().filter(|t| t.docs.is_some()) {
@@ -320,11 +369,12 @@ async fn run_check(
         )
         .await?;
     }
-    if let Some(out) = &options.out {
-        let copied = copy_docs(report, &plan, &target_dir, out).await?;
-        if let Some(line) = copied.dropped_line() {
-            append_to_log(&log_path, &line)?;
-        }
+    // The target directory is unmounted after the build: the docs are copied out of
+    // it, to `--out` or to the work directory.
+    let out = options.out.clone().unwrap_or_else(|| work.join("docs"));
+    let copied = copy_docs(report, plan, &target_dir, &out).await?;
+    if let Some(line) = copied.dropped_line() {
+        append_to_log(&log_path, &line)?;
     }
     Ok(())
 }

@@ -41,6 +41,8 @@ pub enum BuildError {
     NotInCache(String),
     #[error("{0}: {1}")]
     Io(&'static str, #[source] std::io::Error),
+    #[error(transparent)]
+    Disk(#[from] crate::disk::DiskError),
     #[error("the build was cancelled")]
     Cancelled,
 }
@@ -67,7 +69,7 @@ impl BuildError {
             BuildError::Sandbox(_) | BuildError::NotInCache(_) | BuildError::Io(..) => {
                 InfrastructureError
             }
-            BuildError::Cancelled => InfrastructureError,
+            BuildError::Disk(_) | BuildError::Cancelled => InfrastructureError,
         }
     }
 
