@@ -220,7 +220,7 @@ fn a_build_that_eats_memory_is_out_of_memory() {
     let (code, report) = check(&path, &["--memory", "512M"]);
     assert_eq!(code, 3, "{report:#}");
     assert_eq!(report["outcome"], "out-of-memory");
-    assert!(report["memory_peak_bytes"].as_u64().unwrap() >= 400 << 20);
+    assert!(report["message"].as_str().unwrap().contains("512 MiB"), "{report:#}");
 }
 
 /// The containers, running or not, of the build that writes `log`.
@@ -334,23 +334,14 @@ fn a_build_script_is_contained() {
 
 #[test]
 fn a_failing_shipped_lockfile_is_regenerated_once() {
-    // The pinned proc-macro2 breaks only on nightly toolchains, where it enables
-    // nightly-only APIs that have since changed.
-    let toolchains = Command::new("rustup")
-        .args(["toolchain", "list"])
-        .output()
-        .unwrap();
-    if !String::from_utf8_lossy(&toolchains.stdout).contains("nightly") {
-        eprintln!("skipped: needs a nightly toolchain");
-        return;
-    }
+    // The shipped lockfile pins lexical-core 0.7.4, which no current compiler builds.
     let (_dir, path) = fixture("stale-lockfile");
-    let (code, report) = check(&path, &["--no-package", "--toolchain", "nightly"]);
+    let (code, report) = check(&path, &["--no-package"]);
     assert_eq!(code, 0, "{report:#}\n{}", log(&report));
     assert_eq!(report["lockfile_regenerated"], true);
     let log = log(&report);
     assert!(
-        log.contains("proc-macro2-1.0.56"),
+        log.contains("lexical-core-0.7.4"),
         "the first build used the shipped lockfile"
     );
     assert!(log.contains("regenerating it and trying again"));

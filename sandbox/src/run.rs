@@ -324,12 +324,9 @@ impl Sandbox {
             .state
             .unwrap_or_default();
         let oom_killed = state.oom_killed.unwrap_or(false);
-        let mut peak = peak.load(Ordering::Relaxed);
-        if oom_killed {
-            // The OOM killer acts only at the limit; a run shorter than the engine's
-            // sampling interval may have ended before any sample showed it.
-            peak = peak.max(spec.limits.memory_bytes);
-        }
+        // What the engine's samples showed; a run shorter than its sampling interval
+        // may end before any sample (an OOM kill is told by `oom_killed`, not here).
+        let peak = peak.load(Ordering::Relaxed);
         Ok(RunReport {
             exit_code: if timed_out || cancelled {
                 None

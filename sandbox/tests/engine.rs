@@ -37,6 +37,18 @@ async fn run(script: &str, limits: SandboxLimits) -> (RunReport, String, Vec<Str
         .await
         .expect("run");
     let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+    // However the run ended, its container is gone.
+    let filter = format!(
+        "label={}={}",
+        docbuild_sandbox::LOG_LABEL,
+        dir.path().join("run.log").display()
+    );
+    let left = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &filter])
+        .output()
+        .expect("docker CLI");
+    assert!(left.status.success());
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "container left");
     (report, log, stdout)
 }
 
@@ -86,10 +98,7 @@ async fn memory_limit_kills_with_oom() {
     )
     .await;
     assert!(report.oom_killed, "{report:?} {log}");
-    assert!(
-        report.memory_peak_bytes.is_some_and(|peak| peak > 32 << 20),
-        "{report:?}"
-    );
+    assert!(!log.contains("survived"), "{log}");
 }
 
 #[tokio::test]
