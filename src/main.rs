@@ -137,7 +137,10 @@ fn parse_disk(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text).map_err(|e| e.to_string())?;
     let min = docbuild_builder::disk::DiskBudget::MIN.0;
     if bytes < min {
-        return Err(format!("a disk budget below {} MiB is too small", min >> 20));
+        return Err(format!(
+            "a disk budget below {} MiB is too small",
+            min >> 20
+        ));
     }
     Ok(bytes)
 }

@@ -220,7 +220,10 @@ fn a_build_that_eats_memory_is_out_of_memory() {
     let (code, report) = check(&path, &["--memory", "512M"]);
     assert_eq!(code, 3, "{report:#}");
     assert_eq!(report["outcome"], "out-of-memory");
-    assert!(report["message"].as_str().unwrap().contains("512 MiB"), "{report:#}");
+    assert!(
+        report["message"].as_str().unwrap().contains("512 MiB"),
+        "{report:#}"
+    );
 }
 
 /// The containers, running or not, of the build that writes `log`.

@@ -236,6 +236,22 @@ fn hostile_archives_are_refused() {
     assert!(!escape.exists());
     assert!(!Path::new("/tmp/docbuild-test-absolute-escape.txt").exists());
     assert!(!data.parent().unwrap().join("escaped.txt").exists());
+    // Nothing of a refused archive stays: not cargo's partial unpack of the bomb in
+    // docbuild's cargo home, not docbuild's own unpack in the work directory.
+    let unpacked = data.join("cache/cargo-home/registry/src");
+    let indexes: Vec<_> = std::fs::read_dir(&unpacked).unwrap().flatten().collect();
+    assert!(
+        !indexes.is_empty(),
+        "cargo unpacked nothing in {unpacked:?}"
+    );
+    for index in indexes {
+        let bomb = index.path().join("bomb-0.1.0");
+        assert!(!bomb.exists(), "{bomb:?} left");
+    }
+    for name in ["dotdot", "absolute", "linked", "bomb", "badsum"] {
+        let source = data.join("work/testreg").join(name).join("0.1.0/job-src");
+        assert!(!source.exists(), "{source:?}");
+    }
 }
 
 #[test]

@@ -221,8 +221,19 @@ async fn run_check(
         )?;
     }
     let built = build_in(
-        options, cache, progress, cancel, report, &toolchain, &cargo, &registries, &package,
-        &plan, &lib_name, &work, &target,
+        options,
+        cache,
+        progress,
+        cancel,
+        report,
+        &toolchain,
+        &cargo,
+        &registries,
+        &package,
+        &plan,
+        &lib_name,
+        &work,
+        &target,
     )
     .await;
     // Space goes back to the host after a build that used up its budget.

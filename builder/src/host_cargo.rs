@@ -335,19 +335,10 @@ impl HostCargo {
     }
 
     /// `cargo fetch`, for every target, so that the sandboxed build runs `--offline`.
-    /// A failed fetch leaves no half-unpacked dependency behind.
     pub async fn fetch(&self, manifest: &Path, config: &[String]) -> Result<(), HostCargoError> {
         let mut command = self.command(&["fetch"], manifest);
         add_config(&mut command, config);
-        let fetched = self.run("cargo fetch", command).await.map(drop);
-        if fetched.is_err() {
-            let home = self.cargo_home.clone();
-            let cleaned = tokio::task::spawn_blocking(move || remove_partial_unpacks(&home)).await;
-            if let Ok(Err(error)) = cleaned {
-                tracing::warn!(%error, "cannot remove partly unpacked dependencies");
-            }
-        }
-        fetched
+        self.run("cargo fetch", command).await.map(drop)
     }
 
     /// `cargo metadata` with dependencies, offline.
@@ -395,13 +386,23 @@ impl HostCargo {
         command
     }
 
-    /// Runs to completion, its time limit or cancellation; returns stdout.
+    /// Runs to completion, its time limit or cancellation; returns stdout. A failed
+    /// command leaves no half-unpacked dependency behind (cargo unpacks during
+    /// `fetch`, `metadata` and resolution, and stops at a hostile archive).
     async fn run(
         &self,
         name: &'static str,
         command: tokio::process::Command,
     ) -> Result<Vec<u8>, HostCargoError> {
-        run_host(name, command, HOST_COMMAND_TIMEOUT, &self.cancel).await
+        let result = run_host(name, command, HOST_COMMAND_TIMEOUT, &self.cancel).await;
+        if result.is_err() {
+            let home = self.cargo_home.clone();
+            let cleaned = tokio::task::spawn_blocking(move || remove_partial_unpacks(&home)).await;
+            if let Ok(Err(error)) = cleaned {
+                tracing::warn!(%error, "cannot remove partly unpacked dependencies");
+            }
+        }
+        result
     }
 }
 

@@ -48,7 +48,11 @@ async fn run(script: &str, limits: SandboxLimits) -> (RunReport, String, Vec<Str
         .output()
         .expect("docker CLI");
     assert!(left.status.success());
-    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "container left");
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "container left"
+    );
     (report, log, stdout)
 }
 
