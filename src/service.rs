@@ -172,13 +172,22 @@ pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&P
         toolchain: args.build.toolchain.clone(),
         ..WorkerOptions::default()
     };
-    let cancel = crate::cancel_on_ctrl_c();
-    let built = run_workers(service, options, cancel.clone()).await;
+    let shutdown = crate::Shutdown::listen(Some(STOPPING));
+    let built = run_workers(service, options, shutdown.token()).await;
     tracing::info!(built, "workers stopped");
-    if cancel.is_cancelled() {
-        return ExitCode::from(130);
+    stopped(&shutdown)
+}
+
+const STOPPING: &str = "stopping: running builds end and their jobs go back to the queue (signal again to quit at once)";
+
+/// A service's exit code once it stopped: 130 after Ctrl-C (SIGINT), as for any
+/// interrupted command; 0 after SIGTERM, the usual way to stop a service, which it
+/// then did cleanly (its interrupted jobs are queued again, nothing is lost).
+fn stopped(shutdown: &crate::Shutdown) -> ExitCode {
+    match shutdown.signal() {
+        Some(crate::StopSignal::Interrupt) => ExitCode::from(130),
+        Some(crate::StopSignal::Terminate) | None => ExitCode::SUCCESS,
     }
-    ExitCode::SUCCESS
 }
 
 #[derive(Args)]
@@ -212,7 +221,8 @@ pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Pat
         .root()
         .join("watch")
         .join(format!("{}.git", registry.name));
-    let cancel = crate::cancel_on_ctrl_c();
+    let shutdown = crate::Shutdown::listen(None);
+    let cancel = shutdown.token();
     loop {
         let (service, registry, git_dir, crates) = (
             service.clone(),
@@ -239,7 +249,7 @@ pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Pat
         }
         tokio::select! {
             _ = tokio::time::sleep(args.interval) => {}
-            _ = cancel.cancelled() => return ExitCode::from(130),
+            _ = cancel.cancelled() => return stopped(&shutdown),
         }
     }
 }
@@ -295,7 +305,9 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
         Ok(state) => state,
         Err(error) => return fail(Outcome::InfrastructureError, &error),
     };
-    let cancel = crate::cancel_on_ctrl_c();
+    let shutdown = crate::Shutdown::listen(args.with_worker.then_some(STOPPING));
+    let cancel = shutdown.token();
+    let mut workers = None;
     if args.with_worker {
         let service = match Service::open(data, config) {
             Ok(service) => Arc::new(service),
@@ -308,15 +320,25 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
             toolchain: args.build.toolchain.clone(),
             ..WorkerOptions::default()
         };
-        tokio::spawn(run_workers(service, options, cancel.clone()));
+        workers = Some(tokio::spawn(run_workers(service, options, cancel.clone())));
     }
     eprintln!("docbuild: serving on http://{}", args.listen);
-    tokio::select! {
-        served = docbuild_server::serve(state, args.listen) => match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => fail(Outcome::InfrastructureError, &error),
-        },
-        _ = cancel.cancelled() => ExitCode::from(130),
+    let served = tokio::select! {
+        served = docbuild_server::serve(state, args.listen) => Some(served),
+        _ = cancel.cancelled() => None,
+    };
+    // Whatever ended serving, the workers stop too; their running builds end (and
+    // their containers are removed) before the process does.
+    cancel.cancel();
+    if let Some(workers) = workers
+        && let Err(error) = workers.await
+    {
+        tracing::error!(%error, "the workers stopped unexpectedly");
+    }
+    match served {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(error)) => fail(Outcome::InfrastructureError, &error),
+        None => stopped(&shutdown),
     }
 }
 
