@@ -9,7 +9,9 @@ use docbuild_builder::config::{CRATES_IO, Config, DataDir};
 use docbuild_builder::host_cargo::UserCargoConfig;
 use docbuild_builder::queue::Job;
 use docbuild_builder::registry::CrateVersion;
-use docbuild_builder::watch::{WatchedRegistry, watch_once};
+use docbuild_builder::watch::{
+    WatchError, WatchedRegistry, crate_name, valid_registry_name, watch_once,
+};
 use docbuild_builder::worker::{Service, WorkerOptions, run_workers};
 use docbuild_builder::{Failure, Outcome};
 use docbuild_server::tokens::{Scope, Tokens};
@@ -216,6 +218,11 @@ pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Pat
         Ok(registry) => registry,
         Err(failure) => return report_failure(&failure),
     };
+    for name in &args.crates {
+        if let Err(error) = crate_name(name) {
+            return fail(Outcome::InvalidInput, &error);
+        }
+    }
     let git_dir = service
         .data
         .root()
@@ -224,25 +231,16 @@ pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Pat
     let shutdown = crate::Shutdown::listen(None);
     let cancel = shutdown.token();
     loop {
-        let (service, registry, git_dir, crates) = (
-            service.clone(),
-            registry.clone(),
-            git_dir.clone(),
-            args.crates.clone(),
-        );
-        let pass = tokio::task::spawn_blocking(move || {
-            watch_once(&service.queue, &registry, &crates, &git_dir)
-        })
-        .await;
+        let pass = watch_once(&service.queue, &registry, &args.crates, &git_dir, &cancel).await;
         match pass {
-            Ok(Ok(queued)) => {
+            Ok(queued) => {
                 for version in queued {
                     println!("queued {version}");
                 }
             }
-            Ok(Err(error)) if args.once => return fail(Outcome::InfrastructureError, &error),
-            Ok(Err(error)) => tracing::warn!(%error, "watch pass failed; trying again later"),
-            Err(error) => return fail(Outcome::InfrastructureError, &error),
+            Err(WatchError::Cancelled) => return stopped(&shutdown),
+            Err(error) if args.once => return fail(Outcome::InfrastructureError, &error),
+            Err(error) => tracing::warn!(%error, "watch pass failed; trying again later"),
         }
         if args.once {
             return ExitCode::SUCCESS;
@@ -255,6 +253,12 @@ pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Pat
 }
 
 fn watched_registry(service: &Service, name: &str) -> Result<WatchedRegistry, Failure> {
+    if !valid_registry_name(name) {
+        return Err(Failure::new(
+            Outcome::InvalidInput,
+            format!("invalid registry name `{name}`: letters, digits, `-` and `_` only"),
+        ));
+    }
     if let Some(registry) = service.config.registries.get(name) {
         return Ok(WatchedRegistry {
             name: name.to_string(),

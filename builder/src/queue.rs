@@ -471,6 +471,15 @@ impl Queue {
     }
 }
 
+/// Runs blocking work (the queue's SQLite calls) on the runtime's blocking threads,
+/// so that async tasks and everything else on the runtime keep going meanwhile.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
 /// Where `docbuild watch` stopped, per registry: a git commit, or per crate the
 /// ETag and versions of its sparse index file.
 impl Queue {

@@ -20,7 +20,7 @@ use crate::config::{Config, DataDir, LOCAL};
 use crate::host_cargo::{HostCargo, UserCargoConfig};
 use crate::outcome::{CrateReport, Failure, Outcome};
 use crate::prepare::{LocalPackage, SourceMode, prepare_source};
-use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError};
+use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError, blocking};
 use crate::registry::{CrateVersion, FetchError, fetch_crate};
 use crate::toolchain::Toolchain;
 use crate::unpack::unpack_crate;
@@ -176,15 +176,6 @@ pub async fn run_workers(
         }
     }
     built
-}
-
-/// Runs blocking work (SQLite) on the runtime's blocking threads, so that the async
-/// workers and everything else on the runtime keep going meanwhile.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
-    }
 }
 
 async fn worker_loop(
