@@ -6,6 +6,7 @@ mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -13,6 +14,7 @@ use docbuild_builder::host_cargo::Registries;
 use docbuild_builder::workspace::{Selection, check_workspace};
 use docbuild_builder::{CacheDirs, CheckOptions, CrateReport, Failure, Outcome, SourceMode};
 use docbuild_sandbox::{SandboxImage, SandboxLimits, parse_size};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -200,16 +202,106 @@ fn main() -> ExitCode {
     }
 }
 
-/// A token cancelled by Ctrl-C: builds then stop and remove their containers.
-fn cancel_on_ctrl_c() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let on_interrupt = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
+/// The signal that asked the process to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM (`kill`, `docker stop`, systemd, Kubernetes).
+    Terminate,
+}
+
+impl StopSignal {
+    /// 128 + the signal's number, as shells report a command the signal ended.
+    fn exit_code(self) -> u8 {
+        match self {
+            StopSignal::Interrupt => 130,
+            StopSignal::Terminate => 143,
         }
-    });
-    cancel
+    }
+}
+
+/// Stopping on SIGINT or SIGTERM: the first one cancels the token, so builds stop and
+/// remove their containers and the command winds down; a second one ends the process
+/// at once (with 128 + its number).
+///
+/// Signals are received on a thread of their own, so that a runtime whose threads are
+/// all busy cannot delay them, and the handlers are in place before this returns.
+#[derive(Clone)]
+struct Shutdown {
+    cancel: CancellationToken,
+    signal: Arc<OnceLock<StopSignal>>,
+}
+
+impl Shutdown {
+    /// Starts listening. `notice` is printed when the first signal arrives.
+    fn listen(notice: Option<&'static str>) -> Self {
+        let shutdown = Shutdown {
+            cancel: CancellationToken::new(),
+            signal: Arc::default(),
+        };
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for signals");
+                return shutdown;
+            }
+        };
+        let streams = {
+            let _entered = runtime.enter();
+            signal(SignalKind::interrupt()).and_then(|interrupt| {
+                signal(SignalKind::terminate()).map(|terminate| (interrupt, terminate))
+            })
+        };
+        let (mut interrupt, mut terminate) = match streams {
+            Ok(streams) => streams,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for signals");
+                // Dropping a runtime may block, which an async caller must not.
+                runtime.shutdown_background();
+                return shutdown;
+            }
+        };
+        let listener = shutdown.clone();
+        let spawned = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let first = tokio::select! {
+                        _ = interrupt.recv() => StopSignal::Interrupt,
+                        _ = terminate.recv() => StopSignal::Terminate,
+                    };
+                    let _ = listener.signal.set(first);
+                    listener.cancel.cancel();
+                    if let Some(notice) = notice {
+                        eprintln!("docbuild: {notice}");
+                    }
+                    let second = tokio::select! {
+                        _ = interrupt.recv() => StopSignal::Interrupt,
+                        _ = terminate.recv() => StopSignal::Terminate,
+                    };
+                    eprintln!("docbuild: stopped at once; a build's container may be left behind");
+                    std::process::exit(i32::from(second.exit_code()));
+                })
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot listen for signals");
+        }
+        shutdown
+    }
+
+    /// Cancelled by the first signal.
+    fn token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// The first signal received, if any.
+    fn signal(&self) -> Option<StopSignal> {
+        self.signal.get().copied()
+    }
 }
 
 fn print_reports(reports: &[CrateReport], json: bool) -> std::io::Result<()> {
@@ -227,7 +319,8 @@ fn print_reports(reports: &[CrateReport], json: bool) -> std::io::Result<()> {
 }
 
 async fn check(args: CheckArgs) -> ExitCode {
-    let cancel = cancel_on_ctrl_c();
+    let shutdown = Shutdown::listen(None);
+    let cancel = shutdown.token();
 
     let options = CheckOptions {
         path: args.path.clone(),
@@ -301,8 +394,8 @@ async fn check(args: CheckArgs) -> ExitCode {
     {
         display::open_in_browser(docs);
     }
-    if cancel.is_cancelled() {
-        return ExitCode::from(130);
+    if let Some(signal) = shutdown.signal() {
+        return ExitCode::from(signal.exit_code());
     }
     let worst = reports
         .iter()

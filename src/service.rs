@@ -8,7 +8,9 @@ use clap::{Args, Subcommand};
 use docbuild_builder::config::{CRATES_IO, Config, DataDir};
 use docbuild_builder::identity::{CrateVersion, RegistryName};
 use docbuild_builder::queue::Job;
-use docbuild_builder::watch::{WatchedRegistry, watch_once};
+use docbuild_builder::watch::{
+    WatchError, WatchedRegistry, crate_name, valid_registry_name, watch_once,
+};
 use docbuild_builder::worker::{Service, WorkerOptions, run_workers};
 use docbuild_builder::{Failure, Outcome};
 use docbuild_server::tokens::{Scope, Tokens};
@@ -122,7 +124,7 @@ async fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<i6
                 "--registry goes with NAME@VERSION, not with a path",
             ));
         }
-        let cancel = crate::cancel_on_ctrl_c();
+        let cancel = crate::Shutdown::listen(None).token();
         return service.enqueue_path(&path, None, &cancel).await;
     }
     let invalid = |message: String| Failure::new(Outcome::InvalidInput, message);
@@ -173,13 +175,22 @@ pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&P
         toolchain: args.build.toolchain.clone(),
         ..WorkerOptions::default()
     };
-    let cancel = crate::cancel_on_ctrl_c();
-    let built = run_workers(service, options, cancel.clone()).await;
+    let shutdown = crate::Shutdown::listen(Some(STOPPING));
+    let built = run_workers(service, options, shutdown.token()).await;
     tracing::info!(built, "workers stopped");
-    if cancel.is_cancelled() {
-        return ExitCode::from(130);
+    stopped(&shutdown)
+}
+
+const STOPPING: &str = "stopping: running builds end and their jobs go back to the queue (signal again to quit at once)";
+
+/// A service's exit code once it stopped: 130 after Ctrl-C (SIGINT), as for any
+/// interrupted command; 0 after SIGTERM, the usual way to stop a service, which it
+/// then did cleanly (its interrupted jobs are queued again, nothing is lost).
+fn stopped(shutdown: &crate::Shutdown) -> ExitCode {
+    match shutdown.signal() {
+        Some(crate::StopSignal::Interrupt) => ExitCode::from(130),
+        Some(crate::StopSignal::Terminate) | None => ExitCode::SUCCESS,
     }
-    ExitCode::SUCCESS
 }
 
 #[derive(Args)]
@@ -208,44 +219,47 @@ pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Pat
         Ok(registry) => registry,
         Err(failure) => return report_failure(&failure),
     };
+    for name in &args.crates {
+        if let Err(error) = crate_name(name) {
+            return fail(Outcome::InvalidInput, &error);
+        }
+    }
     let git_dir = service
         .data
         .root()
         .join("watch")
         .join(format!("{}.git", registry.name));
-    let cancel = crate::cancel_on_ctrl_c();
+    let shutdown = crate::Shutdown::listen(None);
+    let cancel = shutdown.token();
     loop {
-        let (service, registry, git_dir, crates) = (
-            service.clone(),
-            registry.clone(),
-            git_dir.clone(),
-            args.crates.clone(),
-        );
-        let pass = tokio::task::spawn_blocking(move || {
-            watch_once(&service.queue, &registry, &crates, &git_dir)
-        })
-        .await;
+        let pass = watch_once(&service.queue, &registry, &args.crates, &git_dir, &cancel).await;
         match pass {
-            Ok(Ok(queued)) => {
+            Ok(queued) => {
                 for version in queued {
                     println!("queued {version}");
                 }
             }
-            Ok(Err(error)) if args.once => return fail(Outcome::InfrastructureError, &error),
-            Ok(Err(error)) => tracing::warn!(%error, "watch pass failed; trying again later"),
-            Err(error) => return fail(Outcome::InfrastructureError, &error),
+            Err(WatchError::Cancelled) => return stopped(&shutdown),
+            Err(error) if args.once => return fail(Outcome::InfrastructureError, &error),
+            Err(error) => tracing::warn!(%error, "watch pass failed; trying again later"),
         }
         if args.once {
             return ExitCode::SUCCESS;
         }
         tokio::select! {
             _ = tokio::time::sleep(args.interval) => {}
-            _ = cancel.cancelled() => return ExitCode::from(130),
+            _ = cancel.cancelled() => return stopped(&shutdown),
         }
     }
 }
 
 fn watched_registry(service: &Service, name: &str) -> Result<WatchedRegistry, Failure> {
+    if !valid_registry_name(name) {
+        return Err(Failure::new(
+            Outcome::InvalidInput,
+            format!("invalid registry name `{name}`: letters, digits, `-` and `_` only"),
+        ));
+    }
     if let Some(registry) = service.config.registries.get(name) {
         return Ok(WatchedRegistry {
             name: name.to_string(),
@@ -297,7 +311,9 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
         Ok(state) => state,
         Err(error) => return fail(Outcome::InfrastructureError, &error),
     };
-    let cancel = crate::cancel_on_ctrl_c();
+    let shutdown = crate::Shutdown::listen(args.with_worker.then_some(STOPPING));
+    let cancel = shutdown.token();
+    let mut workers = None;
     if args.with_worker {
         let service = match Service::open(data, config) {
             Ok(service) => Arc::new(service),
@@ -310,15 +326,25 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
             toolchain: args.build.toolchain.clone(),
             ..WorkerOptions::default()
         };
-        tokio::spawn(run_workers(service, options, cancel.clone()));
+        workers = Some(tokio::spawn(run_workers(service, options, cancel.clone())));
     }
     eprintln!("docbuild: serving on http://{}", args.listen);
-    tokio::select! {
-        served = docbuild_server::serve(state, args.listen) => match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => fail(Outcome::InfrastructureError, &error),
-        },
-        _ = cancel.cancelled() => ExitCode::from(130),
+    let served = tokio::select! {
+        served = docbuild_server::serve(state, args.listen) => Some(served),
+        _ = cancel.cancelled() => None,
+    };
+    // Whatever ended serving, the workers stop too; their running builds end (and
+    // their containers are removed) before the process does.
+    cancel.cancel();
+    if let Some(workers) = workers
+        && let Err(error) = workers.await
+    {
+        tracing::error!(%error, "the workers stopped unexpectedly");
+    }
+    match served {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(error)) => fail(Outcome::InfrastructureError, &error),
+        None => stopped(&shutdown),
     }
 }
 

@@ -350,10 +350,15 @@ fn wait_for_container(data: &Path) {
 }
 
 fn spawn_worker(data: &Path, extra: &[&str], docker_host: Option<&str>) -> std::process::Child {
+    let mut args = vec!["worker", "--once"];
+    args.extend(extra);
+    spawn(data, &args, docker_host)
+}
+
+fn spawn(data: &Path, args: &[&str], docker_host: Option<&str>) -> std::process::Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_docbuild"));
     command
-        .args(["worker", "--once"])
-        .args(extra)
+        .args(args)
         .env("DOCBUILD_DATA_DIR", data)
         .env(
             "HOME",
@@ -381,9 +386,11 @@ fn two_workers_build_each_job_once() {
         spawn_worker(&data, &[], None),
         spawn_worker(&data, &[], None),
     ];
+    let pids: Vec<u32> = workers.iter().map(|w| w.id()).collect();
     for mut worker in workers {
         assert!(worker.wait().unwrap().success());
     }
+    let mut built_by = std::collections::BTreeMap::<u32, usize>::new();
     for id in ids {
         let job = job(&data, id);
         assert_eq!(job["outcome"], "success", "{job:#}");
@@ -393,7 +400,19 @@ fn two_workers_build_each_job_once() {
             .unwrap()
             .count();
         assert_eq!(builds, 1, "one stored build of {}", job["name"]);
+        // Worker names are `worker-<pid>-<slot>`.
+        let worker = job["worker"].as_str().expect("the job names its worker");
+        let pid = pids
+            .iter()
+            .find(|pid| worker.starts_with(&format!("worker-{pid}-")))
+            .unwrap_or_else(|| panic!("built by neither worker: {job:#}"));
+        *built_by.entry(*pid).or_default() += 1;
     }
+    assert_eq!(
+        built_by.len(),
+        2,
+        "each worker built at least one job: {built_by:?}"
+    );
 }
 
 #[test]
@@ -604,4 +623,224 @@ fn watch_follows_a_git_index_by_its_history() {
     assert_eq!(watch(), "queued gitcrate@0.2.0");
     assert_eq!(watch(), "");
     assert_eq!(queued(&data), vec!["gitcrate@0.2.0"]);
+}
+
+/// Kills the child if the test fails before it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the child to exit, for at most `limit`.
+fn exit_within(child: &mut std::process::Child, limit: std::time::Duration) -> i32 {
+    let sent = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().expect("exited, not killed by a signal");
+        }
+        assert!(
+            sent.elapsed() < limit,
+            "still running {limit:?} after the signal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Starts `args` (a worker, or a server with workers) on a job of `fixture`, signals
+/// it once the job's container runs, and checks that it stops within 10 s with
+/// `code`, leaving no container and the job queued again. Returns the job id.
+fn stop_mid_build(dir: &Path, fixture: &str, args: &[&str], signal: &str, code: i32) -> i64 {
+    let data = dir.join("data");
+    let package = fixture_copy(dir, fixture, &format!("stopped-{}", signal.to_lowercase()));
+    let id = add(&data, &[package.to_str().unwrap()]);
+    let mut process = KillOnDrop(spawn(&data, args, None));
+    wait_for_container(&data);
+    assert_eq!(job(&data, id)["status"], "running");
+    send_signal(&process.0, signal);
+    assert_eq!(
+        exit_within(&mut process.0, std::time::Duration::from_secs(10)),
+        code
+    );
+    assert_eq!(
+        containers_under(&data),
+        Vec::<String>::new(),
+        "the build's container was removed"
+    );
+    let job = job(&data, id);
+    assert_eq!(job["status"], "queued", "left for another worker: {job:#}");
+    assert_eq!(job["worker"], Value::Null, "{job:#}");
+    id
+}
+
+#[test]
+fn ctrl_c_stops_a_worker_s_build_and_its_job_is_built_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = stop_mid_build(dir.path(), "slow-build", &["worker"], "INT", 130);
+    let data = dir.path().join("data");
+    let mut next = spawn_worker(&data, &[], None);
+    assert!(next.wait().unwrap().success());
+    assert_built_on_second_attempt(&data, id);
+}
+
+#[test]
+fn sigterm_stops_a_worker_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    stop_mid_build(
+        dir.path(),
+        "never-ends",
+        &["worker", "--jobs", "2"],
+        "TERM",
+        0,
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_builds_of_serve_with_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["serve", "--listen", "127.0.0.1:0", "--with-worker"];
+    stop_mid_build(dir.path(), "never-ends", &args, "INT", 130);
+}
+
+#[test]
+fn sigterm_stops_the_builds_of_serve_with_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["serve", "--listen", "127.0.0.1:0", "--with-worker"];
+    stop_mid_build(dir.path(), "never-ends", &args, "TERM", 0);
+}
+
+#[test]
+fn a_lease_shorter_than_the_build_is_renewed_with_more_workers_than_cores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let slow: Vec<i64> = (1..=2)
+        .map(|n| {
+            let package = fixture_copy(dir.path(), "slow-build", &format!("long-lease-{n}"));
+            add(&data, &[package.to_str().unwrap()])
+        })
+        .collect();
+    let quick: Vec<i64> = (1..=2)
+        .map(|n| {
+            let package = fixture_copy(dir.path(), "documented", &format!("short-lease-{n}"));
+            add(&data, &[package.to_str().unwrap()])
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = (cores + 2).max(4).to_string();
+    work(&data, &["--jobs", &jobs, "--lease", "3s"]);
+    for id in slow.iter().chain(&quick) {
+        let job = job(&data, *id);
+        assert_eq!(job["status"], "done", "{job:#}");
+        assert_eq!(job["outcome"], "success", "{job:#}");
+        assert_eq!(job["attempts"], 1, "claimed once: {job:#}");
+    }
+    for id in slow {
+        let job = job(&data, id);
+        let record: Value = serde_json::from_slice(
+            &std::fs::read(build_dir(&data, &job).join("record.json")).unwrap(),
+        )
+        .unwrap();
+        let took = record["targets"][0]["duration_ms"].as_u64().unwrap();
+        assert!(took > 9_000, "the build outlasted three leases: {took} ms");
+    }
+}
+
+#[test]
+fn watch_skips_hostile_index_lines() {
+    let registry = TestRegistry::start(None);
+    registry.publish("hostile-index", "0.1.0", "", &[("src/lib.rs", "")], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    config(&data, &registry, None);
+    let watch = |extra: &[&str]| {
+        let mut args = vec!["watch", "--registry", "testreg", "--once"];
+        args.extend(extra);
+        docbuild(&data, &args)
+    };
+    assert_eq!(
+        stdout(&watch(&["--crate", "hostile-index"])),
+        "",
+        "baseline"
+    );
+    let line = |name: &str, version: &str| {
+        serde_json::json!({
+            "name": name, "vers": version, "deps": [], "cksum": "0".repeat(64),
+            "features": {}, "yanked": false
+        })
+        .to_string()
+    };
+    for hostile in [
+        line("../../escape", "0.2.0"),
+        line("../../../../../escape", "0.2.0"),
+        line("crâte", "0.2.0"),
+        line("cârte", "0.2.0"),
+        line("hostile-index", "../../0.2.0"),
+        line("another-crate", "0.2.0"),
+        "not json at all".to_string(),
+    ] {
+        registry.append_index_line("hostile-index", &hostile);
+    }
+    registry.append_index_line("hostile-index", &line("hostile-index", "0.3.0"));
+
+    let pass = watch(&["--crate", "hostile-index"]);
+    let warnings = String::from_utf8_lossy(&pass.stderr).to_string();
+    assert_eq!(
+        stdout(&pass),
+        "queued hostile-index@0.3.0",
+        "only the valid line"
+    );
+    for named in [
+        "../../escape",
+        "crâte",
+        "cârte",
+        "another-crate",
+        "not json",
+    ] {
+        assert!(
+            warnings.contains(named),
+            "a warning names the line with {named}: {warnings}"
+        );
+    }
+    assert_eq!(stdout(&watch(&["--crate", "hostile-index"])), "");
+    assert_eq!(queued(&data), vec!["hostile-index@0.3.0"]);
+    // Nothing was made outside the data directory.
+    let outside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, vec!["data"]);
+    assert!(
+        walk(dir.path())
+            .iter()
+            .all(|path| !path.to_string_lossy().contains("escape")),
+        "no path made from a hostile name"
+    );
+
+    for name in ["crâte", "../../escape", "a b"] {
+        let refused = watch(&["--crate", name]);
+        assert_eq!(refused.status.code(), Some(2), "--crate {name}");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }

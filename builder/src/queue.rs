@@ -54,6 +54,9 @@ pub struct Job {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<i64>,
+    /// The worker that holds the job while it runs, or that settled it once done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     /// The packaged sources of a local-path job.
     #[serde(skip)]
     pub crate_file: Option<PathBuf>,
@@ -79,6 +82,10 @@ pub enum QueueError {
     Database(PathBuf, #[source] rusqlite::Error),
     #[error("no job {0}")]
     NoSuchJob(i64),
+    /// The job is no longer this worker's: its lease ran out and another worker
+    /// claimed it, or it was settled meanwhile. Nothing was changed.
+    #[error("job {0} is no longer this worker's: its lease was lost")]
+    LeaseLost(i64),
 }
 
 /// A handle on the queue database. Cheap: each operation opens its own connection,
@@ -277,6 +284,7 @@ impl Queue {
         tx.commit().map_err(|e| self.error(e))?;
         job.status = JobStatus::Running;
         job.attempts += 1;
+        job.worker = Some(worker.to_string());
         Ok(Some(job))
     }
 
@@ -309,6 +317,10 @@ impl Queue {
     /// Stores a finished build and settles its job: done, or, after an
     /// `infrastructure-error` with attempts left, queued again after a delay that
     /// doubles with each attempt.
+    ///
+    /// Only a job still running under `worker` is settled. If its lease was lost
+    /// (another worker claimed it, or it was settled meanwhile), nothing changes and
+    /// the answer is [`QueueError::LeaseLost`].
     pub fn finish(
         &self,
         job: &Job,
@@ -322,25 +334,20 @@ impl Queue {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.error(e))?;
         let now = now();
-        let record = serde_json::to_string(report).unwrap_or_default();
-        tx.execute(
-            "UPDATE builds SET outcome = ?1, record = ?2, finished_at = ?3 WHERE id = ?4",
-            params![report.outcome.as_str(), record, now, build],
-        )
-        .map_err(|e| self.error(e))?;
         let retry = report.outcome == Outcome::InfrastructureError && job.attempts < MAX_ATTEMPTS;
-        if retry {
+        let settled = if retry {
             let delay = retry_base.as_secs() as i64 * (1 << (job.attempts - 1).clamp(0, 10));
             tx.execute(
                 "UPDATE jobs SET status = 'queued', not_before = ?1, message = ?2,
                  build_id = ?3, worker = NULL, lease_until = NULL
-                 WHERE id = ?4 AND worker = ?5",
+                 WHERE id = ?4 AND worker = ?5 AND status = 'running'",
                 params![now + delay, report.message, build, job.id, worker],
             )
         } else {
             tx.execute(
                 "UPDATE jobs SET status = 'done', outcome = ?1, message = ?2, build_id = ?3,
-                 finished_at = ?4, lease_until = NULL WHERE id = ?5 AND worker = ?6",
+                 finished_at = ?4, lease_until = NULL
+                 WHERE id = ?5 AND worker = ?6 AND status = 'running'",
                 params![
                     report.outcome.as_str(),
                     report.message,
@@ -352,8 +359,50 @@ impl Queue {
             )
         }
         .map_err(|e| self.error(e))?;
+        if settled != 1 {
+            // Dropping the transaction rolls it back: the job and the build record
+            // stay as the worker that holds the job now left them.
+            return Err(QueueError::LeaseLost(job.id));
+        }
+        let record = serde_json::to_string(report).unwrap_or_default();
+        tx.execute(
+            "UPDATE builds SET outcome = ?1, record = ?2, finished_at = ?3 WHERE id = ?4",
+            params![report.outcome.as_str(), record, now, build],
+        )
+        .map_err(|e| self.error(e))?;
         tx.commit().map_err(|e| self.error(e))?;
         Ok(())
+    }
+
+    /// Gives back a job this worker holds without settling it (the worker is shutting
+    /// down): it is queued again at once, for any worker, and its unfinished build
+    /// record, if any, is marked interrupted. False if the job was no longer ours.
+    pub fn release(&self, job: &Job, worker: &str, build: Option<i64>) -> Result<bool, QueueError> {
+        let mut connection = self.connect()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.error(e))?;
+        let released = tx
+            .execute(
+                "UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL
+                 WHERE id = ?1 AND worker = ?2 AND status = 'running'",
+                params![job.id, worker],
+            )
+            .map_err(|e| self.error(e))?;
+        if released != 1 {
+            return Ok(false);
+        }
+        if let Some(build) = build {
+            tx.execute(
+                "UPDATE builds SET outcome = 'infrastructure-error', finished_at = ?1,
+                 record = '{\"message\":\"build interrupted: its worker shut down\"}'
+                 WHERE id = ?2 AND outcome = 'running'",
+                params![now(), build],
+            )
+            .map_err(|e| self.error(e))?;
+        }
+        tx.commit().map_err(|e| self.error(e))?;
+        Ok(true)
     }
 
     pub fn job(&self, id: i64) -> Result<Job, QueueError> {
@@ -422,6 +471,15 @@ impl Queue {
     }
 }
 
+/// Runs blocking work (the queue's SQLite calls) on the runtime's blocking threads,
+/// so that async tasks and everything else on the runtime keep going meanwhile.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
 /// Where `docbuild watch` stopped, per registry: a git commit, or per crate the
 /// ETag and versions of its sparse index file.
 impl Queue {
@@ -465,7 +523,7 @@ impl Queue {
     }
 }
 
-const JOB_COLUMNS: &str = "id, name, version, registry, status, outcome, attempts, priority, message, build_id, crate_file";
+const JOB_COLUMNS: &str = "id, name, version, registry, status, outcome, attempts, priority, message, build_id, crate_file, worker";
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
@@ -480,6 +538,7 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         message: row.get(8)?,
         build: row.get(9)?,
         crate_file: row.get::<_, Option<String>>(10)?.map(PathBuf::from),
+        worker: row.get(11)?,
         taken_over: false,
     })
 }
@@ -624,6 +683,106 @@ mod tests {
             )
             .unwrap();
         assert_eq!(outcome, "infrastructure-error");
+    }
+
+    fn build_outcome(queue: &Queue, build: i64) -> String {
+        queue
+            .connect()
+            .unwrap()
+            .query_row(
+                "SELECT outcome FROM builds WHERE id = ?1",
+                params![build],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_worker_that_lost_its_lease_cannot_settle_the_job() {
+        let (_dir, queue) = queue();
+        let (id, _) = queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        let first = queue.claim("one", Duration::ZERO).unwrap().unwrap();
+        let first_build = queue.begin_build(&first).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        let second = queue.claim("two", LEASE).unwrap().unwrap();
+        let second_build = queue.begin_build(&second).unwrap();
+
+        for outcome in [Outcome::Success, Outcome::InfrastructureError] {
+            let refused =
+                queue.finish(&first, "one", first_build, &report(outcome), Duration::ZERO);
+            assert!(
+                matches!(refused, Err(QueueError::LeaseLost(lost)) if lost == id),
+                "{refused:?}"
+            );
+        }
+        let job = queue.job(id).unwrap();
+        assert_eq!(job.status, JobStatus::Running, "still the second worker's");
+        assert_eq!(job.worker.as_deref(), Some("two"));
+        assert_eq!(job.attempts, 2);
+        assert_eq!(build_outcome(&queue, first_build), "infrastructure-error");
+
+        queue
+            .finish(
+                &second,
+                "two",
+                second_build,
+                &report(Outcome::BuildFailed),
+                Duration::ZERO,
+            )
+            .unwrap();
+        let job = queue.job(id).unwrap();
+        assert_eq!(job.status, JobStatus::Done);
+        assert_eq!(job.outcome.as_deref(), Some("build-failed"));
+        assert_eq!(job.build, Some(second_build));
+        assert_eq!(job.worker.as_deref(), Some("two"));
+
+        // Late news from the first worker changes nothing either.
+        let late = queue.finish(
+            &first,
+            "one",
+            first_build,
+            &report(Outcome::Success),
+            Duration::ZERO,
+        );
+        assert!(matches!(late, Err(QueueError::LeaseLost(_))), "{late:?}");
+        assert_eq!(
+            queue.job(id).unwrap().outcome.as_deref(),
+            Some("build-failed")
+        );
+        assert!(queue.current_build("r", "a", "1.0.0").unwrap().is_none());
+        // Nor can a worker settle a job twice.
+        let twice = queue.finish(
+            &second,
+            "two",
+            second_build,
+            &report(Outcome::Success),
+            Duration::ZERO,
+        );
+        assert!(matches!(twice, Err(QueueError::LeaseLost(_))), "{twice:?}");
+    }
+
+    #[test]
+    fn a_released_job_is_anyones_at_once() {
+        let (_dir, queue) = queue();
+        let (id, _) = queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        let job = queue.claim("one", LEASE).unwrap().unwrap();
+        let build = queue.begin_build(&job).unwrap();
+        assert!(
+            !queue.release(&job, "two", Some(build)).unwrap(),
+            "not the second worker's to give back"
+        );
+        assert!(queue.release(&job, "one", Some(build)).unwrap());
+        let released = queue.job(id).unwrap();
+        assert_eq!(released.status, JobStatus::Queued);
+        assert_eq!(released.worker, None);
+        assert_eq!(build_outcome(&queue, build), "infrastructure-error");
+        let again = queue.claim("two", LEASE).unwrap().unwrap();
+        assert_eq!(again.id, id);
+        assert!(!again.taken_over);
+        assert!(
+            !queue.release(&job, "one", None).unwrap(),
+            "the first worker has nothing left to give back"
+        );
     }
 
     #[test]

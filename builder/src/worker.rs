@@ -7,10 +7,12 @@
 //! (the [`CrateReport`], with paths inside that directory).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use docbuild_sandbox::{Sandbox, SandboxImage, SandboxLimits};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::check::{CheckOptions, check};
@@ -20,8 +22,8 @@ use crate::error::BuildError;
 use crate::host_cargo::HostCargo;
 use crate::identity::{CrateId, CrateVersion, RegistryName};
 use crate::outcome::{CrateReport, Failure, Outcome};
-use crate::prepare::{LocalPackage, SourceMode, blocking, prepare_source};
-use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError};
+use crate::prepare::{LocalPackage, SourceMode, prepare_source};
+use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError, blocking};
 use crate::registry::fetch_crate;
 use crate::static_files::{STATIC_FILES, reference_static_files, share_static_files};
 use crate::toolchain::Toolchain;
@@ -163,37 +165,48 @@ impl Service {
 
 /// Runs `options.jobs` workers until cancelled, or, with `once`, until no job is left.
 /// Returns how many builds finished.
+///
+/// Once `cancel` fires, each worker stops its running build (the sandbox kills and
+/// removes its container), gives its job back to the queue for any worker to claim,
+/// and ends; this returns when all of them have.
 pub async fn run_workers(
     service: Arc<Service>,
     options: WorkerOptions,
     cancel: CancellationToken,
 ) -> usize {
-    let mut tasks = Vec::new();
+    let options = Arc::new(options);
+    let mut workers = JoinSet::new();
     for slot in 0..options.jobs.max(1) {
-        let service = service.clone();
-        let options = options.clone();
-        let cancel = cancel.clone();
-        tasks.push(tokio::spawn(async move {
-            let name = format!("{}-{slot}", options.name);
-            worker_loop(&service, &options, &name, &cancel).await
-        }));
+        let name = format!("{}-{slot}", options.name);
+        workers.spawn(worker_loop(
+            service.clone(),
+            options.clone(),
+            name,
+            cancel.clone(),
+        ));
     }
     let mut built = 0;
-    for task in tasks {
-        built += task.await.unwrap_or(0);
+    while let Some(ended) = workers.join_next().await {
+        match ended {
+            Ok(count) => built += count,
+            Err(error) => tracing::error!(%error, "a worker stopped unexpectedly"),
+        }
     }
     built
 }
 
 async fn worker_loop(
-    service: &Service,
-    options: &WorkerOptions,
-    name: &str,
-    cancel: &CancellationToken,
+    service: Arc<Service>,
+    options: Arc<WorkerOptions>,
+    name: String,
+    cancel: CancellationToken,
 ) -> usize {
     let mut built = 0;
     while !cancel.is_cancelled() {
-        let claimed = service.queue.claim(name, options.lease);
+        let claimed = {
+            let (queue, name, lease) = (service.queue.clone(), name.clone(), options.lease);
+            blocking(move || queue.claim(&name, lease)).await
+        };
         let job = match claimed {
             Ok(Some(job)) => job,
             Ok(None) if options.once => break,
@@ -211,16 +224,131 @@ async fn worker_loop(
                 }
             }
         };
-        tracing::info!(job = job.id, name = %job.name, version = %job.version, "building");
-        match build_job(service, options, name, &job, cancel).await {
-            Ok(outcome) => {
+        tracing::info!(job = job.id, name = %job.name, version = %job.version, worker = %name, "building");
+        match build_job(&service, &options, &name, &job, &cancel).await {
+            Ok(Settled::Built(outcome)) => {
                 tracing::info!(job = job.id, %outcome, "built");
                 built += 1;
             }
+            Ok(Settled::Released) => {
+                tracing::info!(job = job.id, "build stopped; the job is queued again")
+            }
+            Ok(Settled::LeaseLost) => tracing::warn!(
+                job = job.id,
+                worker = %name,
+                "lease lost: another worker holds the job now; this build is dropped"
+            ),
             Err(error) => tracing::error!(job = job.id, %error, "cannot store the build"),
         }
     }
     built
+}
+
+/// How a claimed job left this worker's hands.
+enum Settled {
+    /// Built, stored and settled with this outcome.
+    Built(Outcome),
+    /// Given back unsettled, for any worker to claim at once: the worker is shutting
+    /// down, or could not renew the lease.
+    Released,
+    /// Another worker holds the job now; this build's result was not recorded.
+    LeaseLost,
+}
+
+/// Keeps a claimed job's lease alive from an OS thread of its own, so that blocking
+/// work on the async runtime, however much of it, cannot starve the renewal. When
+/// the lease is lost (another worker claimed the job, or renewing failed for a whole
+/// lease), `on_lost` is cancelled, which stops the build. Dropping the keeper stops
+/// the renewal.
+struct LeaseKeeper {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    lost: Arc<AtomicBool>,
+}
+
+impl LeaseKeeper {
+    fn start(
+        queue: Queue,
+        job: i64,
+        worker: &str,
+        lease: Duration,
+        on_lost: CancellationToken,
+    ) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let lost = Arc::new(AtomicBool::new(false));
+        let (flag, worker, cancel) = (lost.clone(), worker.to_string(), on_lost.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("lease-{job}"))
+            .spawn(move || {
+                let every = lease / 3;
+                let mut renewed = Instant::now();
+                loop {
+                    match stopped.recv_timeout(every) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        // Stopped, or the keeper was dropped.
+                        _ => return,
+                    }
+                    match queue.renew(job, &worker, lease) {
+                        Ok(true) => renewed = Instant::now(),
+                        Ok(false) => {
+                            if matches!(
+                                stopped.try_recv(),
+                                Err(mpsc::TryRecvError::Empty)
+                            ) {
+                                tracing::warn!(job, %worker, "lease lost: the job was claimed by another worker");
+                                break;
+                            }
+                            return;
+                        }
+                        Err(error) if renewed.elapsed() < lease => {
+                            tracing::warn!(job, %error, "cannot renew the lease; trying again");
+                        }
+                        Err(error) => {
+                            tracing::error!(job, %error, "cannot renew the lease; giving the build up");
+                            break;
+                        }
+                    }
+                }
+                flag.store(true, Ordering::SeqCst);
+                cancel.cancel();
+            });
+        let thread = match spawned {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                tracing::error!(job, %error, "cannot start the lease renewal; giving the job back");
+                lost.store(true, Ordering::SeqCst);
+                on_lost.cancel();
+                None
+            }
+        };
+        Self {
+            stop: Some(stop),
+            thread,
+            lost,
+        }
+    }
+
+    /// Whether the lease was lost, so that the build was stopped.
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stops renewing and waits for the renewal thread (at most one renewal long):
+    /// after this, nothing renews the lease. Blocking.
+    fn stop(mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        // Disconnecting the channel ends the thread at its next wake-up; not joined,
+        // so that dropping never blocks the runtime.
+        self.stop.take();
+    }
 }
 
 async fn build_job(
@@ -229,18 +357,40 @@ async fn build_job(
     worker: &str,
     job: &Job,
     cancel: &CancellationToken,
-) -> Result<Outcome, QueueError> {
+) -> Result<Settled, QueueError> {
     let data = &service.data;
+    // Renew the lease while building; losing it means another worker took the job,
+    // and stops this build.
+    let job_cancel = cancel.child_token();
+    let keeper = LeaseKeeper::start(
+        service.queue.clone(),
+        job.id,
+        worker,
+        options.lease,
+        job_cancel.clone(),
+    );
+    let give_back = |keeper: LeaseKeeper, build: Option<i64>| {
+        let (queue, job, worker) = (service.queue.clone(), job.clone(), worker.to_string());
+        async move {
+            let released = blocking(move || {
+                keeper.stop();
+                queue.release(&job, &worker, build)
+            })
+            .await?;
+            Ok(if released {
+                Settled::Released
+            } else {
+                Settled::LeaseLost
+            })
+        }
+    };
     // Rows are validated when queued; one that is not never becomes a path.
     let id = match CrateId::new(&job.registry, &job.name, &job.version) {
         Ok(id) => id,
         Err(error) => {
-            let report = CrateReport::early(Outcome::InvalidInput, error.to_string());
-            let build = service.queue.begin_build(job)?;
-            service
-                .queue
-                .finish(job, worker, build, &report, options.retry_base)?;
-            return Ok(report.outcome);
+            let build = give_back_or_settle_invalid(service, options, worker, job, &error).await;
+            keeper.stop();
+            return build;
         }
     };
     let work = data.work_dir(&id);
@@ -255,31 +405,31 @@ async fn build_job(
             Err(error) => tracing::warn!(%error, "cannot look for a dead build's container"),
         }
     }
-    let build = service.queue.begin_build(job)?;
+    if job_cancel.is_cancelled() {
+        return give_back(keeper, None).await;
+    }
+    let begun = {
+        let (queue, job) = (service.queue.clone(), job.clone());
+        blocking(move || queue.begin_build(&job)).await
+    };
+    let build = match begun {
+        Ok(build) => build,
+        Err(error) => {
+            // Give the job back at once rather than when its lease runs out.
+            let _ = give_back(keeper, None).await;
+            return Err(error);
+        }
+    };
     let build_dir = data.build_dir(&id, build);
 
-    // Renew the lease while building; losing it means another worker took the job.
-    let job_cancel = cancel.child_token();
-    let renewer = {
-        let queue = service.queue.clone();
-        let (id, worker, lease) = (job.id, worker.to_string(), options.lease);
-        let job_cancel = job_cancel.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                if !matches!(queue.renew(id, &worker, lease), Ok(true)) {
-                    job_cancel.cancel();
-                    break;
-                }
-            }
-        })
-    };
     let mut report =
         build_sources(service, options, job, &id, &work, &build_dir, &job_cancel).await;
-    renewer.abort();
-    if cancel.is_cancelled() {
-        // Shutting down: leave the job to be claimed again.
-        return Ok(report.outcome);
+    // A build that was stopped (shutdown, or the lease lost) is not the crate's
+    // outcome: the job goes back to the queue, if it is still ours. A build that
+    // succeeded before the shutdown reached it is kept.
+    let stopped = keeper.lost() || (cancel.is_cancelled() && report.outcome != Outcome::Success);
+    if stopped {
+        return give_back(keeper, Some(build)).await;
     }
     let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await;
     if let Err(error) = store(
@@ -295,10 +445,47 @@ async fn build_job(
         report.outcome = error.outcome();
         report.message = format!("cannot store the build: {error}");
     }
-    service
-        .queue
-        .finish(job, worker, build, &report, options.retry_base)?;
-    Ok(report.outcome)
+    let outcome = report.outcome;
+    let (queue, owned_job, owned_worker, retry_base) = (
+        service.queue.clone(),
+        job.clone(),
+        worker.to_string(),
+        options.retry_base,
+    );
+    let settled = blocking(move || {
+        // Renewal ends first, so that it cannot see the settled job as a lost lease.
+        keeper.stop();
+        queue.finish(&owned_job, &owned_worker, build, &report, retry_base)
+    })
+    .await;
+    match settled {
+        Ok(()) => Ok(Settled::Built(outcome)),
+        Err(QueueError::LeaseLost(_)) => Ok(Settled::LeaseLost),
+        Err(error) => Err(error),
+    }
+}
+
+/// Settles a job whose row names no valid crate as `invalid-input`.
+async fn give_back_or_settle_invalid(
+    service: &Service,
+    options: &WorkerOptions,
+    worker: &str,
+    job: &Job,
+    error: &crate::identity::CrateVersionError,
+) -> Result<Settled, QueueError> {
+    let report = CrateReport::early(Outcome::InvalidInput, error.to_string());
+    let (queue, job, worker, retry) = (
+        service.queue.clone(),
+        job.clone(),
+        worker.to_string(),
+        options.retry_base,
+    );
+    blocking(move || {
+        let build = queue.begin_build(&job)?;
+        queue.finish(&job, &worker, build, &report, retry)
+    })
+    .await?;
+    Ok(Settled::Built(Outcome::InvalidInput))
 }
 
 /// Gets the job's sources into `work/job-src` and builds them.
@@ -363,7 +550,7 @@ async fn get_job_sources(
             .clone()
             .ok_or_else(|| BuildError::Io(WHAT, std::io::Error::other("the package is missing")))?;
         let (prefix, source) = (id.krate.archive_prefix(), source.to_path_buf());
-        return blocking(move || {
+        return crate::prepare::blocking(move || {
             if file.is_dir() {
                 // An unpacked `.crate` kept as it was queued (links already resolved).
                 copy_sources(&file, &source, &file, &[]).map_err(BuildError::Sources)?;
@@ -389,7 +576,7 @@ async fn get_job_sources(
     fetch_crate(&cargo, &id.registry, &id.krate, &work.join("fetch"), source).await?;
     // A published crate is its own workspace root, wherever the data directory is.
     let source = source.to_path_buf();
-    blocking(move || {
+    crate::prepare::blocking(move || {
         crate::prepare::make_standalone(&source)
             .map_err(BuildError::io("cannot read the crate's manifest"))
     })
@@ -427,7 +614,7 @@ async fn store(
         }
         let docs_dir = docs.clone();
         report.docs_size_bytes = Some(
-            blocking(move || {
+            crate::prepare::blocking(move || {
                 drop_static_files(&docs_dir)?;
                 Ok(crate::copy::tree_size(&docs_dir))
             })
@@ -455,4 +642,68 @@ fn drop_static_files(docs: &Path) -> Result<(), BuildError> {
         std::fs::remove_dir_all(&dir).map_err(BuildError::io("cannot drop static files"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue_with_a_job() -> (tempfile::TempDir, Queue) {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+        queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
+        (dir, queue)
+    }
+
+    #[test]
+    fn the_lease_is_renewed_while_the_runtime_is_blocked() {
+        let (_dir, queue) = queue_with_a_job();
+        let lease = Duration::from_secs(2);
+        let job = queue.claim("one", lease).unwrap().unwrap();
+        let cancel = CancellationToken::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let keeper = LeaseKeeper::start(queue.clone(), job.id, "one", lease, cancel.clone());
+            // The runtime's only thread is busy with blocking work for more than two
+            // leases; no task of it runs meanwhile.
+            std::thread::sleep(lease * 5 / 2);
+            assert!(
+                queue.claim("two", lease).unwrap().is_none(),
+                "the lease was renewed"
+            );
+            assert!(!keeper.lost() && !cancel.is_cancelled());
+            keeper.stop();
+        });
+        // Without renewal the lease runs out.
+        std::thread::sleep(lease + Duration::from_millis(1100));
+        let taken = queue.claim("two", lease).unwrap().unwrap();
+        assert!(taken.taken_over);
+        assert_eq!(taken.attempts, 2);
+    }
+
+    #[test]
+    fn a_lost_lease_stops_the_build() {
+        let (_dir, queue) = queue_with_a_job();
+        let lease = Duration::from_secs(3);
+        let job = queue.claim("one", lease).unwrap().unwrap();
+        let cancel = CancellationToken::new();
+        let keeper = LeaseKeeper::start(queue.clone(), job.id, "one", lease, cancel.clone());
+        // Another worker gets the job (as after a lease that ran out).
+        assert!(queue.release(&job, "one", None).unwrap());
+        queue.claim("two", lease).unwrap().unwrap();
+        let waited = Instant::now();
+        while !cancel.is_cancelled() {
+            assert!(waited.elapsed() < lease * 10, "the renewal never noticed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(keeper.lost());
+        assert_eq!(
+            queue.job(job.id).unwrap().worker.as_deref(),
+            Some("two"),
+            "the other worker's claim stands"
+        );
+    }
 }

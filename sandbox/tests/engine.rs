@@ -22,12 +22,20 @@ fn spec(dir: &std::path::Path, script: &str, limits: SandboxLimits) -> RunSpec {
 
 async fn run(script: &str, limits: SandboxLimits) -> (RunReport, String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("input.txt"), "from the host").unwrap();
+    run_in(dir.path(), script, limits).await
+}
+
+async fn run_in(
+    dir: &std::path::Path,
+    script: &str,
+    limits: SandboxLimits,
+) -> (RunReport, String, Vec<String>) {
+    std::fs::write(dir.join("input.txt"), "from the host").unwrap();
     let sandbox = Sandbox::connect().await.expect("Docker engine");
     let mut stdout = Vec::new();
     let report = sandbox
         .run(
-            &spec(dir.path(), script, limits),
+            &spec(dir, script, limits),
             &mut |line: OutputLine<'_>| {
                 stdout.push(line.text.to_string());
                 Some(line.text.to_string())
@@ -36,12 +44,12 @@ async fn run(script: &str, limits: SandboxLimits) -> (RunReport, String, Vec<Str
         )
         .await
         .expect("run");
-    let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+    let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
     // However the run ended, its container is gone.
     let filter = format!(
         "label={}={}",
         docbuild_sandbox::LOG_LABEL,
-        dir.path().join("run.log").display()
+        dir.join("run.log").display()
     );
     let left = std::process::Command::new("docker")
         .args(["ps", "-aq", "--filter", &filter])
@@ -123,8 +131,24 @@ async fn time_limit_kills_and_removes() {
         timeout: Duration::from_secs(2),
         ..SandboxLimits::default()
     };
-    let (report, _, _) = run("sleep 600", limits).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (report, _, _) = run_in(dir.path(), "sleep 600", limits).await;
     assert!(report.timed_out);
     assert_eq!(report.exit_code, None);
     assert!(report.duration < Duration::from_secs(60));
+    // The container of this run is the one labelled with its log.
+    let label = format!(
+        "label=org.docbuild.log={}",
+        dir.path().join("run.log").display()
+    );
+    let listed = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &label])
+        .output()
+        .expect("docker CLI");
+    assert!(listed.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        "",
+        "the container was removed"
+    );
 }

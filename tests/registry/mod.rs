@@ -151,6 +151,17 @@ impl TestRegistry {
         entry.push(b'\n');
         files.insert(format!("/dl/{name}/{version}"), archive);
     }
+
+    /// Appends `line` as it is to the index file of `crate_name`, as a hostile or
+    /// broken registry could.
+    pub fn append_index_line(&self, crate_name: &str, line: &str) {
+        let mut files = self.files.lock().unwrap();
+        let entry = files
+            .entry(format!("/index/{}", index_path(crate_name)))
+            .or_default();
+        entry.extend_from_slice(line.as_bytes());
+        entry.push(b'\n');
+    }
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
