@@ -349,3 +349,34 @@ fn a_failing_shipped_lockfile_is_regenerated_once() {
     );
     assert!(log.contains("regenerating it and trying again"));
 }
+
+#[test]
+fn a_build_past_its_disk_budget_is_out_of_disk_and_its_space_is_freed() {
+    let (_dir, path) = fixture("disk-filler");
+    let (code, report) = check(&path, &["--disk", "1G", "--no-package"]);
+    assert_eq!(code, 3, "{report:#}\n{}", log(&report));
+    assert_eq!(report["outcome"], "out-of-disk");
+    assert!(
+        report["message"].as_str().unwrap().contains("1024 MiB"),
+        "{report:#}"
+    );
+    // The build's filesystem is gone with what it wrote.
+    let work = Path::new(report["log"].as_str().unwrap()).parent().unwrap();
+    assert!(!work.join("target.img").exists());
+    let kept: u64 = walk_size(work);
+    assert!(kept < 64 << 20, "{kept} bytes kept in {work:?}");
+}
+
+/// Bytes of the regular files below `dir`.
+fn walk_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            total += walk_size(&entry.path());
+        } else if kind.is_file() {
+            total += entry.metadata().unwrap().len();
+        }
+    }
+    total
+}
