@@ -1,0 +1,392 @@
+//! Hostile crates (SPEC.md, "Hostile crates") end to end: the real binary, the real
+//! Docker engine, fixture crates from `tests/fixtures/hostile-*` and crates served by
+//! the test's own registry. Each test is one attack and asserts what the attack must
+//! not achieve; the comment above each names the attack.
+//!
+//! Every test lives in a world of its own (a temporary directory under the test run's
+//! target directory) holding its packages, the host's secrets and markers, docbuild's
+//! cache and data directories, and the user's home and cargo home. Paths of that
+//! world are host paths: the sandbox sees none of them, so a marker written there or
+//! a secret read from there proves that something crossed the sandbox's boundary.
+
+mod common;
+mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use registry::TestRegistry;
+use serde_json::Value;
+
+/// One test's world (see above).
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        for sub in ["home", "user-cargo-home"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.path().join("cache")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    /// The user's `CARGO_HOME`: their cargo configuration and credentials.
+    fn user_cargo_home(&self) -> PathBuf {
+        self.path().join("user-cargo-home")
+    }
+
+    /// A copy of `tests/fixtures/FIXTURE` at `<world>/DIR`.
+    fn package(&self, fixture: &str, dir: &str) -> PathBuf {
+        let to = self.path().join(dir);
+        common::copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(fixture),
+            &to,
+        );
+        to
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_docbuild"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("DOCBUILD_CACHE_DIR", self.cache())
+            .env("DOCBUILD_DATA_DIR", self.data())
+            .env("HOME", self.path().join("home"))
+            .env("CARGO_HOME", self.user_cargo_home());
+        command
+    }
+
+    fn docbuild(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs `check PATH --json` and returns the exit code and the one JSON line.
+    fn check(&self, path: &Path, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["check", path.to_str().unwrap(), "--json"];
+        args.extend(extra);
+        let output = self.docbuild(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one JSON line expected on stdout, got {stdout:?}; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_str(lines[0]).unwrap();
+        (output.status.code().unwrap_or(-1), report)
+    }
+
+    /// `queue add ARGS --json`; the job id, or the failed command's output.
+    fn try_add(&self, args: &[&str]) -> Result<i64, Output> {
+        let mut all = vec!["queue", "add"];
+        all.extend(args);
+        all.push("--json");
+        let output = self.docbuild(&all);
+        if !output.status.success() {
+            return Err(output);
+        }
+        let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+        Ok(out["id"].as_i64().unwrap())
+    }
+
+    fn add(&self, args: &[&str]) -> i64 {
+        self.try_add(args).unwrap_or_else(|output| {
+            panic!(
+                "queue add {args:?}: exit {:?}: {}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    }
+
+    /// `worker --once`: builds every queued job.
+    fn work(&self) {
+        let output = self.docbuild(&["worker", "--once"]);
+        assert!(
+            output.status.success(),
+            "worker: exit {:?}: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn job(&self, id: i64) -> Value {
+        let output = self.docbuild(&["queue", "show", &id.to_string(), "--json"]);
+        assert!(output.status.success());
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+fn log_of(report: &Value) -> String {
+    report["log"]
+        .as_str()
+        .and_then(|log| std::fs::read_to_string(log).ok())
+        .unwrap_or_default()
+}
+
+// Attack 1: host code execution through a crate's cargo configuration.
+
+impl World {
+    fn write_docbuild_toml(&self, registry_index: &str, token: Option<&str>) {
+        std::fs::create_dir_all(self.data()).unwrap();
+        let token = token
+            .map(|t| format!("token = \"{t}\"\n"))
+            .unwrap_or_default();
+        std::fs::write(
+            self.data().join("docbuild.toml"),
+            format!("[registries.testreg]\nindex = \"{registry_index}\"\n{token}"),
+        )
+        .unwrap();
+    }
+
+    /// The user's cargo configuration (`config.toml` in their cargo home), and with a
+    /// token, their credentials as `cargo login --registry testreg` saves them.
+    fn write_user_cargo_config(&self, config: &str, token: Option<&str>) {
+        std::fs::write(self.user_cargo_home().join("config.toml"), config).unwrap();
+        if let Some(token) = token {
+            std::fs::write(
+                self.user_cargo_home().join("credentials.toml"),
+                format!("[registries.testreg]\ntoken = \"{token}\"\n"),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// cargo configuration naming the registry `testreg`, whose token cargo's built-in
+/// provider reads from the credentials (cargo sends tokens to a registry that
+/// requires them only through a configured provider).
+fn testreg_with_token_provider(index: &str) -> String {
+    format!("[registries.testreg]\nindex = \"{index}\"\ncredential-provider = \"cargo:token\"\n")
+}
+
+fn write_executable(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A wrapper that records each run in `marker` (a host path), then runs its
+/// arguments, so that cargo goes on as if nothing happened.
+fn recording_wrapper(marker: &Path) -> String {
+    format!(
+        "#!/bin/sh\necho \"$0 $*\" >> '{}'\nexec \"$@\"\n",
+        marker.display()
+    )
+}
+
+/// A credential provider that records each run in `marker` and fails.
+fn recording_provider(marker: &Path) -> String {
+    format!(
+        "#!/bin/sh\necho \"$0 $*\" >> '{}'\nexit 1\n",
+        marker.display()
+    )
+}
+
+fn assert_never_ran(marker: &Path, step: &str) {
+    assert!(
+        !marker.exists(),
+        "{step}: a program named by the crate's cargo configuration ran on the host:\n{}",
+        std::fs::read_to_string(marker).unwrap_or_default()
+    );
+}
+
+/// A gzipped tar of `(path, content, mode)` entries: a crate archive as a hostile
+/// registry may serve it.
+fn crate_archive(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, content, mode) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(*mode);
+        header.set_mtime(1_700_000_000);
+        header.set_size(content.len() as u64);
+        tar.append_data(&mut header, path, *content).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// Attack 1 (host code execution through a package's cargo configuration), for a
+/// local package: `.cargo/config.toml` holds `config`, in which `SCRIPT` stands for
+/// the absolute path of a recording wrapper inside the package. Neither `check` (in
+/// both source modes) nor `queue add` and a worker may run it; the crate still
+/// builds, as docs.rs builds it: without its cargo configuration.
+fn assert_local_cargo_config_runs_nothing(config: &str) {
+    let world = World::new();
+    let package = world.package("hostile-host-exec", "hostile-host-exec");
+    let marker = world.path().join("marker");
+    let script = package.join("wrap.sh");
+    write_executable(&script, &recording_wrapper(&marker));
+    std::fs::create_dir_all(package.join(".cargo")).unwrap();
+    std::fs::write(
+        package.join(".cargo/config.toml"),
+        config.replace("SCRIPT", script.to_str().unwrap()),
+    )
+    .unwrap();
+
+    let (code, report) = world.check(&package, &[]);
+    assert_never_ran(&marker, "check");
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+
+    let (code, report) = world.check(&package, &["--no-package"]);
+    assert_never_ran(&marker, "check --no-package");
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+
+    let id = world.try_add(&[package.to_str().unwrap()]);
+    assert_never_ran(&marker, "queue add PATH");
+    let id = id.unwrap_or_else(|output| {
+        panic!(
+            "queue add: exit {:?}: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    world.work();
+    assert_never_ran(&marker, "worker --once");
+    let job = world.job(id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+}
+
+// Attack 1: `build.rustc-wrapper` in a local package's `.cargo/config.toml`.
+#[test]
+fn a_package_s_rustc_wrapper_never_runs_on_the_host() {
+    assert_local_cargo_config_runs_nothing("[build]\nrustc-wrapper = \"SCRIPT\"\n");
+}
+
+// Attack 1: `build.rustc-workspace-wrapper` in a local package's `.cargo/config.toml`.
+#[test]
+fn a_package_s_rustc_workspace_wrapper_never_runs_on_the_host() {
+    assert_local_cargo_config_runs_nothing("[build]\nrustc-workspace-wrapper = \"SCRIPT\"\n");
+}
+
+/// Attack 1 with a credential provider: a local package depends on a crate of the
+/// user's registry `testreg`, which requires a token (the user's cargo
+/// configuration, `user_config`, names it and its provider; their credentials hold
+/// the token); the package's `.cargo/config.toml` holds `config`, naming a recording
+/// provider (`SCRIPT`) instead, which cargo would run as soon as it needs the token.
+/// It never runs; the crate builds with the user's token, as it would without its
+/// configuration.
+fn assert_local_credential_provider_never_runs(user_config: &str, config: &str) {
+    let token = "hostile-provider-test-token";
+    let registry = TestRegistry::start(Some(token));
+    registry.publish(
+        "provided",
+        "0.1.0",
+        "",
+        &[("src/lib.rs", "/// Provided.\npub struct Provided;\n")],
+        &[],
+    );
+    let world = World::new();
+    let user_config = user_config.replace("INDEX", &registry.index_url());
+    world.write_user_cargo_config(&user_config, Some(token));
+    let package = world.package("hostile-registry-dep", "hostile-registry-dep");
+    let marker = world.path().join("marker");
+    let script = package.join("provider.sh");
+    write_executable(&script, &recording_provider(&marker));
+    std::fs::create_dir_all(package.join(".cargo")).unwrap();
+    std::fs::write(
+        package.join(".cargo/config.toml"),
+        config.replace("SCRIPT", script.to_str().unwrap()),
+    )
+    .unwrap();
+
+    let (code, report) = world.check(&package, &[]);
+    assert_never_ran(&marker, "check");
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+
+    let (code, report) = world.check(&package, &["--no-package"]);
+    assert_never_ran(&marker, "check --no-package");
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+
+    let id = world.try_add(&[package.to_str().unwrap()]);
+    assert_never_ran(&marker, "queue add PATH");
+    let id = id.unwrap_or_else(|output| {
+        panic!(
+            "queue add: exit {:?}: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    world.work();
+    assert_never_ran(&marker, "worker --once");
+    let job = world.job(id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+}
+
+// Attack 1: `[registries.testreg] credential-provider` in a local package's
+// `.cargo/config.toml`.
+#[test]
+fn a_package_s_registry_credential_provider_never_runs_on_the_host() {
+    assert_local_credential_provider_never_runs(
+        &testreg_with_token_provider("INDEX"),
+        "[registries.testreg]\ncredential-provider = \"SCRIPT\"\n",
+    );
+}
+
+// Attack 1: `[registry] global-credential-providers` in a local package's
+// `.cargo/config.toml`.
+#[test]
+fn a_package_s_global_credential_provider_never_runs_on_the_host() {
+    assert_local_credential_provider_never_runs(
+        "[registry]\nglobal-credential-providers = [\"cargo:token\"]\n\n\
+         [registries.testreg]\nindex = \"INDEX\"\n",
+        "[registry]\nglobal-credential-providers = [\"SCRIPT\"]\n",
+    );
+}
+
+// Attack 1: a registry crate whose archive holds `.cargo/config.toml` naming a
+// `rustc-wrapper` shipped in the same archive (by a relative path, as the crate
+// cannot know where it is unpacked), built by `queue add NAME@VER` and a worker.
+#[test]
+fn a_registry_crate_s_rustc_wrapper_never_runs_on_the_host() {
+    let world = World::new();
+    let marker = world.path().join("marker");
+    let registry = TestRegistry::start(None);
+    let manifest = "[package]\nname = \"wrapped\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\
+                    description = \"x\"\nlicense = \"MIT\"\n";
+    let wrapper = recording_wrapper(&marker);
+    let archive = crate_archive(&[
+        ("wrapped-0.1.0/Cargo.toml", manifest.as_bytes(), 0o644),
+        ("wrapped-0.1.0/Cargo.toml.orig", manifest.as_bytes(), 0o644),
+        (
+            "wrapped-0.1.0/src/lib.rs",
+            b"//! Wrapped.\n\n/// Something.\npub struct Wrapped;\n",
+            0o644,
+        ),
+        (
+            "wrapped-0.1.0/.cargo/config.toml",
+            b"[build]\nrustc-wrapper = \"./wrap.sh\"\nrustc-workspace-wrapper = \"./wrap.sh\"\n",
+            0o644,
+        ),
+        ("wrapped-0.1.0/wrap.sh", wrapper.as_bytes(), 0o755),
+    ]);
+    let sum = registry::sha256(&archive);
+    registry.publish_raw("wrapped", "0.1.0", archive, &sum, &[]);
+    world.write_docbuild_toml(&registry.index_url(), None);
+
+    let id = world.add(&["wrapped@0.1.0", "--registry", "testreg"]);
+    world.work();
+    assert_never_ran(&marker, "worker --once");
+    let job = world.job(id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+}
