@@ -597,3 +597,222 @@ fn a_registry_crate_s_cargo_config_cannot_send_docbuild_s_token_elsewhere() {
         "the token reached a server no one configured:\n{stolen:#?}"
     );
 }
+
+// Attacks 3 to 5: what a build script plants among the docs and the target
+// directory.
+
+impl World {
+    /// A host file outside every package, holding a string found nowhere else.
+    fn secret_file(&self, name: &str) -> (PathBuf, String) {
+        let secret = format!(
+            "hostile-secret-{}-{name}",
+            self.path().file_name().unwrap().to_string_lossy()
+        );
+        let path = self.path().join("secrets").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &secret).unwrap();
+        (path, secret)
+    }
+
+    /// The stored build of a finished job.
+    fn build_dir(&self, job: &Value) -> PathBuf {
+        self.data()
+            .join("crates")
+            .join(job["registry"].as_str().unwrap())
+            .join(job["name"].as_str().unwrap())
+            .join(job["version"].as_str().unwrap())
+            .join(job["build"].as_i64().unwrap().to_string())
+    }
+
+    /// What workers store and serve: stored builds and the shared static files.
+    fn stored(&self) -> [PathBuf; 2] {
+        [self.data().join("crates"), self.data().join("static")]
+    }
+}
+
+/// Every entry below `dir`, links not followed.
+fn entries(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut found = Vec::new();
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in read.flatten() {
+        let path = entry.path();
+        let metadata = std::fs::symlink_metadata(&path).unwrap();
+        if metadata.is_dir() {
+            found.extend(entries(&path));
+        }
+        found.push((path, metadata));
+    }
+    found
+}
+
+fn assert_no_links(dir: &Path) {
+    let links: Vec<String> = entries(dir)
+        .into_iter()
+        .filter(|(_, m)| m.file_type().is_symlink())
+        .map(|(path, _)| {
+            let to = std::fs::read_link(&path).unwrap_or_default();
+            format!("{} -> {}", path.display(), to.display())
+        })
+        .collect();
+    assert!(
+        links.is_empty(),
+        "links under {}: {links:#?}",
+        dir.display()
+    );
+}
+
+/// Regular files below `dir` (links not followed) whose content holds `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    entries(dir)
+        .into_iter()
+        .filter(|(_, m)| m.is_file())
+        .filter(|(path, _)| {
+            std::fs::read(path)
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        })
+        .map(|(path, _)| path)
+        .collect()
+}
+
+fn assert_nowhere(dir: &Path, needle: &str) {
+    let found = files_containing(dir, needle);
+    assert!(
+        found.is_empty(),
+        "`{needle}` found under {}: {found:#?}",
+        dir.display()
+    );
+}
+
+/// The package of attack 3: its build script links, among the docs, to a secret
+/// host file and a directory holding another secret.
+fn linking_package(world: &World) -> (PathBuf, [String; 2]) {
+    let package = world.package("hostile-links", "hostile-links");
+    let (file, file_secret) = world.secret_file("leaked.txt");
+    let (inner, dir_secret) = world.secret_file("leaked-dir/inner.txt");
+    std::fs::write(
+        package.join("link-targets.txt"),
+        format!(
+            "{}\n{}\n",
+            file.display(),
+            inner.parent().unwrap().display()
+        ),
+    )
+    .unwrap();
+    (package, [file_secret, dir_secret])
+}
+
+// Attack 3 (host file disclosure): links to host files planted among the docs by a
+// build script are not followed when `check --out` copies the docs out; the build
+// still succeeds.
+#[test]
+fn links_planted_among_the_docs_are_not_followed_by_check_out() {
+    let world = World::new();
+    let (package, secrets) = linking_package(&world);
+    let out = world.path().join("out");
+    let (code, report) = world.check(&package, &["--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+    assert_eq!(report["outcome"], "success");
+    assert!(out.join("hostile_links/index.html").is_file());
+    assert_no_links(&out);
+    for secret in &secrets {
+        assert_nowhere(&out, secret);
+    }
+}
+
+// Attack 3 (host file disclosure): the same links are not followed into a stored
+// build (nor into the shared static files) by a worker; the build succeeds.
+#[test]
+fn links_planted_among_the_docs_are_not_followed_by_a_worker() {
+    let world = World::new();
+    let (package, secrets) = linking_package(&world);
+    let id = world.add(&[package.to_str().unwrap()]);
+    world.work();
+    let job = world.job(id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+    assert!(
+        world
+            .build_dir(&job)
+            .join("docs/hostile_links/index.html")
+            .is_file()
+    );
+    for stored in world.stored() {
+        assert_no_links(&stored);
+        for secret in &secrets {
+            assert_nowhere(&stored, secret);
+        }
+    }
+}
+
+// Attack 4 (host directory deletion): a build script replaces `<target>/<triple>`
+// with a link to a host directory. Emptying the doc directory before the next
+// build (the retry with a regenerated lockfile, since the packaged crate ships
+// one; and the next check) must not empty the host directory's `doc/`.
+#[test]
+fn a_target_directory_linked_to_a_host_directory_does_not_empty_it() {
+    let world = World::new();
+    let package = world.package("hostile-victim", "hostile-victim");
+    let victim = world.path().join("victim");
+    std::fs::create_dir_all(victim.join("doc")).unwrap();
+    std::fs::write(victim.join("doc/keep.txt"), "keep me").unwrap();
+    std::fs::write(package.join("victim-path.txt"), victim.to_str().unwrap()).unwrap();
+    for round in ["first", "second"] {
+        let (code, report) = world.check(&package, &[]);
+        assert!((0..=4).contains(&code), "{report:#}");
+        assert!(
+            victim.join("doc/keep.txt").is_file(),
+            "{round} check: the host directory the target directory was linked to was emptied"
+        );
+    }
+}
+
+/// `static.files/main-*.js` files below `dir` holding the poison.
+fn poisoned_main_js(dir: &Path) -> Vec<PathBuf> {
+    files_containing(dir, "hostile-static-poison")
+        .into_iter()
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with("main-") && name.ends_with(".js")
+        })
+        .collect()
+}
+
+// Attack 5 (poisoned static files): a build script overwrites rustdoc's
+// `static.files/main-*.js` while the build runs; `check --out` does not copy the
+// poisoned file; the build succeeds.
+#[test]
+fn poisoned_static_files_are_not_copied_by_check_out() {
+    let world = World::new();
+    let package = world.package("hostile-static", "hostile-static");
+    let out = world.path().join("out");
+    let (code, report) = world.check(&package, &["--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+    assert!(out.join("hostile_static/index.html").is_file());
+    let poisoned = poisoned_main_js(&out);
+    assert!(poisoned.is_empty(), "poisoned: {poisoned:#?}");
+}
+
+// Attack 5 (poisoned static files): a worker neither stores nor shares (for every
+// build's pages) the poisoned `static.files/main-*.js`; the build succeeds.
+#[test]
+fn poisoned_static_files_are_not_stored_by_a_worker() {
+    let world = World::new();
+    let package = world.package("hostile-static", "hostile-static");
+    let id = world.add(&[package.to_str().unwrap()]);
+    world.work();
+    let job = world.job(id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+    assert!(
+        world
+            .build_dir(&job)
+            .join("docs/hostile_static/index.html")
+            .is_file()
+    );
+    for stored in world.stored() {
+        let poisoned = poisoned_main_js(&stored);
+        assert!(poisoned.is_empty(), "poisoned: {poisoned:#?}");
+    }
+}
