@@ -816,3 +816,83 @@ fn poisoned_static_files_are_not_stored_by_a_worker() {
         assert!(poisoned.is_empty(), "poisoned: {poisoned:#?}");
     }
 }
+
+// Attacks 6 and 7: what a local package pulls in, and what it finds left over.
+
+// Attack 6 (a local package pulling host files in): `src/secret.rs` is a link to a
+// host file outside the package. `check` refuses it as invalid input naming the
+// file, in both source modes, and the secret gets nowhere into docbuild's cache or
+// the `--out` directory.
+#[test]
+fn a_source_file_linked_outside_the_package_is_refused() {
+    let world = World::new();
+    let package = world.package("hostile-include", "hostile-include");
+    let (file, secret) = world.secret_file("secret.rs");
+    std::fs::write(&file, format!("pub const SECRET: &str = \"{secret}\";\n")).unwrap();
+    std::os::unix::fs::symlink(&file, package.join("src/secret.rs")).unwrap();
+    let out = world.path().join("out");
+    for mode in [&[][..], &["--no-package"][..]] {
+        let mut extra = vec!["--out", out.to_str().unwrap()];
+        extra.extend(mode);
+        let (code, report) = world.check(&package, &extra);
+        assert_nowhere(&world.cache(), &secret);
+        assert_nowhere(&out, &secret);
+        assert_eq!(code, 2, "{mode:?}: {report:#}");
+        assert_eq!(report["outcome"], "invalid-input", "{mode:?}");
+        assert!(
+            report["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("secret.rs"),
+            "{mode:?}: the message names the file: {report:#}"
+        );
+    }
+}
+
+// Attack 6 (a local package pulling host files in): `readme` is the absolute path
+// of a host file outside the package (which `cargo package` would put into the
+// package, for `include_str!` to show). `check` refuses it as invalid input naming
+// the readme, and the secret gets nowhere into docbuild's cache or the `--out`
+// directory.
+#[test]
+fn a_readme_outside_the_package_is_refused() {
+    let world = World::new();
+    let package = world.package("hostile-readme", "hostile-readme");
+    let (readme, secret) = world.secret_file("README.md");
+    let manifest = std::fs::read_to_string(package.join("Cargo.toml"))
+        .unwrap()
+        .replace("ABSOLUTE_README_PATH", readme.to_str().unwrap());
+    std::fs::write(package.join("Cargo.toml"), manifest).unwrap();
+    let out = world.path().join("out");
+    let (code, report) = world.check(&package, &["--out", out.to_str().unwrap()]);
+    assert_nowhere(&world.cache(), &secret);
+    assert_nowhere(&out, &secret);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report["outcome"], "invalid-input");
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .contains("readme"),
+        "the message names the readme: {report:#}"
+    );
+}
+
+// Attack 7 (two packages from one path): package A, checked at a path, leaves a file
+// in its target directory; package B, checked later at the same path, fails its
+// build if it can see that file. B's check succeeds.
+#[test]
+fn a_package_cannot_see_what_another_package_at_the_same_path_left() {
+    let world = World::new();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let path = world.path().join("pkg");
+    common::copy_dir(&fixtures.join("hostile-plant-a"), &path);
+    let (code, report) = world.check(&path, &[]);
+    assert_eq!(code, 0, "package A builds: {report:#}\n{}", log_of(&report));
+    std::fs::remove_dir_all(&path).unwrap();
+    common::copy_dir(&fixtures.join("hostile-plant-b"), &path);
+    let (code, report) = world.check(&path, &[]);
+    assert_eq!(report["name"], "hostile-plant-b");
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+}
