@@ -896,3 +896,54 @@ fn a_package_cannot_see_what_another_package_at_the_same_path_left() {
     assert_eq!(report["name"], "hostile-plant-b");
     assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
 }
+
+// Attack 8: memory.
+
+/// The high-water mark of a process's resident memory, in KiB, while it lives.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+// Attack 8 (memory): a build script writes 1 GiB of fake compiler errors (valid
+// cargo JSON messages) straight into the container's output, through pid 1's
+// stdout. docbuild's check ends (any outcome) without its resident memory ever
+// passing 100 MB.
+#[test]
+fn a_flood_of_compiler_messages_does_not_grow_docbuild_s_memory() {
+    let world = World::new();
+    let package = world.package("hostile-flood", "hostile-flood");
+    let stderr = std::fs::File::create(world.path().join("stderr")).unwrap();
+    let mut child = world
+        .command(&["check", package.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Some(now) = peak_rss_kib(child.id()) {
+            peak = peak.max(now);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        status.code().is_some(),
+        "docbuild was killed: {status:?}; stderr: {}",
+        std::fs::read_to_string(world.path().join("stderr")).unwrap_or_default()
+    );
+    assert!(
+        peak * 1024 < 100_000_000,
+        "docbuild's resident memory peaked at {} MB",
+        peak * 1024 / 1_000_000
+    );
+}
