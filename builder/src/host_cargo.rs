@@ -526,19 +526,25 @@ pub(crate) fn one_line_error(stderr: &str) -> String {
 /// prepare step: there is no structured output for them. Only the split between
 /// "the crate's fault" and "not the crate's fault" depends on it.
 fn looks_like_infrastructure(stderr: &str) -> bool {
-    const SIGNS: [&str; 16] = [
+    const SIGNS: [&str; 22] = [
         "spurious network error",
         "failed to download",
         "Couldn't resolve host",
         "Could not resolve host",
+        "Couldn't connect to server",
+        "Could not connect to server",
         "failed to connect",
+        "Failed to connect",
         "Connection refused",
+        "Operation timed out",
+        "Timeout was reached",
         "network failure",
         "SSL connect error",
         "No space left on device",
         "token rejected",
         "got 401",
         "got 403",
+        "got 429",
         "got 500",
         "got 502",
         "got 503",

@@ -149,7 +149,7 @@ pub async fn check_workspace(
         let mut running = Vec::new();
         for member in order.iter().filter(|m| m.stage == stage) {
             let mut report = if let Some(error) = packaging.get(&member.name) {
-                CrateReport::early(Outcome::BuildFailed, error)
+                CrateReport::early(error.outcome(), error.to_string())
             } else if let Some((dep, failed)) = member.depends_on.iter().find_map(|dep| {
                 done.get(dep)
                     .filter(|r| r.outcome != Outcome::Success)
@@ -316,7 +316,9 @@ fn assign_stages(members: &mut BTreeMap<String, Member>) {
     }
 }
 
-/// Packages the members; returns the error of each member that could not be packaged.
+/// Packages the members; returns the error of each member that could not be packaged
+/// (classified like any host cargo failure: a registry that does not answer is not
+/// the member's fault).
 /// When packaging them together fails, each is packaged with its own dependencies to
 /// find which failed.
 async fn package_members(
@@ -325,7 +327,7 @@ async fn package_members(
     members: &BTreeMap<String, Member>,
     names: &[&str],
     target_dir: &Path,
-) -> BTreeMap<String, String> {
+) -> BTreeMap<String, BuildError> {
     if names.is_empty() || cargo.package(manifest, names, target_dir).await.is_ok() {
         return BTreeMap::new();
     }
@@ -334,7 +336,7 @@ async fn package_members(
         let mut with_deps: Vec<&str> = transitive_dependencies(members, name).into_iter().collect();
         with_deps.push(name);
         if let Err(error) = cargo.package(manifest, &with_deps, target_dir).await {
-            failed.insert(name.to_string(), error.to_string());
+            failed.insert(name.to_string(), BuildError::from(error));
         }
     }
     failed
