@@ -2,26 +2,47 @@
 //! by the `docbuild-builder` and `docbuild-sandbox` libraries.
 
 mod display;
+mod output;
 mod service;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use docbuild_builder::host_cargo::Registries;
+use docbuild_builder::metadata::is_target_triple;
 use docbuild_builder::workspace::{Selection, check_workspace};
-use docbuild_builder::{CacheDirs, CheckOptions, CrateReport, Failure, Outcome, SourceMode};
+use docbuild_builder::{
+    CacheDirs, CheckOptions, CrateName, CrateReport, Failure, Outcome, SourceMode, Toolchain,
+};
 use docbuild_sandbox::{SandboxImage, SandboxLimits, parse_size};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+
+use crate::display::{Display, Paths, Verbosity};
+use crate::output::ColorChoice;
+
+/// The environment variables docbuild reads, for `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  DOCBUILD_DATA_DIR   The data directory: queue, stored builds [default: ~/.local/share/docbuild]
+  DOCBUILD_CACHE_DIR  check's cache: docbuild's cargo home, and per package a kept target
+                      directory, its prepared sources and build.log [default: ~/.cache/docbuild]
+  CARGO_HOME          Your cargo home: its config.toml and credentials.toml name registries
+                      and their tokens [default: ~/.cargo]
+  CARGO_TERM_COLOR    When to colour the output, as for cargo (--color wins)
+  NO_COLOR            No colours on a terminal
+  BROWSER             The browser `check --open` starts
+  RUST_LOG            What docbuild logs on stderr (e.g. debug) [default: warn]";
 
 #[derive(Parser)]
 #[command(
     name = "docbuild",
     version,
-    about = "Build Rust documentation exactly as docs.rs does, in a sandbox"
+    about = "Build Rust documentation exactly as docs.rs does, in a sandbox",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     /// Where the queue and stored builds live [default: $DOCBUILD_DATA_DIR, else
@@ -31,6 +52,9 @@ struct Cli {
     /// Configuration file [default: docbuild.toml in the data directory].
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// When to colour the output [default: $CARGO_TERM_COLOR, else auto].
+    #[arg(long, global = true, value_name = "WHEN")]
+    color: Option<ColorChoice>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,9 +62,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build a package's docs as docs.rs would and answer by exit code:
-    /// 0 success, 1 build failed, 2 invalid input, 3 out of memory or timed out,
-    /// 4 infrastructure error.
-    Check(CheckArgs),
+    /// 0 success, 1 build failed, 2 invalid input, 3 out of memory, time or disk,
+    /// 4 infrastructure error, 130 interrupted.
+    #[command(after_help = ENVIRONMENT)]
+    Check(Box<CheckArgs>),
     /// Queue builds and look at the queue.
     #[command(subcommand)]
     Queue(service::QueueCommand),
@@ -55,14 +80,21 @@ enum Command {
     Token(service::TokenCommand),
 }
 
+/// The colours chosen for this run (`--color`, else `CARGO_TERM_COLOR`).
+static COLOR: OnceLock<ColorChoice> = OnceLock::new();
+
+pub fn color() -> ColorChoice {
+    *COLOR.get_or_init(|| ColorChoice::resolve(None))
+}
+
 /// Limits and environment of sandboxed builds.
 #[derive(Args, Clone)]
 struct BuildArgs {
-    /// Memory limit of the build, swap included (e.g. 512M, 3G).
+    /// Memory limit of the build, swap included (e.g. 512M, 3G; at least 64M).
     #[arg(long, value_name = "SIZE", default_value = "3G", value_parser = parse_memory)]
     memory: u64,
     /// Time limit of each target's build (e.g. 20s, 15m).
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_timeout)]
     timeout: Duration,
     /// Disk the build may write, in its target directory (e.g. 500M, 10G); passing
     /// it ends the build as out-of-disk.
@@ -100,39 +132,70 @@ impl BuildArgs {
 
 #[derive(Args)]
 struct CheckArgs {
-    /// A package directory or a workspace root.
-    #[arg(default_value = ".")]
-    path: PathBuf,
+    /// A package directory (or any directory inside it, as cargo finds it), its
+    /// Cargo.toml, or a workspace root [default: .].
+    #[arg(value_name = "PATH", conflicts_with = "manifest_path")]
+    path: Option<PathBuf>,
+    /// Path to the Cargo.toml of the package or workspace, as for cargo.
+    #[arg(long, value_name = "PATH", value_parser = parse_manifest_path)]
+    manifest_path: Option<PathBuf>,
     /// Check every publishable member of the workspace.
     #[arg(long, conflicts_with = "package")]
     workspace: bool,
     /// Check these workspace members.
-    #[arg(short = 'p', long = "package", value_name = "NAME")]
+    #[arg(short = 'p', long = "package", value_name = "NAME", value_parser = parse_crate_name)]
     package: Vec<String>,
-    /// With --workspace: members of a stage built at once.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    /// With --workspace or -p: members of a stage built at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     jobs: u16,
-    /// Build for these targets instead of the metadata's (the first is the default).
-    #[arg(long = "target", value_name = "TRIPLE")]
+    /// Build for these targets instead of the metadata's (the first is the default);
+    /// each must be one `rustc --print target-list` knows.
+    #[arg(long = "target", value_name = "TRIPLE", value_parser = parse_target)]
     targets: Vec<String>,
-    /// One JSON object per checked crate on stdout, and nothing else.
+    /// Make rustdoc's warnings errors, exactly as RUSTDOCFLAGS="-D warnings" does
+    /// (docs.rs accepts warnings).
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Print one JSON object per checked crate on stdout, and nothing else there.
     #[arg(long)]
     json: bool,
+    /// Stream the build log (the sandboxed command and its output) to stderr.
+    #[arg(short, long, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Print only the final lines: no progress, warnings or errors.
+    #[arg(short, long)]
+    quiet: bool,
     #[command(flatten)]
     build: BuildArgs,
     /// Build the directory as it is, not what `cargo package` would publish.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["workspace", "package"])]
     no_package: bool,
-    /// Copy the docs into this directory.
-    #[arg(long, value_name = "DIR")]
+    /// Copy the docs into this directory (made if missing).
+    #[arg(long, value_name = "DIR", value_parser = parse_out_dir)]
     out: Option<PathBuf>,
     /// Open the docs in a browser after a successful build.
     #[arg(long)]
     open: bool,
 }
 
+/// Below this, no rustdoc run fits (a tiny crate takes about 100 MiB).
+const MIN_MEMORY: u64 = 64 << 20;
+
 fn parse_memory(text: &str) -> Result<u64, String> {
-    parse_size(text).map_err(|e| e.to_string())
+    let bytes = parse_size(text).map_err(|e| e.to_string())?;
+    if bytes < MIN_MEMORY {
+        let unitless = text.trim().chars().all(|c| c.is_ascii_digit() || c == '.');
+        let hint = if unitless {
+            format!(": `{text}` is {bytes} bytes; give a unit, such as {text}G")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "a memory limit below {} MiB is too small for any build{hint}",
+            MIN_MEMORY >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 fn parse_disk(text: &str) -> Result<u64, String> {
@@ -145,6 +208,24 @@ fn parse_disk(text: &str) -> Result<u64, String> {
         ));
     }
     Ok(bytes)
+}
+
+/// A duration such as `90s` or `15m`; zero is refused.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration `{text}`: {e} (e.g. 30s, 15m, 1h)"))?;
+    if duration.is_zero() {
+        return Err("a duration must be longer than zero".to_string());
+    }
+    Ok(duration)
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout < Duration::from_secs(1) {
+        return Err("a time limit below 1s ends every build at once".to_string());
+    }
+    Ok(timeout)
 }
 
 fn parse_cpus(text: &str) -> Result<f64, String> {
@@ -160,8 +241,58 @@ fn parse_cpus(text: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_crate_name(text: &str) -> Result<String, String> {
+    CrateName::new(text)
+        .map(|name| name.as_str().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A target's syntax; whether the toolchain knows it is checked before the build.
+fn parse_target(text: &str) -> Result<String, String> {
+    if is_target_triple(text) {
+        Ok(text.to_string())
+    } else {
+        Err("expected a target triple such as x86_64-unknown-linux-gnu".to_string())
+    }
+}
+
+/// `--manifest-path`: an existing file named `Cargo.toml`, as cargo requires.
+fn parse_manifest_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if path.file_name() != Some("Cargo.toml".as_ref()) {
+        return Err("the manifest path must be a path to a Cargo.toml file".to_string());
+    }
+    if !path.is_file() {
+        return Err(format!("manifest path `{text}` does not exist"));
+    }
+    Ok(path)
+}
+
+/// `--out`: a directory, or a path where one can be made (its nearest existing
+/// ancestor is a directory).
+fn parse_out_dir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    let existing = path
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| a.symlink_metadata().is_ok())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    if existing == path && !path.is_dir() {
+        return Err(format!("`{text}` is a file, not a directory"));
+    }
+    if !existing.is_dir() {
+        return Err(format!(
+            "`{}` is a file, so no directory can be made below it",
+            existing.display()
+        ));
+    }
+    Ok(path)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = COLOR.set(ColorChoice::resolve(cli.color));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -172,12 +303,14 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(Outcome::InfrastructureError.exit_code() as u8);
+            return output::fail(
+                Outcome::InfrastructureError,
+                &format!("cannot start the async runtime: {error}"),
+            );
         }
     };
     match cli.command {
-        Command::Check(args) => runtime.block_on(check(args)),
+        Command::Check(args) => runtime.block_on(check(*args)),
         Command::Queue(command) => runtime.block_on(service::queue(
             command,
             cli.data_dir.as_deref(),
@@ -304,26 +437,46 @@ impl Shutdown {
     }
 }
 
-fn print_reports(reports: &[CrateReport], json: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    for report in reports {
-        if json {
-            serde_json::to_writer(&mut stdout, report)?;
-            writeln!(stdout)?;
-        } else {
-            writeln!(stdout, "{}", display::summary_line(report))?;
-        }
+/// Arguments that need the toolchain to be judged, before anything is built:
+/// each `--target` must be one the toolchain's rustc knows. A toolchain that cannot
+/// be found is left to the check, which reports it as its outcome.
+async fn validate_targets(toolchain: Option<&str>, targets: &[String]) -> Result<(), ExitCode> {
+    if targets.is_empty() {
+        return Ok(());
     }
-    stdout.flush()
+    let Ok(toolchain) = Toolchain::resolve(toolchain).await else {
+        return Ok(());
+    };
+    let Ok(known) = toolchain.target_list().await else {
+        return Ok(());
+    };
+    match targets.iter().find(|target| !known.contains(target)) {
+        Some(unknown) => Err(output::fail(
+            Outcome::InvalidInput,
+            &format!(
+                "invalid value '{unknown}' for '--target <TRIPLE>': not a target of toolchain \
+                 `{}` (see `rustc --print target-list`)",
+                toolchain.display_name()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 async fn check(args: CheckArgs) -> ExitCode {
+    if let Err(code) = validate_targets(args.build.toolchain.as_deref(), &args.targets).await {
+        return code;
+    }
     let shutdown = Shutdown::listen(None);
     let cancel = shutdown.token();
+    let path = args
+        .manifest_path
+        .clone()
+        .or_else(|| args.path.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
 
     let options = CheckOptions {
-        path: args.path.clone(),
+        path,
         mode: if args.no_package {
             SourceMode::AsIs
         } else {
@@ -341,61 +494,79 @@ async fn check(args: CheckArgs) -> ExitCode {
         packaged: None,
         dependencies: Vec::new(),
         workspace_members: Vec::new(),
+        deny_warnings: args.deny_warnings,
     };
-    let display = display::Display::new(args.json);
+    let verbosity = if args.quiet {
+        Verbosity::Quiet
+    } else if args.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let display = Arc::new(Display::new(args.json, verbosity));
     let cache = CacheDirs::from_env();
-    let reports = if args.workspace || !args.package.is_empty() {
+    let several = args.workspace || !args.package.is_empty();
+    let (reports, skipped) = if several {
         let selection = if args.workspace {
             Selection::All
         } else {
             Selection::Packages(args.package.clone())
         };
-        let checked = if args.no_package {
-            Err(Failure::new(
-                Outcome::InvalidInput,
-                "--no-package does not go with --workspace or -p: members are built from their packages",
-            ))
-        } else {
-            check_workspace(
-                &options,
-                &selection,
-                usize::from(args.jobs),
-                &cache,
-                &display,
-                &cancel,
-            )
-            .await
-            .map_err(Failure::from)
-        };
+        let checked = check_workspace(
+            &options,
+            &selection,
+            usize::from(args.jobs),
+            &cache,
+            display.clone(),
+            &cancel,
+        )
+        .await
+        .map_err(Failure::from);
         display.finish();
         match checked {
-            Ok(workspace) => {
-                for skipped in &workspace.skipped {
-                    display::skipped(&skipped.name, &skipped.reason, args.json);
-                }
-                workspace.reports
-            }
-            Err(failure) => vec![CrateReport::from(failure)],
+            Ok(workspace) => (workspace.reports, workspace.skipped),
+            Err(failure) => (vec![CrateReport::from(failure)], Vec::new()),
         }
     } else {
-        let report = docbuild_builder::check(&options, &cache, &display, &cancel).await;
+        let report = docbuild_builder::check(&options, &cache, display.as_ref(), &cancel).await;
         display.finish();
-        vec![report]
+        (vec![report], Vec::new())
     };
 
-    if let Err(error) = print_reports(&reports, args.json) {
-        // A closed pipe (`| head`) is the reader's choice, not a failure to report.
-        if error.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: cannot write the results: {error}");
+    // Builds stopped by Ctrl-C (or SIGTERM) have no outcome of their own: they are
+    // left out, and the exit code says how the command ended.
+    let signal = shutdown.signal();
+    let (shown, interrupted): (Vec<&CrateReport>, Vec<&CrateReport>) = reports
+        .iter()
+        .partition(|report| signal.is_none() || !report.interrupted);
+    let written = if args.json {
+        // Stdout holds reports only; members left out are named on stderr.
+        for member in &skipped {
+            output::err(&format!(
+                "docbuild: skipped {} ({})",
+                member.name, member.reason
+            ));
         }
+        print_json(&shown)
+    } else {
+        print_text(&shown, &skipped, several, verbosity)
+    };
+    if let Err(error) = written
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+        output::err(&format!("error: cannot write the results: {error}"));
+    }
+    if let Some(signal) = signal {
+        if !interrupted.is_empty() || reports.is_empty() {
+            output::err("docbuild: interrupted");
+        }
+        return ExitCode::from(signal.exit_code());
     }
     if args.open
         && let Some(docs) = reports.first().and_then(CrateReport::docs)
     {
         display::open_in_browser(docs);
-    }
-    if let Some(signal) = shutdown.signal() {
-        return ExitCode::from(signal.exit_code());
     }
     let worst = reports
         .iter()
@@ -403,4 +574,72 @@ async fn check(args: CheckArgs) -> ExitCode {
         .max()
         .unwrap_or(Outcome::Success);
     ExitCode::from(worst.exit_code() as u8)
+}
+
+fn print_json(reports: &[&CrateReport]) -> std::io::Result<()> {
+    for report in reports {
+        let line = serde_json::to_string(report).map_err(std::io::Error::other)?;
+        output::out(&line)?;
+    }
+    Ok(())
+}
+
+/// Each crate's warnings and errors on stderr (unless `-q`), its final line on
+/// stdout; after several crates, the skipped members and a summary line.
+fn print_text(
+    reports: &[&CrateReport],
+    skipped: &[docbuild_builder::workspace::Skipped],
+    several: bool,
+    verbosity: Verbosity,
+) -> std::io::Result<()> {
+    let (out_paint, err_paint) = (color().stdout(), color().stderr());
+    let paths = Paths::from_env();
+    for member in skipped {
+        output::out(&display::skipped_line(member, out_paint))?;
+    }
+    for report in reports {
+        if verbosity != Verbosity::Quiet {
+            let diagnostics = display::diagnostics(report, &paths, err_paint);
+            if !diagnostics.is_empty() {
+                output::err(&format!("{}\n", diagnostics.join("\n\n")));
+            }
+        }
+        output::out(&display::summary_line(report, &paths, out_paint))?;
+    }
+    if several {
+        output::out(&display::totals_line(reports, skipped, out_paint))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_argument_has_a_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "docbuild", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

@@ -27,17 +27,21 @@ pub enum QueueCommand {
         /// The registry of NAME@VERSION, as cargo names it [default: crates-io].
         #[arg(long, value_name = "NAME")]
         registry: Option<String>,
+        /// Print {"id": N} instead of the id alone.
         #[arg(long)]
         json: bool,
     },
     /// List the jobs, newest first.
     List {
+        /// Print one JSON object per job.
         #[arg(long)]
         json: bool,
     },
     /// Show one job.
     Show {
+        /// The job's id, as `queue add` and `queue list` print it.
         id: i64,
+        /// Print the job as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -68,10 +72,7 @@ fn open(data_dir: Option<&Path>, config: Option<&Path>) -> Result<Service, ExitC
     Service::open(data, config).map_err(|e| fail(Outcome::InfrastructureError, &e))
 }
 
-fn fail(outcome: Outcome, error: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("error: {error}");
-    ExitCode::from(outcome.exit_code() as u8)
-}
+use crate::output::{self, fail};
 
 fn report_failure(failure: &Failure) -> ExitCode {
     fail(failure.outcome, &failure.message)
@@ -94,25 +95,22 @@ pub async fn queue(
         } => {
             let added = add(&service, &what, registry.as_deref()).await;
             match added {
-                Ok(id) if json => println!("{}", serde_json::json!({ "id": id })),
-                Ok(id) => println!("{id}"),
-                Err(failure) => return report_failure(&failure),
+                Ok(id) if json => {
+                    output::finish(output::out(&serde_json::json!({ "id": id }).to_string()))
+                }
+                Ok(id) => output::finish(output::out(&id.to_string())),
+                Err(failure) => report_failure(&failure),
             }
         }
         QueueCommand::List { json } => match service.queue.jobs() {
-            Ok(jobs) => {
-                for job in jobs {
-                    print_job(&job, json);
-                }
-            }
-            Err(error) => return fail(Outcome::InfrastructureError, &error),
+            Ok(jobs) => output::finish(jobs.iter().try_for_each(|job| print_job(job, json))),
+            Err(error) => fail(Outcome::InfrastructureError, &error),
         },
         QueueCommand::Show { id, json } => match service.queue.job(id) {
-            Ok(job) => print_job(&job, json),
-            Err(error) => return fail(Outcome::InvalidInput, &error),
+            Ok(job) => output::finish(print_job(&job, json)),
+            Err(error) => fail(Outcome::InvalidInput, &error),
         },
     }
-    ExitCode::SUCCESS
 }
 
 async fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<i64, Failure> {
@@ -142,22 +140,19 @@ async fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<i6
     service.enqueue_registry(&registry, &krate)
 }
 
-fn print_job(job: &Job, json: bool) {
+fn print_job(job: &Job, json: bool) -> std::io::Result<()> {
     if json {
-        if let Ok(line) = serde_json::to_string(job) {
-            println!("{line}");
-        }
-        return;
+        return output::out(&serde_json::to_string(job).map_err(std::io::Error::other)?);
     }
     let outcome = job.outcome.as_deref().unwrap_or("-");
     let status = serde_json::to_value(job.status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    println!(
+    output::out(&format!(
         "{:>6}  {:<8} {:<21} {} {}@{}",
         job.id, status, outcome, job.registry, job.name, job.version
-    );
+    ))
 }
 
 pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
@@ -236,7 +231,8 @@ pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Pat
         match pass {
             Ok(queued) => {
                 for version in queued {
-                    println!("queued {version}");
+                    // A reader that went away does not stop the watch.
+                    let _ = output::out(&format!("queued {version}"));
                 }
             }
             Err(WatchError::Cancelled) => return stopped(&shutdown),
@@ -289,7 +285,7 @@ fn watched_registry(service: &Service, name: &str) -> Result<WatchedRegistry, Fa
 #[derive(Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:3000")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
     listen: std::net::SocketAddr,
     /// Also run workers in this process, so that one command gives a whole service.
     #[arg(long)]
@@ -328,7 +324,7 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
         };
         workers = Some(tokio::spawn(run_workers(service, options, cancel.clone())));
     }
-    eprintln!("docbuild: serving on http://{}", args.listen);
+    output::err(&format!("docbuild: serving on http://{}", args.listen));
     let served = tokio::select! {
         served = docbuild_server::serve(state, args.listen) => Some(served),
         _ = cancel.cancelled() => None,
@@ -352,18 +348,25 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
 pub enum TokenCommand {
     /// Make a token; prints it alone (it is not shown again).
     Create {
+        /// What the token allows: read reads, publish also queues builds, admin
+        /// also rebuilds and deletes.
         #[arg(long, value_parser = ["read", "publish", "admin"])]
         scope: String,
+        /// Print {"id", "token", "scope"} instead of the token alone.
         #[arg(long)]
         json: bool,
     },
     /// List tokens in force (ids and scopes, never the secrets).
     List {
+        /// Print one JSON object per token.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token.
-    Revoke { id: i64 },
+    Revoke {
+        /// The token's id, as `token list` prints it.
+        id: i64,
+    },
 }
 
 pub fn token(command: TokenCommand, data_dir: Option<&Path>) -> ExitCode {
@@ -378,28 +381,24 @@ pub fn token(command: TokenCommand, data_dir: Option<&Path>) -> ExitCode {
                 return fail(Outcome::InvalidInput, &"unknown scope");
             };
             match tokens.create(scope) {
-                Ok(new) if json => println!("{}", serde_json::json!(new)),
-                Ok(new) => println!("{}", new.token),
-                Err(error) => return fail(Outcome::InfrastructureError, &error),
+                Ok(new) if json => output::finish(output::out(&serde_json::json!(new).to_string())),
+                Ok(new) => output::finish(output::out(&new.token)),
+                Err(error) => fail(Outcome::InfrastructureError, &error),
             }
         }
         TokenCommand::List { json } => match tokens.list() {
-            Ok(list) => {
-                for token in list {
-                    if json {
-                        println!("{}", serde_json::json!(token));
-                    } else {
-                        println!("{:>4}  {:?}", token.id, token.scope);
-                    }
+            Ok(list) => output::finish(list.iter().try_for_each(|token| {
+                if json {
+                    output::out(&serde_json::json!(token).to_string())
+                } else {
+                    output::out(&format!("{:>4}  {:?}", token.id, token.scope))
                 }
-            }
-            Err(error) => return fail(Outcome::InfrastructureError, &error),
+            })),
+            Err(error) => fail(Outcome::InfrastructureError, &error),
         },
-        TokenCommand::Revoke { id } => {
-            if let Err(error) = tokens.revoke(id) {
-                return fail(Outcome::InvalidInput, &error);
-            }
-        }
+        TokenCommand::Revoke { id } => match tokens.revoke(id) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(error) => fail(Outcome::InvalidInput, &error),
+        },
     }
-    ExitCode::SUCCESS
 }

@@ -299,6 +299,51 @@ fn ctrl_c_removes_the_container() {
     let status = child.0.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert_eq!(containers_of(&log), "", "the container was removed");
+    // An interrupted build has no outcome of its own: no report claims one.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(!stdout.contains("infrastructure-error"), "{stdout}");
+    assert_eq!(stdout, "", "nothing was checked to the end");
+}
+
+#[test]
+fn ctrl_c_of_a_text_check_says_interrupted() {
+    let (_dir, path) = fixture("never-ends");
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_docbuild"))
+            .args(["check", path.to_str().unwrap()])
+            .env("DOCBUILD_CACHE_DIR", cache.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        assert!(started.elapsed().as_secs() < 300, "the build never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Some(log) = only_log_in(cache.path())
+            && !containers_of(&log).is_empty()
+        {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(!stdout.contains("infrastructure-error"), "{stdout}");
+    assert!(stderr.contains("docbuild: interrupted"), "{stderr}");
 }
 
 #[test]

@@ -145,11 +145,15 @@ fn human_output_names_stages_and_skipped_members() {
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(lines[0], "skipped: internal (publish = false)");
     assert!(
         lines[1].starts_with("stage 2: success: middle 0.1.0: docs built (docs: "),
         "{stdout}"
+    );
+    assert_eq!(
+        lines[2],
+        "summary: 1 crate checked: 1 success; 1 skipped (internal)"
     );
 }
 
@@ -171,9 +175,14 @@ fn selected_members_build_against_their_packaged_dependencies() {
             .contains("no-such-member")
     );
 
-    let (code, reports, _) = check(&root, &["--workspace", "--no-package"]);
+    // Refused as a bad argument, before anything is built.
+    let (code, reports, stderr) = check(&root, &["--workspace", "--no-package"]);
     assert_eq!(code, 2);
-    assert_eq!(reports[0]["outcome"], "invalid-input");
+    assert!(reports.is_empty(), "{reports:#?}");
+    assert!(
+        stderr.starts_with("error: the argument '--workspace' cannot be used with '--no-package'"),
+        "{stderr}"
+    );
 }
 
 #[test]

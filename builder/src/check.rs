@@ -15,7 +15,7 @@ use crate::error::BuildError;
 use crate::execute::{BuildEnvironment, TargetRun, append_to_log, build_target};
 use crate::host_cargo::{HostCargo, Registries};
 use crate::metadata::{DocsRsMetadata, is_target_triple};
-use crate::outcome::{CrateReport, Outcome, TargetReport};
+use crate::outcome::{CrateReport, ErrorDetail, Outcome, TargetReport};
 use crate::plan::{BuildPlan, InvocationOptions};
 use crate::prepare::{
     InputError, LocalPackage, PackagedDependency, PreparedSource, SourceMode,
@@ -55,6 +55,8 @@ pub struct CheckOptions {
     /// Every member of the package's workspace, whose registry entries in the
     /// package's lockfile are resolved again (see [`crate::prepare::unlock_members`]).
     pub workspace_members: Vec<String>,
+    /// rustdoc's warnings are errors, as with `RUSTDOCFLAGS="-D warnings"`.
+    pub deny_warnings: bool,
 }
 
 /// Where docbuild keeps its state on this machine.
@@ -126,7 +128,10 @@ impl CacheDirs {
 
 /// Progress messages for a display.
 pub trait Progress: Send + Sync {
+    /// What the check does now ("fetching dependencies").
     fn step(&self, message: &str);
+    /// A line the build log gets (the sandboxed command and its output).
+    fn log(&self, _line: &str) {}
 }
 
 impl<F: Fn(&str) + Send + Sync> Progress for F {
@@ -151,6 +156,8 @@ pub async fn check(
             let _ = append_to_log(log, &format!("[docbuild] {}: {error}", error.outcome()));
         }
     }
+    // Stopped from outside: the outcome (an infrastructure error) is not the crate's.
+    report.interrupted = cancel.is_cancelled() && report.outcome == Outcome::InfrastructureError;
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
 }
@@ -169,6 +176,16 @@ async fn run_check(
     }
     let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await?;
     report.toolchain = Some(toolchain.version.clone());
+    if !options.targets.is_empty() {
+        let known = toolchain.target_list().await?;
+        if let Some(unknown) = options.targets.iter().find(|t| !known.contains(t)) {
+            return Err(InputError::UnknownTarget {
+                target: unknown.clone(),
+                toolchain: toolchain.display_name(),
+            }
+            .into());
+        }
+    }
     let cargo_home = cache.cargo_home();
     tokio::fs::create_dir_all(&cargo_home)
         .await
@@ -185,13 +202,20 @@ async fn run_check(
     report.name = Some(package.name().to_string());
     report.version = Some(package.version());
     report.features = package.features.clone();
+    report.package_dir = Some(package.dir.clone());
 
     // plan
     let plan = plan_build(&package, options, &toolchain)?;
     report.default_target = Some(plan.default_target.clone());
+    report.warnings = plan
+        .metadata
+        .unknown_keys
+        .iter()
+        .map(|key| unknown_key_warning(key, &package))
+        .collect();
     let lib_name = package.lib_name.clone().ok_or(BuildError::NoLibrary)?;
     if !toolchain.has_target(&plan.default_target) {
-        return Err(BuildError::MissingStd(plan.default_target.clone()));
+        return Err(BuildError::missing_std(&plan.default_target, &toolchain));
     }
 
     // prepare
@@ -324,6 +348,7 @@ async fn build_in(
         invocation: InvocationOptions {
             jobs: Some(options.limits.cpus.ceil().max(1.0) as u32),
             json_messages: true,
+            deny_warnings: options.deny_warnings,
             extern_map: options.extern_map.clone(),
             // Once published, these link to docs.rs like any crate from crates.io.
             extern_html_roots: options
@@ -338,6 +363,7 @@ async fn build_in(
                 .collect(),
         },
         cancel,
+        progress,
     };
     progress.step(&format!("documenting for {}", plan.default_target));
     let mut run = build_target(&env, plan, &plan.default_target, lib_name).await?;
@@ -358,6 +384,8 @@ async fn build_in(
     report.outcome = outcome;
     report.memory_peak_bytes = run.report.memory_peak_bytes;
     report.errors = run.errors.clone();
+    report.warnings.extend(run.warnings.iter().cloned());
+    report.omitted = run.omitted;
     report.message = if outcome == Outcome::Success {
         "docs built".to_string()
     } else {
@@ -456,7 +484,7 @@ async fn build_other_targets(
                 outcome: Outcome::InfrastructureError,
                 duration_ms: 0,
                 docs: None,
-                message: Some(BuildError::MissingStd(target.clone()).to_string()),
+                message: Some(BuildError::missing_std(target, toolchain).to_string()),
             });
             continue;
         }
@@ -478,13 +506,46 @@ async fn build_other_targets(
             }),
         }
     }
-    let failed = report
+    let failed: Vec<String> = report
         .targets
         .iter()
         .filter(|t| t.outcome != Outcome::Success)
-        .count();
-    if failed > 0 {
-        report.message = format!("docs built; {failed} other target(s) failed");
+        .map(|t| match &t.message {
+            Some(why) => format!("{} ({why})", t.target),
+            None => format!("{} ({})", t.target, t.outcome),
+        })
+        .collect();
+    report.message = match failed.len() {
+        0 => return,
+        1 => format!("docs built; 1 other target failed: {}", failed[0]),
+        n => format!(
+            "docs built; {n} other targets failed: {}",
+            failed.join("; ")
+        ),
+    };
+}
+
+/// docs.rs ignores keys it does not know; a typo (`all-feature`) would pass unseen,
+/// so each is named in a warning, with the key meant when one is close.
+fn unknown_key_warning(key: &str, package: &LocalPackage) -> ErrorDetail {
+    let suggestion = crate::metadata::closest_key(key)
+        .map(|known| format!(" (did you mean `{known}`?)"))
+        .unwrap_or_default();
+    let message = format!(
+        "unknown key `{key}` in [package.metadata.docs.rs]: docs.rs ignores it{suggestion}"
+    );
+    let manifest = package
+        .manifest
+        .strip_prefix(&package.dir)
+        .unwrap_or(&package.manifest)
+        .display()
+        .to_string();
+    ErrorDetail {
+        rendered: Some(format!("warning: {message}\n --> {manifest}")),
+        message,
+        file: Some(manifest),
+        line: None,
+        lint: None,
     }
 }
 

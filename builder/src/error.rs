@@ -22,9 +22,14 @@ pub enum BuildError {
     #[error("no library target")]
     NoLibrary,
     #[error(
-        "the standard library for target `{0}` is not installed for this toolchain (rustup target add {0})"
+        "the standard library for target `{target}` is not installed for toolchain `{toolchain}` ({remedy})"
     )]
-    MissingStd(String),
+    MissingStd {
+        target: String,
+        toolchain: String,
+        /// The command that installs it.
+        remedy: String,
+    },
     #[error(transparent)]
     HostCargo(#[from] HostCargoError),
     #[error("refused the crate archive: {0}")]
@@ -57,7 +62,7 @@ impl BuildError {
             BuildError::Toolchain(ToolchainError::NotInstalled(_)) => InvalidInput,
             BuildError::Toolchain(ToolchainError::Rustc(_)) => InfrastructureError,
             BuildError::NoLibrary | BuildError::Unpack(_) => BuildFailed,
-            BuildError::MissingStd(_) => InfrastructureError,
+            BuildError::MissingStd { .. } => InfrastructureError,
             BuildError::HostCargo(error) => match error.failure {
                 HostFailure::Crate => BuildFailed,
                 HostFailure::Infrastructure | HostFailure::Cancelled => InfrastructureError,
@@ -70,6 +75,20 @@ impl BuildError {
                 InfrastructureError
             }
             BuildError::Disk(_) | BuildError::Cancelled => InfrastructureError,
+        }
+    }
+
+    /// `target`'s standard library is not installed for `toolchain`: names the
+    /// toolchain builds use and the `rustup` command for exactly that one.
+    pub fn missing_std(target: &str, toolchain: &crate::toolchain::Toolchain) -> Self {
+        let remedy = match toolchain.rustup_name() {
+            Some(name) => format!("rustup target add --toolchain {name} {target}"),
+            None => format!("install the standard library for `{target}` for this rustc"),
+        };
+        BuildError::MissingStd {
+            target: target.to_string(),
+            toolchain: toolchain.display_name(),
+            remedy,
         }
     }
 

@@ -4,23 +4,28 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cargo_metadata::Message;
-use cargo_metadata::diagnostic::DiagnosticLevel;
+use cargo_metadata::diagnostic::{Diagnostic, DiagnosticLevel};
 use docbuild_sandbox::{
     Bind, OutputLine, RunReport, RunSpec, Sandbox, SandboxError, SandboxImage, SandboxLimits,
     StdStream,
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::check::Progress;
 use crate::copy::{checked_dir, remove_below};
 use crate::error::BuildError;
-use crate::outcome::{ErrorDetail, Outcome};
+use crate::outcome::{ErrorDetail, Omitted, Outcome};
 use crate::plan::{BuildPlan, InvocationOptions};
 use crate::toolchain::Toolchain;
 
-/// Errors kept per build: a crate chooses what its build prints, so neither their
-/// number nor their size may grow without bound in memory.
+/// Errors and warnings kept per build: a crate chooses what its build prints, so
+/// neither their number nor their size may grow without bound in memory. The log has
+/// them all.
 const MAX_ERRORS: usize = 50;
+const MAX_WARNINGS: usize = 50;
 const MAX_ERROR_TEXT: usize = 2000;
+/// rustc's rendered text of one diagnostic: the message and its source snippet.
+const MAX_RENDERED_TEXT: usize = 4000;
 
 /// Everything a sandboxed build needs besides the plan.
 pub struct BuildEnvironment<'a> {
@@ -37,6 +42,8 @@ pub struct BuildEnvironment<'a> {
     pub env: Vec<(String, String)>,
     pub invocation: InvocationOptions,
     pub cancel: &'a CancellationToken,
+    /// Sees every line the build log gets (`check -v`).
+    pub progress: &'a dyn Progress,
 }
 
 /// The result of one target's build.
@@ -44,6 +51,10 @@ pub struct BuildEnvironment<'a> {
 pub struct TargetRun {
     pub report: RunReport,
     pub errors: Vec<ErrorDetail>,
+    /// rustdoc's warnings about the documented library.
+    pub warnings: Vec<ErrorDetail>,
+    /// Errors and warnings past the caps.
+    pub omitted: Omitted,
     /// cargo's own error line when there was no compiler error (a failing build
     /// script, an unresolvable offline dependency), for the message only.
     pub cargo_error: Option<String>,
@@ -88,7 +99,12 @@ impl TargetRun {
             _ if self.report.cancelled => "the build was cancelled".to_string(),
             _ => {
                 if let Some(error) = self.errors.first() {
-                    format!("rustdoc failed: {error}")
+                    let more = self.errors.len() - 1 + self.omitted.errors;
+                    match more {
+                        0 => format!("rustdoc failed: {error}"),
+                        1 => format!("rustdoc failed: {error} and 1 more error"),
+                        n => format!("rustdoc failed: {error} and {n} more errors"),
+                    }
                 } else if let Some(error) = &self.cargo_error {
                     format!("cargo failed: {error}")
                 } else if self.report.exit_code == Some(0) {
@@ -158,7 +174,9 @@ pub async fn build_target(
     // Shell-quoted, so that the command can be replayed by hand.
     let quoted =
         shlex::try_join(command.iter().map(String::as_str)).unwrap_or_else(|_| command.join(" "));
-    append_to_log(env.log_path, &format!("[docbuild] {target}: {quoted}"))?;
+    let started = format!("[docbuild] {target}: {quoted}");
+    append_to_log(env.log_path, &started)?;
+    env.progress.log(&started);
     let spec = RunSpec {
         image: env.image.clone(),
         command,
@@ -176,9 +194,11 @@ pub async fn build_target(
     };
 
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut omitted = Omitted::default();
     let mut cargo_error = None;
     let mut filter = |line: OutputLine<'_>| -> Option<String> {
-        match line.stream {
+        let logged = match line.stream {
             StdStream::Stderr => {
                 if cargo_error.is_none() && line.text.starts_with("error") {
                     cargo_error = Some(capped(line.text, MAX_ERROR_TEXT));
@@ -187,11 +207,20 @@ pub async fn build_target(
             }
             StdStream::Stdout => match serde_json::from_str::<Message>(line.text) {
                 Ok(Message::CompilerMessage(message)) => {
+                    let of_library = documents(&message.target, lib_name);
                     let diagnostic = message.message;
-                    if errors.len() < MAX_ERRORS
-                        && let Some(error) = error_detail(&diagnostic)
-                    {
-                        errors.push(error);
+                    if let Some(error) = error_detail(&diagnostic) {
+                        if errors.len() < MAX_ERRORS {
+                            errors.push(error);
+                        } else {
+                            omitted.errors += 1;
+                        }
+                    } else if of_library && let Some(warning) = warning_detail(&diagnostic) {
+                        if warnings.len() < MAX_WARNINGS {
+                            warnings.push(warning);
+                        } else {
+                            omitted.warnings += 1;
+                        }
                     }
                     Some(diagnostic.rendered.unwrap_or(diagnostic.message))
                 }
@@ -199,7 +228,11 @@ pub async fn build_target(
                 Ok(_) => None,
                 Err(_) => Some(line.text.to_string()),
             },
+        };
+        if let Some(text) = &logged {
+            env.progress.log(text.trim_end_matches('\n'));
         }
+        logged
     };
     let report = env.sandbox.run(&spec, &mut filter, env.cancel).await?;
     // The container is gone: nothing changes the target directory while it is read.
@@ -218,6 +251,8 @@ pub async fn build_target(
     Ok(TargetRun {
         report,
         errors,
+        warnings,
+        omitted,
         cargo_error,
         docs,
         out_of_disk: false,
@@ -236,9 +271,15 @@ fn capped(text: &str, max: usize) -> String {
     format!("{}…", &text[..cut])
 }
 
+/// Whether a compiler message is about the library being documented (rustdoc on its
+/// sources), not a dependency or its build script.
+fn documents(target: &cargo_metadata::Target, lib_name: &str) -> bool {
+    !target.is_custom_build() && target.name.replace('-', "_") == lib_name
+}
+
 /// An error-level diagnostic with its primary location. The closing "aborting due to
 /// N previous errors" summary carries no location and no news, so it is skipped.
-fn error_detail(diagnostic: &cargo_metadata::diagnostic::Diagnostic) -> Option<ErrorDetail> {
+fn error_detail(diagnostic: &Diagnostic) -> Option<ErrorDetail> {
     if !matches!(
         diagnostic.level,
         DiagnosticLevel::Error | DiagnosticLevel::Ice
@@ -249,11 +290,45 @@ fn error_detail(diagnostic: &cargo_metadata::diagnostic::Diagnostic) -> Option<E
     if primary.is_none() && diagnostic.message.starts_with("aborting due to") {
         return None;
     }
-    Some(ErrorDetail {
+    Some(detail(diagnostic))
+}
+
+/// A warning-level diagnostic. The closing "N warnings emitted" summary is skipped.
+fn warning_detail(diagnostic: &Diagnostic) -> Option<ErrorDetail> {
+    if diagnostic.level != DiagnosticLevel::Warning {
+        return None;
+    }
+    let summary = diagnostic.spans.is_empty()
+        && (diagnostic.message.ends_with("warning emitted")
+            || diagnostic.message.ends_with("warnings emitted"));
+    (!summary).then(|| detail(diagnostic))
+}
+
+fn detail(diagnostic: &Diagnostic) -> ErrorDetail {
+    let primary = diagnostic.spans.iter().find(|span| span.is_primary);
+    ErrorDetail {
         message: capped(&diagnostic.message, MAX_ERROR_TEXT),
         file: primary.map(|span| capped(&span.file_name, MAX_ERROR_TEXT)),
         line: primary.map(|span| span.line_start),
-    })
+        lint: lint_name(diagnostic),
+        rendered: diagnostic
+            .rendered
+            .as_deref()
+            .map(|text| capped(text.trim_end(), MAX_RENDERED_TEXT)),
+    }
+}
+
+/// The lint a diagnostic names; rustc's error codes (`E0308`) are not lints.
+fn lint_name(diagnostic: &Diagnostic) -> Option<String> {
+    let code = &diagnostic.code.as_ref()?.code;
+    let error_code =
+        code.len() == 5 && code.starts_with('E') && code[1..].chars().all(|c| c.is_ascii_digit());
+    let plausible = !code.is_empty()
+        && code.len() <= 100
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
+    (!error_code && plausible).then(|| code.clone())
 }
 
 pub(crate) fn append_to_log(path: &Path, line: &str) -> Result<(), SandboxError> {

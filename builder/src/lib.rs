@@ -30,7 +30,7 @@ pub use check::{CacheDirs, CheckOptions, Progress, check};
 pub use error::BuildError;
 pub use identity::{CrateId, CrateName, CrateVersion, RegistryName};
 pub use metadata::{DocsRsMetadata, MetadataError};
-pub use outcome::{CrateReport, ErrorDetail, Failure, Outcome, TargetReport};
+pub use outcome::{CrateReport, ErrorDetail, Failure, Omitted, Outcome, TargetReport};
 pub use plan::{BuildPlan, InvocationOptions};
 pub use prepare::SourceMode;
 pub use toolchain::Toolchain;

@@ -1,8 +1,10 @@
 //! The `[package.metadata.docs.rs]` table, read with docs.rs's semantics.
 //!
 //! The table comes from `cargo metadata` (as JSON), so the manifest is parsed by cargo
-//! itself. Unknown keys are ignored, as docs.rs does; a known key of the wrong type is
-//! an error naming the key (docs.rs used to retry such builds silently).
+//! itself. Unknown keys are ignored, as docs.rs does, but named
+//! ([`DocsRsMetadata::unknown_keys`]) so that a typo does not pass unseen; a known key
+//! of the wrong type is an error naming the key (docs.rs used to retry such builds
+//! silently).
 
 use serde_json::{Map, Value};
 
@@ -21,6 +23,74 @@ pub struct DocsRsMetadata {
     pub rustc_args: Vec<String>,
     pub rustdoc_args: Vec<String>,
     pub cargo_args: Vec<String>,
+    /// Keys of the table docs.rs does not know (and ignores), at most
+    /// [`MAX_UNKNOWN_KEYS`], each shown safely (see [`shown_key`]).
+    pub unknown_keys: Vec<String>,
+}
+
+/// The keys docs.rs reads.
+pub const KNOWN_KEYS: [&str; 9] = [
+    "features",
+    "all-features",
+    "no-default-features",
+    "default-target",
+    "targets",
+    "additional-targets",
+    "rustc-args",
+    "rustdoc-args",
+    "cargo-args",
+];
+
+/// Unknown keys named at most; a crate chooses how many it has.
+pub const MAX_UNKNOWN_KEYS: usize = 20;
+
+/// A key as a message shows it: a plain key as it is, anything else quoted with its
+/// control characters escaped, and cut short.
+fn shown_key(key: &str) -> String {
+    let plain = key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if plain {
+        return key.to_string();
+    }
+    let cut: String = key.chars().take(64).collect();
+    let quoted = format!("{cut:?}");
+    if cut.len() < key.len() {
+        format!("{quoted}…")
+    } else {
+        quoted
+    }
+}
+
+/// The known key an unknown one most likely meant: one at most two edits away
+/// (`all-feature`, `default_target`).
+pub fn closest_key(unknown: &str) -> Option<&'static str> {
+    let normalized = unknown.replace('_', "-");
+    KNOWN_KEYS
+        .iter()
+        .map(|known| (edit_distance(&normalized, known), *known))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance, for short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len() > 64 || b.len() > 64 {
+        return usize::MAX;
+    }
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// A docs.rs metadata key with a value of the wrong type.
@@ -73,6 +143,12 @@ impl DocsRsMetadata {
             rustc_args: strings(table, "rustc-args")?.unwrap_or_default(),
             rustdoc_args: strings(table, "rustdoc-args")?.unwrap_or_default(),
             cargo_args: strings(table, "cargo-args")?.unwrap_or_default(),
+            unknown_keys: table
+                .keys()
+                .filter(|key| !KNOWN_KEYS.contains(&key.as_str()))
+                .take(MAX_UNKNOWN_KEYS)
+                .map(|key| shown_key(key))
+                .collect(),
         })
     }
 }
@@ -184,6 +260,7 @@ mod tests {
                 rustc_args: vec!["--example-rustc-arg".into()],
                 rustdoc_args: vec!["--example-rustdoc-arg".into()],
                 cargo_args: vec!["-Zbuild-std".into()],
+                unknown_keys: Vec::new(),
             }
         );
     }
@@ -236,9 +313,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_ignored() {
-        let metadata = parse(json!({"docs": {"rs": {"no-such-key": 3, "all-features": true}}}));
-        assert!(metadata.unwrap().all_features);
+    fn unknown_keys_are_ignored_but_named() {
+        let metadata =
+            parse(json!({"docs": {"rs": {"no-such-key": 3, "all-features": true}}})).unwrap();
+        assert!(metadata.all_features);
+        assert_eq!(metadata.unknown_keys, ["no-such-key"]);
+        let hostile = parse(json!({"docs": {"rs": {"a\u{1b}[2Jb": 1}}})).unwrap();
+        assert_eq!(hostile.unknown_keys, [r#""a\u{1b}[2Jb""#]);
+    }
+
+    #[test]
+    fn typos_find_the_key_meant() {
+        assert_eq!(closest_key("all-feature"), Some("all-features"));
+        assert_eq!(closest_key("default_target"), Some("default-target"));
+        assert_eq!(closest_key("rustdocargs"), Some("rustdoc-args"));
+        assert_eq!(closest_key("completely-else"), None);
     }
 
     #[test]

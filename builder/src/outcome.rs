@@ -72,12 +72,20 @@ impl From<Failure> for CrateReport {
     }
 }
 
-/// An error the compiler reported, from cargo's JSON messages.
+/// An error or a warning the compiler reported, from cargo's JSON messages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     pub message: String,
+    /// The primary span's file, relative to the package's root (as rustc names it).
     pub file: Option<String>,
     pub line: Option<usize>,
+    /// The lint that raised it, when one did (`rustdoc::broken_intra_doc_links`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint: Option<String>,
+    /// rustc's rendered text: the message with its source snippet, as cargo shows
+    /// it. For human output only; not part of the JSON report.
+    #[serde(default, skip_serializing)]
+    pub rendered: Option<String>,
 }
 
 impl std::fmt::Display for ErrorDetail {
@@ -112,6 +120,11 @@ pub struct CrateReport {
     pub default_target: Option<String>,
     pub targets: Vec<TargetReport>,
     pub errors: Vec<ErrorDetail>,
+    /// rustdoc's warnings for the default target (broken intra-doc links, invalid
+    /// HTML, …), and docbuild's own about the package's docs.rs metadata. They never
+    /// change the outcome.
+    #[serde(default)]
+    pub warnings: Vec<ErrorDetail>,
     pub message: String,
     pub log: Option<PathBuf>,
     pub duration_ms: u64,
@@ -130,6 +143,25 @@ pub struct CrateReport {
     /// Bytes of the stored docs (uncompressed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_size_bytes: Option<u64>,
+    /// Errors and warnings past the cap kept in `errors` and `warnings` (all of them
+    /// are in the log). For human output only.
+    #[serde(skip)]
+    pub omitted: Omitted,
+    /// The local package's directory, which `file`s are relative to. For human
+    /// output only.
+    #[serde(skip)]
+    pub package_dir: Option<PathBuf>,
+    /// The build was stopped by cancellation (Ctrl-C, a shutdown) before it ended:
+    /// its outcome says nothing about the crate.
+    #[serde(skip)]
+    pub interrupted: bool,
+}
+
+/// How many errors and warnings were not kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Omitted {
+    pub errors: usize,
+    pub warnings: usize,
 }
 
 impl CrateReport {
@@ -142,6 +174,7 @@ impl CrateReport {
             default_target: None,
             targets: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
             message: message.into(),
             log: None,
             duration_ms: 0,
@@ -151,6 +184,9 @@ impl CrateReport {
             stage: None,
             features: Default::default(),
             docs_size_bytes: None,
+            omitted: Omitted::default(),
+            package_dir: None,
+            interrupted: false,
         }
     }
 

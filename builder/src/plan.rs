@@ -25,6 +25,8 @@ pub struct InvocationOptions {
     pub jobs: Option<u32>,
     /// Ask cargo for JSON messages on stdout, from which error details are read.
     pub json_messages: bool,
+    /// rustdoc's warnings are errors (`-D warnings` in place of `--cap-lints warn`).
+    pub deny_warnings: bool,
     /// `doc.extern-map.registries.NAME` entries for private registries, so that their
     /// crates link to this server's docs (crates.io always links to docs.rs).
     pub extern_map: Vec<(String, String)>,
@@ -118,16 +120,15 @@ impl BuildPlan {
             rustdoc_flags.push("--extern-html-root-url".into());
             rustdoc_flags.push(format!("{lib_name}={}", url.replace("{target}", target)));
         }
-        rustdoc_flags.extend(
-            [
-                "-Z",
-                "unstable-options",
-                "--cap-lints",
-                "warn",
-                "--extern-html-root-takes-precedence",
-            ]
-            .map(String::from),
-        );
+        rustdoc_flags.extend(["-Z", "unstable-options"].map(String::from));
+        // docs.rs caps lints at `warn`, so that no lint fails a build. Denying
+        // warnings is `RUSTDOCFLAGS="-D warnings"`, which no cap may soften.
+        if options.deny_warnings {
+            rustdoc_flags.extend(["-D", "warnings"].map(String::from));
+        } else {
+            rustdoc_flags.extend(["--cap-lints", "warn"].map(String::from));
+        }
+        rustdoc_flags.push("--extern-html-root-takes-precedence".into());
         args.push("--config".into());
         args.push(format!("build.rustdocflags={}", toml_array(&rustdoc_flags)));
         args.extend(["--offline", "-Zunstable-options"].map(String::from));
@@ -484,6 +485,7 @@ mod tests {
                 "https://docs.example/{pkg_name}/{version}".into(),
             )],
             extern_html_roots: vec![("ws_a".into(), "https://docs.rs/ws-a/0.1.0/{target}".into())],
+            deny_warnings: false,
         };
         let args = plan(DocsRsMetadata::default()).cargo_args(HOST, &options);
         assert!(args.contains(&"-j2".to_string()));
@@ -501,5 +503,26 @@ mod tests {
             )),
             "{flags}"
         );
+    }
+
+    #[test]
+    fn denied_warnings_are_not_capped() {
+        let rustdoc_flags = |deny_warnings| {
+            let options = InvocationOptions {
+                deny_warnings,
+                ..Default::default()
+            };
+            plan(DocsRsMetadata::default())
+                .cargo_args(HOST, &options)
+                .into_iter()
+                .find(|a| a.starts_with("build.rustdocflags="))
+                .unwrap()
+        };
+        let capped = rustdoc_flags(false);
+        assert!(capped.contains(r#""--cap-lints", "warn""#), "{capped}");
+        assert!(!capped.contains("warnings"), "{capped}");
+        let denied = rustdoc_flags(true);
+        assert!(denied.contains(r#""-D", "warnings""#), "{denied}");
+        assert!(!denied.contains("--cap-lints"), "{denied}");
     }
 }

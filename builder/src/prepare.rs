@@ -46,8 +46,19 @@ pub struct LocalPackage {
 pub enum InputError {
     #[error("no such package directory or manifest: {0}")]
     NoSuchPath(PathBuf),
-    #[error("not a Cargo package: {0} has no Cargo.toml")]
+    #[error("could not find `Cargo.toml` in `{0}` or any parent directory")]
     NotAPackage(PathBuf),
+    #[error("the manifest path must be a path to a Cargo.toml file: {0}")]
+    NotAManifest(PathBuf),
+    #[error(
+        "`{name}` is not published ({reason}), so docs.rs never builds it; check it alone with `docbuild check {}`",
+        dir.display()
+    )]
+    NotPublished {
+        name: String,
+        reason: String,
+        dir: PathBuf,
+    },
     #[error("broken manifest {0}: {1}")]
     BrokenManifest(PathBuf, String),
     #[error("{0} is a workspace root without a package; use --workspace or -p NAME")]
@@ -62,6 +73,10 @@ pub enum InputError {
     NotAMember(String, PathBuf),
     #[error("invalid target `{0}`: expected a target triple such as x86_64-unknown-linux-gnu")]
     Target(String),
+    #[error(
+        "unknown target `{target}`: toolchain `{toolchain}` does not know it (see `rustc --print target-list`)"
+    )]
+    UnknownTarget { target: String, toolchain: String },
     #[error("{0}")]
     Metadata(#[from] crate::metadata::MetadataError),
 }
@@ -79,20 +94,11 @@ impl LocalPackage {
     /// metadata --no-deps`, which validates the manifest and runs nothing from the
     /// crate, and checks that nothing it would package lies outside its project.
     pub async fn locate(path: &Path, cargo: &HostCargo) -> Result<Self, BuildError> {
-        let found = std::fs::canonicalize(path).map_err(|_| InputError::NoSuchPath(path.into()))?;
-        let dir = if found.is_dir() {
-            found
-        } else if found.file_name() == Some("Cargo.toml".as_ref())
-            && let Some(parent) = found.parent()
-        {
-            parent.to_path_buf()
-        } else {
-            return Err(InputError::NoSuchPath(path.into()).into());
-        };
-        let manifest = dir.join("Cargo.toml");
-        if !manifest.is_file() {
-            return Err(InputError::NotAPackage(dir).into());
-        }
+        let manifest = find_manifest(path)?;
+        let dir = manifest
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| InputError::NotAManifest(manifest.clone()))?;
         let metadata =
             cargo
                 .read_manifest(&manifest)
@@ -170,6 +176,25 @@ impl LocalPackage {
             project_root,
         })
     }
+}
+
+/// The manifest `path` names, as cargo finds it: `path` itself when it is a
+/// `Cargo.toml`, else the `Cargo.toml` of the directory or of its nearest ancestor
+/// that has one (so that a check run from `src/` finds its package). Canonical.
+pub fn find_manifest(path: &Path) -> Result<PathBuf, InputError> {
+    let found = std::fs::canonicalize(path).map_err(|_| InputError::NoSuchPath(path.into()))?;
+    if !found.is_dir() {
+        return if found.file_name() == Some("Cargo.toml".as_ref()) && found.is_file() {
+            Ok(found)
+        } else {
+            Err(InputError::NotAManifest(path.into()))
+        };
+    }
+    found
+        .ancestors()
+        .map(|dir| dir.join("Cargo.toml"))
+        .find(|manifest| manifest.is_file())
+        .ok_or(InputError::NotAPackage(found))
 }
 
 /// The project a package belongs to: the git repository around its workspace, else

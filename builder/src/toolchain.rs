@@ -71,6 +71,32 @@ impl Toolchain {
         })
     }
 
+    /// The name `rustup` knows it by: the name it was asked for, else (the default
+    /// toolchain) its directory under rustup's `toolchains/`; `None` when rustup
+    /// does not manage it.
+    pub fn rustup_name(&self) -> Option<String> {
+        if self.name != "default" {
+            return Some(self.name.clone());
+        }
+        let parent = self.sysroot.parent()?;
+        (parent.file_name()? == "toolchains")
+            .then(|| self.sysroot.file_name())
+            .flatten()
+            .map(|name| name.to_string_lossy().into_owned())
+    }
+
+    /// How messages name it: its rustup name, else its version.
+    pub fn display_name(&self) -> String {
+        self.rustup_name().unwrap_or_else(|| self.version.clone())
+    }
+
+    /// The targets this toolchain's rustc knows (`rustc --print target-list`),
+    /// whether or not their standard library is installed.
+    pub async fn target_list(&self) -> Result<Vec<String>, ToolchainError> {
+        let list = rustc_output(&self.rustc(), &["--print", "target-list"]).await?;
+        Ok(list.lines().map(str::trim).map(str::to_string).collect())
+    }
+
     pub fn cargo(&self) -> PathBuf {
         self.sysroot.join("bin/cargo")
     }

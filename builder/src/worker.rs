@@ -521,6 +521,7 @@ async fn build_sources(
         packaged: None,
         dependencies: Vec::new(),
         workspace_members: Vec::new(),
+        deny_warnings: false,
     };
     let cache = service.data.cache();
     check(&check_options, &cache, &|_: &str| {}, cancel).await

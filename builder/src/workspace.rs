@@ -21,7 +21,7 @@ use crate::error::BuildError;
 use crate::host_cargo::{HostCargo, HostFailure};
 use crate::identity::CrateVersion;
 use crate::outcome::{CrateReport, Outcome};
-use crate::prepare::{InputError, PackagedDependency};
+use crate::prepare::{InputError, PackagedDependency, find_manifest};
 use crate::toolchain::Toolchain;
 
 /// Which members to check.
@@ -38,6 +38,9 @@ pub enum Selection {
 pub struct Skipped {
     pub name: String,
     pub reason: String,
+    /// The member's directory.
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +48,24 @@ pub struct WorkspaceReport {
     /// In stage order.
     pub reports: Vec<CrateReport>,
     pub skipped: Vec<Skipped>,
+}
+
+/// A member's progress, named.
+struct MemberProgress {
+    name: String,
+    inner: Arc<dyn Progress>,
+}
+
+impl Progress for MemberProgress {
+    fn step(&self, message: &str) {
+        self.inner.step(&format!("{}: {message}", self.name));
+    }
+
+    fn log(&self, line: &str) {
+        for line in line.lines() {
+            self.inner.log(&format!("[{}] {line}", self.name));
+        }
+    }
 }
 
 /// One publishable member.
@@ -66,33 +87,35 @@ pub async fn check_workspace(
     selection: &Selection,
     jobs: usize,
     cache: &CacheDirs,
-    progress: &dyn Progress,
+    progress: Arc<dyn Progress>,
     cancel: &CancellationToken,
 ) -> Result<WorkspaceReport, BuildError> {
     let toolchain = Toolchain::resolve(base.toolchain.as_deref()).await?;
-    let found =
-        std::fs::canonicalize(&base.path).map_err(|_| InputError::NoSuchPath(base.path.clone()))?;
-    let root = if found.is_file() {
-        found.parent().map(Path::to_path_buf).unwrap_or(found)
-    } else {
-        found
-    };
+    // From a member's directory (or below it) too, as cargo finds its workspace.
+    let found = find_manifest(&base.path)?;
+    let found_dir = found.parent().map(Path::to_path_buf).unwrap_or_default();
     let cargo_home = cache.cargo_home();
     tokio::fs::create_dir_all(&cargo_home)
         .await
         .map_err(BuildError::io("cannot create docbuild's cargo home"))?;
+    let cargo = HostCargo::new(
+        &toolchain,
+        &cargo_home,
+        &base.registries.clone().with_project(&found_dir),
+        cancel,
+    );
+    let metadata = cargo
+        .read_manifest(&found)
+        .await
+        .map_err(|error| match error.failure {
+            HostFailure::Crate => InputError::BrokenManifest(found.clone(), error.message).into(),
+            _ => BuildError::HostCargo(error),
+        })?;
+    let root = std::fs::canonicalize(metadata.workspace_root.as_std_path())
+        .unwrap_or_else(|_| metadata.workspace_root.clone().into_std_path_buf());
     let registries = base.registries.clone().with_project(&root);
     let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
     let manifest = root.join("Cargo.toml");
-    let metadata = cargo
-        .read_manifest(&manifest)
-        .await
-        .map_err(|error| match error.failure {
-            HostFailure::Crate => {
-                InputError::BrokenManifest(manifest.clone(), error.message).into()
-            }
-            _ => BuildError::HostCargo(error),
-        })?;
     let packages: Vec<&Package> = metadata.workspace_packages();
     let (members, mut skipped) = publishable_members(&packages)?;
 
@@ -108,6 +131,18 @@ pub async fn check_workspace(
                 }
             }
             skipped.retain(|s| names.contains(&s.name));
+            // Only unpublished members asked for: checking nothing must not pass for
+            // a success.
+            if wanted.is_empty()
+                && let Some(unpublished) = skipped.first()
+            {
+                return Err(InputError::NotPublished {
+                    name: unpublished.name.clone(),
+                    reason: unpublished.reason.clone(),
+                    dir: unpublished.dir.clone(),
+                }
+                .into());
+            }
             wanted
         }
     };
@@ -169,6 +204,10 @@ pub async fn check_workspace(
                     member_options(base, member, &members, &package_dir, &work.join("docs"));
                 let (slots, free, cache, cancel) =
                     (slots.clone(), free.clone(), cache.clone(), cancel.clone());
+                let progress = MemberProgress {
+                    name: member.name.clone(),
+                    inner: progress.clone(),
+                };
                 let log = logs.join(format!("{}.log", member.name));
                 running.push((
                     member.name.clone(),
@@ -177,7 +216,7 @@ pub async fn check_workspace(
                         let _permit = slots.acquire_owned().await;
                         let slot = free.lock().ok().and_then(|mut f| f.pop());
                         options.work_dir = slot.clone();
-                        let mut report = check(&options, &cache, &|_: &str| {}, &cancel).await;
+                        let mut report = check(&options, &cache, &progress, &cancel).await;
                         // The slot's log is the next member's soon; keep this one's.
                         if let Some(from) = &report.log
                             && std::fs::copy(from, &log).is_ok()
@@ -241,6 +280,11 @@ fn publishable_members(
             skipped.push(Skipped {
                 name: package.name.to_string(),
                 reason,
+                dir: package
+                    .manifest_path
+                    .parent()
+                    .map(|dir| dir.as_std_path().to_path_buf())
+                    .unwrap_or_default(),
             });
             continue;
         }
