@@ -78,6 +78,12 @@ enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(service::TokenCommand),
+    /// Manage stored docs.
+    #[command(subcommand)]
+    Docs(service::DocsCommand),
+    /// Give disk space back: unused work directories, old builds beyond a kept
+    /// number, packages no rebuild needs, unused static files.
+    Gc(service::GcArgs),
 }
 
 /// The colours chosen for this run (`--color`, else `CARGO_TERM_COLOR`).
@@ -332,6 +338,16 @@ fn main() -> ExitCode {
             cli.data_dir.as_deref(),
             cli.config.as_deref(),
         )),
+        Command::Docs(command) => runtime.block_on(service::docs(
+            command,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
+        Command::Gc(args) => runtime.block_on(service::gc(
+            args,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
     }
 }
 
@@ -410,13 +426,15 @@ impl Shutdown {
                     let _ = listener.signal.set(first);
                     listener.cancel.cancel();
                     if let Some(notice) = notice {
-                        eprintln!("docbuild: {notice}");
+                        output::err(&format!("docbuild: {notice}"));
                     }
                     let second = tokio::select! {
                         _ = interrupt.recv() => StopSignal::Interrupt,
                         _ = terminate.recv() => StopSignal::Terminate,
                     };
-                    eprintln!("docbuild: stopped at once; a build's container may be left behind");
+                    output::err(
+                        "docbuild: stopped at once; a build's container may be left behind",
+                    );
                     std::process::exit(i32::from(second.exit_code()));
                 })
             });

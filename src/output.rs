@@ -126,6 +126,26 @@ pub fn fail(outcome: Outcome, error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(outcome.exit_code() as u8)
 }
 
+/// `warning: MESSAGE` on stderr.
+pub fn warn(message: &dyn std::fmt::Display) {
+    let paint = crate::color().stderr();
+    err(&format!(
+        "{}: {}",
+        paint.style(YELLOW, "warning"),
+        sanitized(&message.to_string())
+    ));
+}
+
+/// `note: MESSAGE` on stderr.
+pub fn note(message: &dyn std::fmt::Display) {
+    let paint = crate::color().stderr();
+    err(&format!(
+        "{}: {}",
+        paint.style(GREEN, "note"),
+        sanitized(&message.to_string())
+    ));
+}
+
 /// The end of a command that wrote to stdout: a reader that closed the pipe early
 /// (`| head -1`) is no failure; any other write error is.
 pub fn finish(written: std::io::Result<()>) -> ExitCode {

@@ -1,30 +1,36 @@
-//! `docbuild queue` and `docbuild worker`.
+//! The operator's commands: `queue`, `docs`, `gc`, `worker`, `watch`, `serve` and
+//! `token`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use docbuild_builder::config::{CRATES_IO, Config, DataDir};
-use docbuild_builder::identity::{CrateVersion, RegistryName};
-use docbuild_builder::queue::Job;
+use docbuild_builder::admin::Queued;
+use docbuild_builder::config::{CRATES_IO, Config, DataDir, LOCAL};
+use docbuild_builder::gc::{GcOptions, Kind, collect_garbage};
+use docbuild_builder::identity::{CrateId, CrateName, CrateVersion};
+use docbuild_builder::queue::{Job, JobStatus};
+use docbuild_builder::registry::CRATES_IO_INDEX;
 use docbuild_builder::watch::{
     WatchError, WatchedRegistry, crate_name, valid_registry_name, watch_once,
 };
-use docbuild_builder::worker::{Service, WorkerOptions, run_workers};
-use docbuild_builder::{Failure, Outcome};
+use docbuild_builder::worker::{EventSink, Service, WorkerEvent, WorkerOptions, run_workers};
+use docbuild_builder::{CacheDirs, Failure, Outcome};
 use docbuild_server::tokens::{Scope, Tokens};
 
 use crate::BuildArgs;
+use crate::output::{self, BOLD, GREEN, RED, YELLOW, fail, note, warn};
 
 #[derive(Subcommand)]
 pub enum QueueCommand {
-    /// Queue a build of a local package (packaged now) or of NAME@VERSION from a
-    /// registry; prints the job id.
+    /// Queue a build of a local package (packaged now), or of a registry crate
+    /// (NAME: its newest version; NAME@VERSION); prints the job id.
     Add {
-        /// A package directory, or NAME@VERSION.
+        /// A package directory, NAME or NAME@VERSION.
         what: String,
-        /// The registry of NAME@VERSION, as cargo names it [default: crates-io].
+        /// The registry of NAME, as cargo names it [default: crates-io].
         #[arg(long, value_name = "NAME")]
         registry: Option<String>,
         /// Print {"id": N} instead of the id alone.
@@ -37,7 +43,7 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one job.
+    /// Show one job: its status, outcome and reason, times, build and log.
     Show {
         /// The job's id, as `queue add` and `queue list` print it.
         id: i64,
@@ -45,23 +51,74 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Queue a release docbuild built before again (after new releases); prints the
+    /// job id.
+    Rebuild {
+        /// The release, as NAME@VERSION.
+        #[arg(value_name = "NAME@VERSION", value_parser = parse_release)]
+        release: CrateVersion,
+        /// Its registry (`local` for a package queued from a path) [default: the
+        /// only one docbuild knows the release from].
+        #[arg(long, value_name = "NAME")]
+        registry: Option<String>,
+        /// Print {"id": N} instead of the id alone.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove jobs that are not running (queued or done).
+    Remove {
+        /// The jobs' ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DocsCommand {
+    /// Delete every stored build of a release (docs, logs, records): the viewer
+    /// stops serving it.
+    Delete {
+        /// The release, as NAME@VERSION.
+        #[arg(value_name = "NAME@VERSION", value_parser = parse_release)]
+        release: CrateVersion,
+        /// Its registry (`local` for a package queued from a path) [default: the
+        /// only one docbuild knows the release from].
+        #[arg(long, value_name = "NAME")]
+        registry: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct GcArgs {
+    /// Stored builds kept per release, newest first; the one whose docs are served
+    /// is always kept.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    keep_builds: usize,
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn parse_release(text: &str) -> Result<CrateVersion, String> {
+    text.parse()
+        .map_err(|e: docbuild_builder::identity::CrateVersionError| e.to_string())
 }
 
 #[derive(Args)]
 pub struct WorkerArgs {
     /// Builds to run at once.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     /// Build what is queued, then exit.
     #[arg(long)]
     once: bool,
     /// How long a claimed job stays this worker's without renewal; a job whose worker
     /// died is claimed again after it.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
-    lease: std::time::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::parse_duration)]
+    lease: Duration,
     /// First delay before retrying after an infrastructure error; it doubles each time.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    retry_delay: std::time::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::parse_duration)]
+    retry_delay: Duration,
     #[command(flatten)]
     build: BuildArgs,
 }
@@ -72,10 +129,18 @@ fn open(data_dir: Option<&Path>, config: Option<&Path>) -> Result<Service, ExitC
     Service::open(data, config).map_err(|e| fail(Outcome::InfrastructureError, &e))
 }
 
-use crate::output::{self, fail};
-
 fn report_failure(failure: &Failure) -> ExitCode {
     fail(failure.outcome, &failure.message)
+}
+
+/// `{"id": N}` or `N`.
+fn print_id(id: i64, json: bool) -> ExitCode {
+    let line = if json {
+        serde_json::json!({ "id": id }).to_string()
+    } else {
+        id.to_string()
+    };
+    output::finish(output::out(&line))
 }
 
 pub async fn queue(
@@ -92,67 +157,427 @@ pub async fn queue(
             what,
             registry,
             json,
-        } => {
-            let added = add(&service, &what, registry.as_deref()).await;
-            match added {
-                Ok(id) if json => {
-                    output::finish(output::out(&serde_json::json!({ "id": id }).to_string()))
-                }
-                Ok(id) => output::finish(output::out(&id.to_string())),
-                Err(failure) => report_failure(&failure),
-            }
-        }
+        } => match add(&service, &what, registry.as_deref()).await {
+            Ok(queued) => print_id(queued.id, json),
+            Err(failure) => report_failure(&failure),
+        },
         QueueCommand::List { json } => match service.queue.jobs() {
-            Ok(jobs) => output::finish(jobs.iter().try_for_each(|job| print_job(job, json))),
+            Ok(jobs) => output::finish(jobs.iter().try_for_each(|job| {
+                if json {
+                    output::out(&job_json(&service, job).to_string())
+                } else {
+                    output::out(&job_line(job))
+                }
+            })),
             Err(error) => fail(Outcome::InfrastructureError, &error),
         },
         QueueCommand::Show { id, json } => match service.queue.job(id) {
-            Ok(job) => output::finish(print_job(&job, json)),
+            Ok(job) if json => output::finish(output::out(&job_json(&service, &job).to_string())),
+            Ok(job) => output::finish(show_job(&service, &job)),
             Err(error) => fail(Outcome::InvalidInput, &error),
         },
+        QueueCommand::Rebuild {
+            release,
+            registry,
+            json,
+        } => {
+            let rebuilt = match service.release(&release, registry.as_deref()) {
+                Ok(id) => service.rebuild(&id).await.map(|queued| (id, queued)),
+                Err(failure) => Err(failure),
+            };
+            match rebuilt {
+                Ok((id, queued)) => {
+                    if !queued.new {
+                        note(&format!(
+                            "{} {} ({}) is already queued as job {}",
+                            id.krate.name(),
+                            id.krate.version(),
+                            id.registry,
+                            queued.id
+                        ));
+                    }
+                    print_id(queued.id, json)
+                }
+                Err(failure) => report_failure(&failure),
+            }
+        }
+        QueueCommand::Remove { ids } => {
+            let mut code = ExitCode::SUCCESS;
+            for id in ids {
+                match service.remove_job(id).await {
+                    Ok(job) => output::err(&format!(
+                        "removed job {id} ({} {} of {}, {})",
+                        job.name,
+                        job.version,
+                        job.registry,
+                        status_word(&job)
+                    )),
+                    Err(failure) => code = report_failure(&failure),
+                }
+            }
+            code
+        }
     }
 }
 
-async fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<i64, Failure> {
+/// Queues PATH, NAME or NAME@VERSION. A path is one that exists, or that looks
+/// like one (`./x`, `a/b`); anything else names a registry crate.
+async fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<Queued, Failure> {
     let path = PathBuf::from(what);
-    if path.exists() || !what.contains('@') {
+    let looks_like_path = what.contains('/') || what.starts_with('.') || what.is_empty();
+    if path.exists() || (looks_like_path && !what.contains('@')) {
         if registry.is_some() {
             return Err(Failure::new(
                 Outcome::InvalidInput,
-                "--registry goes with NAME@VERSION, not with a path",
+                "--registry goes with NAME or NAME@VERSION, not with a path",
             ));
         }
         let cancel = crate::Shutdown::listen(None).token();
-        return service.enqueue_path(&path, None, &cancel).await;
+        let queued = service.enqueue_path(&path, None, &cancel).await?;
+        if !queued.new {
+            note(&format!(
+                "this package is already queued as job {}",
+                queued.id
+            ));
+        }
+        return Ok(queued);
     }
     let invalid = |message: String| Failure::new(Outcome::InvalidInput, message);
-    let krate: CrateVersion = what
-        .parse()
-        .map_err(|e: docbuild_builder::registry::CrateVersionError| invalid(e.to_string()))?;
-    let registry = registry.unwrap_or(CRATES_IO);
-    let known = registry == CRATES_IO || service.config.registries().get(registry).is_some();
-    let registry = RegistryName::new(registry).map_err(|e| invalid(e.to_string()))?;
-    if !known {
-        return Err(invalid(format!(
-            "unknown registry `{registry}`: name it under [registries] in docbuild.toml or in cargo's configuration"
-        )));
+    let (name, version) = match what.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (what, None),
+    };
+    let name = CrateName::new(name).map_err(|e| {
+        invalid(format!(
+            "`{what}` is no package directory, NAME or NAME@VERSION: {e}"
+        ))
+    })?;
+    let registry = service.registry(registry.unwrap_or(CRATES_IO))?;
+    let (queued, warning) = service.enqueue_crate(&registry, &name, version).await?;
+    if let Some(warning) = warning {
+        warn(&warning);
     }
-    service.enqueue_registry(&registry, &krate)
+    let job = service
+        .queue
+        .job(queued.id)
+        .map_err(|e| Failure::new(Outcome::InfrastructureError, e))?;
+    if version.is_none() {
+        note(&format!(
+            "queued {name} {}, the newest version in `{registry}`",
+            job.version
+        ));
+    }
+    if !queued.new {
+        note(&format!(
+            "{name} {} ({registry}) is already queued as job {}",
+            job.version, queued.id
+        ));
+    }
+    Ok(queued)
 }
 
-fn print_job(job: &Job, json: bool) -> std::io::Result<()> {
-    if json {
-        return output::out(&serde_json::to_string(job).map_err(std::io::Error::other)?);
+/// `queued`, `running`, or `done` with the outcome.
+fn status_word(job: &Job) -> String {
+    match (job.status, &job.outcome) {
+        (JobStatus::Queued, _) => "queued".into(),
+        (JobStatus::Running, _) => "running".into(),
+        (JobStatus::Done, Some(outcome)) => format!("done: {outcome}"),
+        (JobStatus::Done, None) => "done".into(),
     }
-    let outcome = job.outcome.as_deref().unwrap_or("-");
-    let status = serde_json::to_value(job.status)
+}
+
+/// The stored build's directory of a job, once it has one.
+fn build_dir(service: &Service, job: &Job) -> Option<PathBuf> {
+    let id = CrateId::new(&job.registry, &job.name, &job.version).ok()?;
+    job.build.map(|build| service.data.build_dir(&id, build))
+}
+
+/// The job's build log: stored with its build, else (a build under way) in its
+/// work directory.
+fn log_of(service: &Service, job: &Job) -> Option<PathBuf> {
+    let stored = build_dir(service, job).map(|dir| dir.join("build.log"));
+    let working = CrateId::new(&job.registry, &job.name, &job.version)
         .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    output::out(&format!(
+        .map(|id| service.data.work_dir(&id).join("build.log"));
+    match job.status {
+        JobStatus::Running => working.filter(|log| log.is_file()),
+        _ => stored.filter(|log| log.is_file()),
+    }
+}
+
+/// A job as JSON: its row, and the path of its log.
+fn job_json(service: &Service, job: &Job) -> serde_json::Value {
+    let mut value = serde_json::to_value(job).unwrap_or_default();
+    if let Some(log) = log_of(service, job) {
+        value["log"] = serde_json::json!(log);
+    }
+    value
+}
+
+fn job_line(job: &Job) -> String {
+    let outcome = job.outcome.as_deref().unwrap_or("-");
+    let status = match job.status {
+        JobStatus::Queued => "queued",
+        JobStatus::Running => "running",
+        JobStatus::Done => "done",
+    };
+    format!(
         "{:>6}  {:<8} {:<21} {} {}@{}",
         job.id, status, outcome, job.registry, job.name, job.version
-    ))
+    )
+}
+
+/// A Unix time as RFC 3339 (UTC).
+fn when(seconds: i64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// `12s`, `3m 4s`.
+fn took(seconds: i64) -> String {
+    humantime::format_duration(Duration::from_secs(seconds.max(0) as u64)).to_string()
+}
+
+fn show_job(service: &Service, job: &Job) -> std::io::Result<()> {
+    let paint = crate::color().stdout();
+    let registry = if job.registry == LOCAL {
+        "a local package".to_string()
+    } else {
+        format!("registry `{}`", job.registry)
+    };
+    let status = match (job.status, job.outcome.as_deref()) {
+        (JobStatus::Done, Some(outcome)) => {
+            let colour = if outcome == "success" { GREEN } else { RED };
+            format!("done: {}", paint.style(colour, outcome))
+        }
+        (JobStatus::Done, None) => "done".to_string(),
+        (JobStatus::Running, _) => paint.style(YELLOW, "running"),
+        (JobStatus::Queued, _) => "queued".to_string(),
+    };
+    let mut lines = vec![
+        paint.style(
+            BOLD,
+            &format!("job {}: {} {} ({registry})", job.id, job.name, job.version),
+        ),
+        format!("status:    {status}"),
+    ];
+    if let Some(message) = &job.message {
+        let label = if job.status == JobStatus::Queued {
+            "last try:  "
+        } else {
+            "reason:    "
+        };
+        lines.push(format!("{label}{}", output::sanitized(message)));
+    }
+    lines.push(format!("queued:    {}", when(job.created_at)));
+    if let Some(started) = job.started_at {
+        let attempt = match &job.worker {
+            Some(worker) => format!(" (attempt {}, {worker})", job.attempts),
+            None => format!(" (attempt {})", job.attempts),
+        };
+        lines.push(format!("started:   {}{attempt}", when(started)));
+    }
+    if let Some(finished) = job.finished_at {
+        let duration = job
+            .started_at
+            .map(|started| format!(" (took {})", took(finished - started)))
+            .unwrap_or_default();
+        lines.push(format!("finished:  {}{duration}", when(finished)));
+    }
+    if let Some(build) = job.build {
+        lines.push(format!("build:     {build}"));
+    }
+    if let Some(log) = log_of(service, job) {
+        lines.push(format!("log:       {}", log.display()));
+    }
+    let docs = build_dir(service, job)
+        .and_then(|dir| std::fs::read(dir.join("record.json")).ok())
+        .and_then(|record| serde_json::from_slice::<serde_json::Value>(&record).ok())
+        .and_then(|record| record["targets"][0]["docs"].as_str().map(PathBuf::from))
+        .filter(|docs| docs.is_file());
+    if let Some(docs) = docs {
+        lines.push(format!("docs:      {}", docs.display()));
+    }
+    lines.iter().try_for_each(|line| output::out(line))
+}
+
+pub async fn docs(
+    command: DocsCommand,
+    data_dir: Option<&Path>,
+    config: Option<&Path>,
+) -> ExitCode {
+    let service = match open(data_dir, config) {
+        Ok(service) => service,
+        Err(code) => return code,
+    };
+    match command {
+        DocsCommand::Delete { release, registry } => {
+            let deleted = match service.release(&release, registry.as_deref()) {
+                Ok(id) => service.delete_docs(&id).await.map(|deleted| (id, deleted)),
+                Err(failure) => Err(failure),
+            };
+            match deleted {
+                Ok((id, deleted)) => {
+                    output::err(&format!(
+                        "deleted {} of {} {} ({}): {}",
+                        plural(deleted.builds.len(), "build"),
+                        id.krate.name(),
+                        id.krate.version(),
+                        id.registry,
+                        size(deleted.bytes)
+                    ));
+                    ExitCode::SUCCESS
+                }
+                Err(failure) => report_failure(&failure),
+            }
+        }
+    }
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{count} {word}s")
+    }
+}
+
+/// Bytes for people: `512 B`, `61.2 MiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub async fn gc(args: GcArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
+    let service = match open(data_dir, config) {
+        Ok(service) => service,
+        Err(code) => return code,
+    };
+    let options = GcOptions {
+        keep_builds: args.keep_builds,
+        dry_run: args.dry_run,
+        check_cache: Some(CacheDirs::from_env()),
+    };
+    let report = match collect_garbage(&service, &options).await {
+        Ok(report) => report,
+        Err(error) => return fail(Outcome::InfrastructureError, &error),
+    };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let lines = report.collected.iter().map(|item| {
+        format!(
+            "{verb} {} {} ({})",
+            item.kind.describe(),
+            item.path.display(),
+            size(item.bytes)
+        )
+    });
+    let kept = report
+        .kept
+        .iter()
+        .map(|(path, why)| format!("kept {}: {why}", path.display()));
+    let mut counts: Vec<String> = Vec::new();
+    for kind in [
+        Kind::WorkDir,
+        Kind::Build,
+        Kind::JobPackage,
+        Kind::StaticFile,
+    ] {
+        let count = report.collected.iter().filter(|c| c.kind == kind).count();
+        if count > 0 {
+            counts.push(kind.count(count));
+        }
+    }
+    let total = if counts.is_empty() {
+        "gc: nothing to remove".to_string()
+    } else {
+        format!("gc: {verb} {}: {}", counts.join(", "), size(report.bytes()))
+    };
+    output::finish(
+        lines
+            .chain(kept)
+            .chain(std::iter::once(total))
+            .try_for_each(|line| output::out(&line)),
+    )
+}
+
+/// Each job's start and end, on stderr: what a worker's operator watches.
+fn job_events() -> EventSink {
+    let paint = crate::color().stderr();
+    EventSink::new(move |event| {
+        let name = |job: &Job| {
+            let registry = if job.registry == LOCAL {
+                String::new()
+            } else {
+                format!(" ({})", job.registry)
+            };
+            format!("{} {}{registry}", job.name, job.version)
+        };
+        let line = match event {
+            WorkerEvent::Started { job, worker } => format!(
+                "job {}: building {}, attempt {} [{worker}]",
+                job.id,
+                name(job),
+                job.attempts
+            ),
+            WorkerEvent::Finished {
+                job,
+                outcome,
+                message,
+                duration,
+                log,
+                retried,
+            } => {
+                let mut line = format!(
+                    "job {}: {}: {} in {:.1}s",
+                    job.id,
+                    paint.outcome(*outcome),
+                    name(job),
+                    duration.as_secs_f64()
+                );
+                if *outcome != Outcome::Success {
+                    line.push_str(&format!(": {}", output::sanitized(message)));
+                }
+                if *retried {
+                    line.push_str(" (queued again for a later attempt)");
+                }
+                if let Some(log) = log {
+                    line.push_str(&format!(" (log: {})", log.display()));
+                }
+                line
+            }
+            WorkerEvent::Released { job } => format!(
+                "job {}: {} stopped; queued again for the next worker",
+                job.id,
+                name(job)
+            ),
+            WorkerEvent::LeaseLost { job } => format!(
+                "job {}: another worker holds {} now; this build is dropped",
+                job.id,
+                name(job)
+            ),
+            WorkerEvent::Failed { job, error } => format!(
+                "job {}: {}: {}",
+                job.id,
+                paint.style(RED, "cannot store the build"),
+                error
+            ),
+        };
+        output::err(&format!("docbuild: {line}"));
+    })
 }
 
 pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
@@ -163,11 +588,12 @@ pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&P
     let options = WorkerOptions {
         jobs: usize::from(args.jobs),
         once: args.once,
-        lease: args.lease.max(std::time::Duration::from_secs(3)),
+        lease: args.lease.max(Duration::from_secs(3)),
         retry_base: args.retry_delay,
         limits: args.build.limits(),
         image: args.build.image(),
         toolchain: args.build.toolchain.clone(),
+        events: job_events(),
         ..WorkerOptions::default()
     };
     let shutdown = crate::Shutdown::listen(Some(STOPPING));
@@ -198,8 +624,8 @@ pub struct WatchArgs {
     #[arg(long = "crate", value_name = "NAME")]
     crates: Vec<String>,
     /// Time between passes.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
-    interval: std::time::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::parse_duration)]
+    interval: Duration,
     /// One pass, then exit.
     #[arg(long)]
     once: bool,
@@ -263,20 +689,25 @@ fn watched_registry(service: &Service, name: &str) -> Result<WatchedRegistry, Fa
             token: registry.token.clone(),
         });
     }
-    service
-        .config
-        .registries()
-        .get(name)
-        .map(|registry| WatchedRegistry {
+    if let Some(registry) = service.config.registries().get(name) {
+        return Ok(WatchedRegistry {
             name: name.to_string(),
             index: registry.index.clone(),
             token: registry.token().map(str::to_string),
+        });
+    }
+    // crates.io is cargo's default registry: known without being defined.
+    (name == CRATES_IO)
+        .then(|| WatchedRegistry {
+            name: name.to_string(),
+            index: CRATES_IO_INDEX.to_string(),
+            token: None,
         })
         .ok_or_else(|| {
             Failure::new(
                 Outcome::InvalidInput,
                 format!(
-                    "unknown registry `{name}`: name its index under [registries] in docbuild.toml"
+                    "unknown registry `{name}`: name its index under [registries] in docbuild.toml or in cargo's configuration"
                 ),
             )
         })
@@ -320,6 +751,7 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
             limits: args.build.limits(),
             image: args.build.image(),
             toolchain: args.build.toolchain.clone(),
+            events: job_events(),
             ..WorkerOptions::default()
         };
         workers = Some(tokio::spawn(run_workers(service, options, cancel.clone())));

@@ -563,6 +563,22 @@ fn top_mount(dir: &Path) -> io::Result<Option<MountEntry>> {
     }))
 }
 
+/// Every mount point at `dir` or below it, deepest first: what must be unmounted
+/// before the directory is deleted.
+pub fn mount_points_below(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(unescape(point)))
+        .filter(|point| point.starts_with(&dir))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+    points.dedup();
+    Ok(points)
+}
+
 /// Undoes mountinfo's octal escapes (`\040` for a space).
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();

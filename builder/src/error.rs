@@ -42,6 +42,9 @@ pub enum BuildError {
     Output(CopyError),
     #[error(transparent)]
     Sandbox(#[from] docbuild_sandbox::SandboxError),
+    /// The registry does not have the release asked for (its index says so).
+    #[error("{0}")]
+    NotInRegistry(String),
     #[error("cargo fetched `{0}` but its archive is not in the cache")]
     NotInCache(String),
     #[error("{0}: {1}")]
@@ -56,7 +59,9 @@ impl BuildError {
     pub fn outcome(&self) -> Outcome {
         use Outcome::*;
         match self {
-            BuildError::Input(_) | BuildError::Identity(_) => InvalidInput,
+            BuildError::Input(_) | BuildError::Identity(_) | BuildError::NotInRegistry(_) => {
+                InvalidInput
+            }
             // A toolchain that is not installed is a bad argument; one that does not
             // run is the machine's problem.
             BuildError::Toolchain(ToolchainError::NotInstalled(_)) => InvalidInput,

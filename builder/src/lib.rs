@@ -5,13 +5,16 @@
 //! [`execute`] (the sandboxed `cargo rustdoc`) → [`outcome`] (classify and report).
 //! [`check`] runs that path for `docbuild check`.
 
+pub mod admin;
 pub mod check;
 pub mod config;
 pub mod copy;
 pub mod disk;
 pub mod error;
 pub mod execute;
+pub mod gc;
 pub mod host_cargo;
+pub mod http;
 pub mod identity;
 pub mod metadata;
 pub mod outcome;

@@ -63,6 +63,12 @@ pub struct Job {
     /// The job was running under a worker whose lease ran out.
     #[serde(skip)]
     pub taken_over: bool,
+    /// When it was queued, its latest attempt began, and it was done (Unix seconds).
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
 }
 
 /// One finished build, as stored.
@@ -86,6 +92,10 @@ pub enum QueueError {
     /// claimed it, or it was settled meanwhile. Nothing was changed.
     #[error("job {0} is no longer this worker's: its lease was lost")]
     LeaseLost(i64),
+    /// A running job, or the builds of a release one of whose jobs runs, cannot be
+    /// removed under its worker.
+    #[error("job {0} is running; try again once it is done")]
+    Running(i64),
 }
 
 /// A handle on the queue database. Cheap: each operation opens its own connection,
@@ -155,7 +165,26 @@ impl Queue {
         connection
             .execute_batch(SCHEMA)
             .map_err(|e| queue.error(e))?;
+        queue.migrate(&connection)?;
         Ok(queue)
+    }
+
+    /// Columns added since a database was made.
+    fn migrate(&self, connection: &Connection) -> Result<(), QueueError> {
+        let columns: Vec<String> = connection
+            .prepare("SELECT name FROM pragma_table_info('jobs')")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| row.get(0))
+                    .and_then(|rows| rows.collect())
+            })
+            .map_err(|e| self.error(e))?;
+        if !columns.iter().any(|c| c == "started_at") {
+            connection
+                .execute_batch("ALTER TABLE jobs ADD COLUMN started_at INTEGER")
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(())
     }
 
     fn connect(&self) -> Result<Connection, QueueError> {
@@ -277,11 +306,12 @@ impl Queue {
         }
         tx.execute(
             "UPDATE jobs SET status = 'running', worker = ?1, lease_until = ?2,
-             attempts = attempts + 1 WHERE id = ?3",
-            params![worker, now + lease.as_secs() as i64, job.id],
+             attempts = attempts + 1, started_at = ?4 WHERE id = ?3",
+            params![worker, now + lease.as_secs() as i64, job.id, now],
         )
         .map_err(|e| self.error(e))?;
         tx.commit().map_err(|e| self.error(e))?;
+        job.started_at = Some(now);
         job.status = JobStatus::Running;
         job.attempts += 1;
         job.worker = Some(worker.to_string());
@@ -417,6 +447,157 @@ impl Queue {
             .ok_or(QueueError::NoSuchJob(id))
     }
 
+    /// Removes a job that is not running; returns it as it was.
+    pub fn remove(&self, id: i64) -> Result<Job, QueueError> {
+        let mut connection = self.connect()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.error(e))?;
+        let job = tx
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                params![id],
+                job_from_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))?
+            .ok_or(QueueError::NoSuchJob(id))?;
+        if job.status == JobStatus::Running {
+            return Err(QueueError::Running(id));
+        }
+        tx.execute("DELETE FROM jobs WHERE id = ?1", params![id])
+            .map_err(|e| self.error(e))?;
+        tx.commit().map_err(|e| self.error(e))?;
+        Ok(job)
+    }
+
+    /// The registries in which the queue knows `name@version` (a job or a build).
+    pub fn registries_of(&self, name: &str, version: &str) -> Result<Vec<String>, QueueError> {
+        let connection = self.connect()?;
+        let mut statement = connection
+            .prepare(
+                "SELECT registry FROM jobs WHERE name = ?1 AND version = ?2
+                 UNION SELECT registry FROM builds WHERE name = ?1 AND version = ?2
+                 ORDER BY 1",
+            )
+            .map_err(|e| self.error(e))?;
+        statement
+            .query_map(params![name, version], |row| row.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error(e))
+    }
+
+    /// The jobs of one release, newest first.
+    pub fn jobs_of(
+        &self,
+        registry: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<Job>, QueueError> {
+        let connection = self.connect()?;
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE registry = ?1 AND name = ?2
+                 AND version = ?3 ORDER BY id DESC"
+            ))
+            .map_err(|e| self.error(e))?;
+        statement
+            .query_map(params![registry, name, version], job_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error(e))
+    }
+
+    /// One build record.
+    pub fn build(&self, id: i64) -> Result<Option<BuildRecord>, QueueError> {
+        self.connect()?
+            .query_row(
+                &format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id = ?1"),
+                params![id],
+                build_from_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every build record, by release and then newest first.
+    pub fn builds(&self) -> Result<Vec<BuildRecord>, QueueError> {
+        let connection = self.connect()?;
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {BUILD_COLUMNS} FROM builds
+                 ORDER BY registry, name, version, id DESC"
+            ))
+            .map_err(|e| self.error(e))?;
+        statement
+            .query_map([], build_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Deletes build records, unless a job of their release is running (its build
+    /// would be settled into a record that is gone). Returns the records deleted.
+    pub fn delete_builds(&self, ids: &[i64]) -> Result<Vec<BuildRecord>, QueueError> {
+        let mut connection = self.connect()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.error(e))?;
+        let mut deleted = Vec::new();
+        for id in ids {
+            let Some(build) = tx
+                .query_row(
+                    &format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id = ?1"),
+                    params![id],
+                    build_from_row,
+                )
+                .optional()
+                .map_err(|e| self.error(e))?
+            else {
+                continue;
+            };
+            let running: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM jobs WHERE registry = ?1 AND name = ?2 AND version = ?3
+                     AND status = 'running'",
+                    params![build.registry, build.name, build.version],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| self.error(e))?;
+            if let Some(job) = running {
+                return Err(QueueError::Running(job));
+            }
+            tx.execute("DELETE FROM builds WHERE id = ?1", params![id])
+                .map_err(|e| self.error(e))?;
+            deleted.push(build);
+        }
+        tx.commit().map_err(|e| self.error(e))?;
+        Ok(deleted)
+    }
+
+    /// Releases with a job queued or running: (registry, name, version).
+    pub fn pending_releases(&self) -> Result<Vec<(String, String, String)>, QueueError> {
+        let connection = self.connect()?;
+        let mut statement = connection
+            .prepare("SELECT DISTINCT registry, name, version FROM jobs WHERE status != 'done'")
+            .map_err(|e| self.error(e))?;
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Jobs running now.
+    pub fn running(&self) -> Result<usize, QueueError> {
+        self.connect()?
+            .query_row(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'running'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.error(e))
+    }
+
     /// Every job, newest first.
     pub fn jobs(&self) -> Result<Vec<Job>, QueueError> {
         let connection = self.connect()?;
@@ -451,20 +632,13 @@ impl Queue {
     ) -> Result<Option<BuildRecord>, QueueError> {
         self.connect()?
             .query_row(
-                "SELECT id, registry, name, version, outcome, finished_at FROM builds
-                 WHERE registry = ?1 AND name = ?2 AND version = ?3 AND outcome = 'success'
-                 ORDER BY id DESC LIMIT 1",
+                &format!(
+                    "SELECT {BUILD_COLUMNS} FROM builds
+                     WHERE registry = ?1 AND name = ?2 AND version = ?3 AND outcome = 'success'
+                     ORDER BY id DESC LIMIT 1"
+                ),
                 params![registry, name, version],
-                |row| {
-                    Ok(BuildRecord {
-                        id: row.get(0)?,
-                        registry: row.get(1)?,
-                        name: row.get(2)?,
-                        version: row.get(3)?,
-                        outcome: row.get(4)?,
-                        finished_at: row.get(5)?,
-                    })
-                },
+                build_from_row,
             )
             .optional()
             .map_err(|e| self.error(e))
@@ -523,7 +697,7 @@ impl Queue {
     }
 }
 
-const JOB_COLUMNS: &str = "id, name, version, registry, status, outcome, attempts, priority, message, build_id, crate_file, worker";
+const JOB_COLUMNS: &str = "id, name, version, registry, status, outcome, attempts, priority, message, build_id, crate_file, worker, created_at, started_at, finished_at";
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
@@ -540,6 +714,22 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         crate_file: row.get::<_, Option<String>>(10)?.map(PathBuf::from),
         worker: row.get(11)?,
         taken_over: false,
+        created_at: row.get(12)?,
+        started_at: row.get(13)?,
+        finished_at: row.get(14)?,
+    })
+}
+
+const BUILD_COLUMNS: &str = "id, registry, name, version, outcome, finished_at";
+
+fn build_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BuildRecord> {
+    Ok(BuildRecord {
+        id: row.get(0)?,
+        registry: row.get(1)?,
+        name: row.get(2)?,
+        version: row.get(3)?,
+        outcome: row.get(4)?,
+        finished_at: row.get(5)?,
     })
 }
 

@@ -11,11 +11,15 @@ use std::path::Path;
 use crate::config::CRATES_IO;
 use crate::error::BuildError;
 use crate::host_cargo::HostCargo;
-use crate::identity::RegistryName;
+use crate::host_cargo::Registries;
+use crate::identity::{CrateName, RegistryName};
 use crate::prepare::blocking;
 use crate::unpack::unpack_crate;
 
 pub use crate::identity::{CrateVersion, CrateVersionError};
+
+/// The throwaway package cargo resolves a download for.
+const SCRATCH_NAME: &str = "docbuild-fetch-scratch";
 
 /// Downloads `krate` from `registry` and unpacks it into `dest`. `scratch` holds the
 /// throwaway manifest cargo resolves.
@@ -37,7 +41,7 @@ pub async fn fetch_crate(
     };
     // Every part is a validated identity, safe inside TOML strings.
     let manifest = format!(
-        "[package]\nname = \"docbuild-fetch-scratch\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+        "[package]\nname = \"{SCRATCH_NAME}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
          publish = false\n\n[dependencies]\nwanted = {{ package = \"{}\", version = \"={}\"{registry_key} }}\n\n\
          [workspace]\n",
         krate.name(),
@@ -51,7 +55,14 @@ pub async fn fetch_crate(
         .await
         .map_err(BuildError::io(WHAT))?;
     let _ = tokio::fs::remove_file(scratch.join("Cargo.lock")).await;
-    cargo.fetch(&manifest_path, &[]).await?;
+    cargo
+        .fetch(&manifest_path, &[])
+        .await
+        .map_err(|mut error| {
+            // The scratch package is docbuild's, not the user's: not in the message.
+            error.message = without_scratch(&error.message, scratch);
+            error
+        })?;
 
     let metadata = cargo.metadata(&manifest_path, &[]).await?;
     let wanted = metadata
@@ -85,4 +96,229 @@ pub async fn fetch_crate(
         Ok(())
     })
     .await
+}
+
+/// cargo's error about the scratch manifest, without the scratch package's name and
+/// path ("required by package `docbuild-fetch-scratch v0.0.0 (/…)`").
+fn without_scratch(message: &str, scratch: &Path) -> String {
+    let scratch = scratch.display().to_string();
+    message
+        .split(": ")
+        .filter(|part| !part.contains(SCRATCH_NAME) && !part.contains(&scratch))
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace("`wanted`", "the crate")
+}
+
+/// crates.io's sparse index, for registries named `crates-io` that nobody redefined.
+pub const CRATES_IO_INDEX: &str = "sparse+https://index.crates.io/";
+
+/// How long one index request may take.
+const INDEX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A registry's index as docbuild reads it itself: its name, URL and token.
+#[derive(Debug, Clone)]
+pub struct RegistryIndex {
+    pub name: RegistryName,
+    pub url: String,
+    token: Option<String>,
+}
+
+/// What an index says about one crate version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    /// Listed, and not yanked.
+    Available,
+    /// Listed, but yanked: cargo fetches it for no new dependent.
+    Yanked,
+    /// Not listed: `newest` is the newest version the index has, if any.
+    Missing {
+        newest: Option<cargo_metadata::semver::Version>,
+    },
+    /// The index has no such crate.
+    NoCrate,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LookupError {
+    #[error(
+        "registry `{0}` has a git index, which docbuild does not read itself: name the version (NAME@VERSION)"
+    )]
+    GitIndex(String),
+    #[error("cannot read the index of registry `{registry}`: {message}")]
+    Unreachable { registry: String, message: String },
+}
+
+impl RegistryIndex {
+    /// The index of `registry` as `registries` (the user's cargo configuration and
+    /// `docbuild.toml`) define it; `crates-io` is crates.io's sparse index unless
+    /// redefined. `None` for a registry nobody defined.
+    pub fn of(registry: &RegistryName, registries: &Registries) -> Option<Self> {
+        match registries.get(registry.as_str()) {
+            Some(defined) => Some(Self {
+                name: registry.clone(),
+                url: defined.index.clone(),
+                token: defined.token().map(str::to_string),
+            }),
+            None if registry.as_str() == CRATES_IO => Some(Self {
+                name: registry.clone(),
+                url: CRATES_IO_INDEX.to_string(),
+                token: None,
+            }),
+            None => None,
+        }
+    }
+
+    /// Every valid, non-yanked version the index lists for `name` (`None`: no such
+    /// crate), read over HTTP from a sparse index, with the registry's token.
+    pub async fn versions(
+        &self,
+        name: &CrateName,
+    ) -> Result<Option<Vec<(cargo_metadata::semver::Version, bool)>>, LookupError> {
+        let Some(base) = self.url.strip_prefix("sparse+") else {
+            return Err(LookupError::GitIndex(self.name.to_string()));
+        };
+        let url = format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            crate::watch::index_path(name.as_str())
+        );
+        let (token, registry, expected) = (
+            self.token.clone(),
+            self.name.to_string(),
+            name.as_str().to_string(),
+        );
+        let unreachable = move |message: String| LookupError::Unreachable {
+            registry: registry.clone(),
+            message,
+        };
+        let fetched = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+            let agent = crate::http::agent(INDEX_TIMEOUT);
+            let mut request = agent.get(&url);
+            if let Some(token) = &token {
+                request = request.header("Authorization", token);
+            }
+            let mut response = request.call().map_err(|e| format!("{url}: {e}"))?;
+            match response.status().as_u16() {
+                200 => {}
+                404 | 410 | 451 => return Ok(None),
+                status => return Err(format!("{url}: status {status}")),
+            }
+            response
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_string()
+                .map(Some)
+                .map_err(|e| format!("{url}: {e}"))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|fetched| fetched);
+        let body = match fetched {
+            Ok(Some(body)) => body,
+            Ok(None) => return Ok(None),
+            Err(message) => return Err(unreachable(message)),
+        };
+        #[derive(serde::Deserialize)]
+        struct Line {
+            name: String,
+            vers: String,
+            #[serde(default)]
+            yanked: bool,
+        }
+        // An index is not trusted: each line is validated, others are skipped.
+        let versions = body
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Line>(line).ok())
+            .filter_map(|line| {
+                let krate = CrateVersion::new(&line.name, &line.vers).ok()?;
+                krate
+                    .name()
+                    .eq_ignore_ascii_case(&expected)
+                    .then(|| (krate.semver().clone(), line.yanked))
+            })
+            .collect();
+        Ok(Some(versions))
+    }
+
+    /// The newest version of `name` as `cargo install NAME` picks it: the highest
+    /// release that is not yanked, else the highest pre-release.
+    pub async fn newest(&self, name: &CrateName) -> Result<Option<CrateVersion>, LookupError> {
+        let Some(versions) = self.versions(name).await? else {
+            return Ok(None);
+        };
+        let newest = newest_of(&versions);
+        Ok(newest.and_then(|v| CrateVersion::new(name.as_str(), &v.to_string()).ok()))
+    }
+
+    /// Whether the index lists `krate`.
+    pub async fn listing(&self, krate: &CrateVersion) -> Result<Listing, LookupError> {
+        let Some(versions) = self.versions(krate.crate_name()).await? else {
+            return Ok(Listing::NoCrate);
+        };
+        Ok(
+            match versions
+                .iter()
+                .find(|(version, _)| version == krate.semver())
+            {
+                Some((_, false)) => Listing::Available,
+                Some((_, true)) => Listing::Yanked,
+                None => Listing::Missing {
+                    newest: newest_of(&versions),
+                },
+            },
+        )
+    }
+}
+
+fn newest_of(
+    versions: &[(cargo_metadata::semver::Version, bool)],
+) -> Option<cargo_metadata::semver::Version> {
+    let available = versions.iter().filter(|(_, yanked)| !yanked);
+    available
+        .clone()
+        .filter(|(version, _)| version.pre.is_empty())
+        .map(|(version, _)| version)
+        .max()
+        .or_else(|| available.map(|(version, _)| version).max())
+        .cloned()
+}
+
+impl Listing {
+    /// Why the index does not offer `krate`, naming the registry; `None` when it does.
+    pub fn reason(&self, krate: &CrateVersion, registry: &RegistryName) -> Option<String> {
+        match self {
+            Listing::Available => None,
+            Listing::Yanked => Some(format!(
+                "`{}` {} is yanked in registry `{registry}`",
+                krate.name(),
+                krate.version()
+            )),
+            Listing::Missing { newest } => Some(format!(
+                "`{}` has no version {} in registry `{registry}`{}",
+                krate.name(),
+                krate.version(),
+                newest
+                    .as_ref()
+                    .map(|v| format!(" (newest: {v})"))
+                    .unwrap_or_default()
+            )),
+            Listing::NoCrate => Some(format!(
+                "no crate `{}` in registry `{registry}`",
+                krate.name()
+            )),
+        }
+    }
+}
+
+/// Why `krate` cannot be had from `registry`, in words that name both, when its
+/// index says so; `None` when it lists the version (or cannot be read).
+pub async fn unavailable(
+    registries: &Registries,
+    registry: &RegistryName,
+    krate: &CrateVersion,
+) -> Option<String> {
+    let index = RegistryIndex::of(registry, registries)?;
+    index.listing(krate).await.ok()?.reason(krate, registry)
 }

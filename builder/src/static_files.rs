@@ -22,16 +22,22 @@ use crate::toolchain::Toolchain;
 /// The name of rustdoc's shared static file directory.
 pub const STATIC_FILES: &str = "static.files";
 
+/// Where the static files of the toolchain whose `rustc -V` is `version` are kept
+/// below `cache` (a build's record names its toolchain that way).
+pub fn reference_dir(version: &str, cache: &Path) -> PathBuf {
+    let digest = Sha256::digest(version.as_bytes());
+    let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    cache.join("static-files").join(key).join(STATIC_FILES)
+}
+
 /// The toolchain's `static.files/`, made on first use below `cache`.
 pub async fn reference_static_files(
     toolchain: &Toolchain,
     cache: &Path,
     cancel: &CancellationToken,
 ) -> Result<PathBuf, BuildError> {
-    let digest = Sha256::digest(toolchain.version.as_bytes());
-    let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let dir = cache.join("static-files").join(key);
-    let files = dir.join(STATIC_FILES);
+    let files = reference_dir(&toolchain.version, cache);
+    let dir = files.parent().map(Path::to_path_buf).unwrap_or_default();
     if files.is_dir() {
         return Ok(files);
     }

@@ -201,11 +201,7 @@ fn poll_sparse(
     extra_crates: &[String],
     cancel: &CancellationToken,
 ) -> Result<Vec<String>, WatchError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = crate::http::agent(Duration::from_secs(30));
     let mut queued = Vec::new();
     for name in followed_crates(queue, &registry.name, extra_crates)? {
         if cancel.is_cancelled() {

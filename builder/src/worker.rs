@@ -20,7 +20,7 @@ use crate::config::{Config, DataDir, LOCAL};
 use crate::copy::copy_sources;
 use crate::error::BuildError;
 use crate::host_cargo::HostCargo;
-use crate::identity::{CrateId, CrateVersion, RegistryName};
+use crate::identity::CrateId;
 use crate::outcome::{CrateReport, Failure, Outcome};
 use crate::prepare::{LocalPackage, SourceMode, prepare_source};
 use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError, blocking};
@@ -44,6 +44,60 @@ pub struct WorkerOptions {
     pub toolchain: Option<String>,
     /// A name for this process's workers in the queue.
     pub name: String,
+    /// Told when each job starts and ends.
+    pub events: EventSink,
+}
+
+/// What a worker tells about its jobs.
+#[derive(Debug)]
+pub enum WorkerEvent<'a> {
+    /// A job was claimed and its build begins.
+    Started { job: &'a Job, worker: &'a str },
+    /// A job's build ended and was stored.
+    Finished {
+        job: &'a Job,
+        outcome: Outcome,
+        message: &'a str,
+        duration: Duration,
+        log: Option<&'a Path>,
+        /// An infrastructure error with attempts left: queued again for later.
+        retried: bool,
+    },
+    /// The build was stopped (a shutdown) and the job given back to the queue.
+    Released { job: &'a Job },
+    /// Another worker holds the job now; this build was dropped.
+    LeaseLost { job: &'a Job },
+    /// The build could not be stored or settled.
+    Failed { job: &'a Job, error: &'a str },
+}
+
+/// A function told of worker events.
+type EventFn = dyn Fn(&WorkerEvent<'_>) + Send + Sync;
+
+/// Where worker events go: nowhere by default.
+#[derive(Clone, Default)]
+pub struct EventSink(Option<Arc<EventFn>>);
+
+impl EventSink {
+    pub fn new(sink: impl Fn(&WorkerEvent<'_>) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(sink)))
+    }
+
+    fn send(&self, event: &WorkerEvent<'_>) {
+        if let Some(sink) = &self.0 {
+            sink(event);
+        }
+    }
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "EventSink(..)"
+        } else {
+            "EventSink(none)"
+        })
+    }
 }
 
 impl Default for WorkerOptions {
@@ -57,6 +111,7 @@ impl Default for WorkerOptions {
             image: SandboxImage::Default,
             toolchain: None,
             name: format!("worker-{}", std::process::id()),
+            events: EventSink::default(),
         }
     }
 }
@@ -85,7 +140,7 @@ impl Service {
         path: &Path,
         toolchain: Option<&str>,
         cancel: &CancellationToken,
-    ) -> Result<i64, Failure> {
+    ) -> Result<crate::admin::Queued, Failure> {
         let toolchain = Toolchain::resolve(toolchain)
             .await
             .map_err(BuildError::from)?;
@@ -100,14 +155,15 @@ impl Service {
             .queue
             .enqueue(LOCAL, package.name(), &package.version(), PRIORITY_NEW)
             .map_err(|e| Failure::new(Outcome::InfrastructureError, e))?;
+        let queued = crate::admin::Queued { id, new };
         if !new {
-            return Ok(id);
+            return Ok(queued);
         }
         match self.package_local(&package, &cargo, id).await {
             Ok(file) => self
                 .queue
                 .set_crate_file(id, &file)
-                .map(|()| id)
+                .map(|()| queued)
                 .map_err(|e| Failure::new(Outcome::InfrastructureError, e)),
             Err(error) => {
                 let _ = self.queue.forget(id);
@@ -143,23 +199,6 @@ impl Service {
         .map_err(BuildError::io("cannot keep the package"))?;
         let _ = tokio::fs::remove_dir_all(job_dir.join("package")).await;
         Ok(file)
-    }
-
-    /// Queues a registry crate version.
-    pub fn enqueue_registry(
-        &self,
-        registry: &RegistryName,
-        krate: &CrateVersion,
-    ) -> Result<i64, Failure> {
-        self.queue
-            .enqueue(
-                registry.as_str(),
-                krate.name(),
-                &krate.version(),
-                PRIORITY_NEW,
-            )
-            .map(|(id, _)| id)
-            .map_err(|e| Failure::new(Outcome::InfrastructureError, e))
     }
 }
 
@@ -225,20 +264,45 @@ async fn worker_loop(
             }
         };
         tracing::info!(job = job.id, name = %job.name, version = %job.version, worker = %name, "building");
+        options.events.send(&WorkerEvent::Started {
+            job: &job,
+            worker: &name,
+        });
+        let started = Instant::now();
         match build_job(&service, &options, &name, &job, &cancel).await {
-            Ok(Settled::Built(outcome)) => {
-                tracing::info!(job = job.id, %outcome, "built");
+            Ok(Settled::Built(report)) => {
+                tracing::info!(job = job.id, outcome = %report.outcome, "built");
+                let retried = report.outcome == Outcome::InfrastructureError
+                    && job.attempts < crate::queue::MAX_ATTEMPTS;
+                options.events.send(&WorkerEvent::Finished {
+                    job: &job,
+                    outcome: report.outcome,
+                    message: &report.message,
+                    duration: started.elapsed(),
+                    log: report.log.as_deref(),
+                    retried,
+                });
                 built += 1;
             }
             Ok(Settled::Released) => {
-                tracing::info!(job = job.id, "build stopped; the job is queued again")
+                tracing::info!(job = job.id, "build stopped; the job is queued again");
+                options.events.send(&WorkerEvent::Released { job: &job });
             }
-            Ok(Settled::LeaseLost) => tracing::warn!(
-                job = job.id,
-                worker = %name,
-                "lease lost: another worker holds the job now; this build is dropped"
-            ),
-            Err(error) => tracing::error!(job = job.id, %error, "cannot store the build"),
+            Ok(Settled::LeaseLost) => {
+                tracing::warn!(
+                    job = job.id,
+                    worker = %name,
+                    "lease lost: another worker holds the job now; this build is dropped"
+                );
+                options.events.send(&WorkerEvent::LeaseLost { job: &job });
+            }
+            Err(error) => {
+                tracing::error!(job = job.id, %error, "cannot store the build");
+                options.events.send(&WorkerEvent::Failed {
+                    job: &job,
+                    error: &error.to_string(),
+                });
+            }
         }
     }
     built
@@ -246,8 +310,8 @@ async fn worker_loop(
 
 /// How a claimed job left this worker's hands.
 enum Settled {
-    /// Built, stored and settled with this outcome.
-    Built(Outcome),
+    /// Built, stored and settled with this report.
+    Built(Box<CrateReport>),
     /// Given back unsettled, for any worker to claim at once: the worker is shutting
     /// down, or could not renew the lease.
     Released,
@@ -445,7 +509,6 @@ async fn build_job(
         report.outcome = error.outcome();
         report.message = format!("cannot store the build: {error}");
     }
-    let outcome = report.outcome;
     let (queue, owned_job, owned_worker, retry_base) = (
         service.queue.clone(),
         job.clone(),
@@ -455,11 +518,13 @@ async fn build_job(
     let settled = blocking(move || {
         // Renewal ends first, so that it cannot see the settled job as a lost lease.
         keeper.stop();
-        queue.finish(&owned_job, &owned_worker, build, &report, retry_base)
+        queue
+            .finish(&owned_job, &owned_worker, build, &report, retry_base)
+            .map(|()| report)
     })
     .await;
     match settled {
-        Ok(()) => Ok(Settled::Built(outcome)),
+        Ok(report) => Ok(Settled::Built(Box::new(report))),
         Err(QueueError::LeaseLost(_)) => Ok(Settled::LeaseLost),
         Err(error) => Err(error),
     }
@@ -480,12 +545,14 @@ async fn give_back_or_settle_invalid(
         worker.to_string(),
         options.retry_base,
     );
-    blocking(move || {
+    let report = blocking(move || {
         let build = queue.begin_build(&job)?;
-        queue.finish(&job, &worker, build, &report, retry)
+        queue
+            .finish(&job, &worker, build, &report, retry)
+            .map(|()| report)
     })
     .await?;
-    Ok(Settled::Built(Outcome::InvalidInput))
+    Ok(Settled::Built(Box::new(report)))
 }
 
 /// Gets the job's sources into `work/job-src` and builds them.
@@ -574,7 +641,15 @@ async fn get_job_sources(
         &service.config.registries(),
         cancel,
     );
-    fetch_crate(&cargo, &id.registry, &id.krate, &work.join("fetch"), source).await?;
+    let registries = service.config.registries();
+    let fetched = fetch_crate(&cargo, &id.registry, &id.krate, &work.join("fetch"), source).await;
+    if let Err(BuildError::HostCargo(error)) = &fetched
+        && error.failure == crate::host_cargo::HostFailure::Crate
+        && let Some(why) = crate::registry::unavailable(&registries, &id.registry, &id.krate).await
+    {
+        return Err(BuildError::NotInRegistry(why));
+    }
+    fetched?;
     // A published crate is its own workspace root, wherever the data directory is.
     let source = source.to_path_buf();
     crate::prepare::blocking(move || {

@@ -152,6 +152,13 @@ impl TestRegistry {
         files.insert(format!("/dl/{name}/{version}"), archive);
     }
 
+    /// Takes every version of `crate_name` off the index (its archives stay), as
+    /// after a registry lost it.
+    pub fn unpublish(&self, crate_name: &str) {
+        let mut files = self.files.lock().unwrap();
+        files.remove(&format!("/index/{}", index_path(crate_name)));
+    }
+
     /// Appends `line` as it is to the index file of `crate_name`, as a hostile or
     /// broken registry could.
     pub fn append_index_line(&self, crate_name: &str, line: &str) {
