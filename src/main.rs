@@ -84,6 +84,19 @@ enum Command {
     /// Give disk space back: unused work directories, old builds beyond a kept
     /// number, packages no rebuild needs, unused static files.
     Gc(service::GcArgs),
+    /// Print the completion script for a shell (e.g. `docbuild completions bash >
+    /// /etc/bash_completion.d/docbuild`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print docbuild's man page (roff), or write one page per command into a
+    /// directory (`--out`).
+    Man {
+        /// Write docbuild.1, docbuild-check.1, … into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// The colours chosen for this run (`--color`, else `CARGO_TERM_COLOR`).
@@ -299,6 +312,11 @@ fn parse_out_dir(text: &str) -> Result<PathBuf, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = COLOR.set(ColorChoice::resolve(cli.color));
+    match &cli.command {
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man { out } => return man(out.as_deref()),
+        _ => {}
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -348,6 +366,7 @@ fn main() -> ExitCode {
             cli.data_dir.as_deref(),
             cli.config.as_deref(),
         )),
+        Command::Completions { .. } | Command::Man { .. } => ExitCode::SUCCESS,
     }
 }
 
@@ -452,6 +471,37 @@ impl Shutdown {
     /// The first signal received, if any.
     fn signal(&self) -> Option<StopSignal> {
         self.signal.get().copied()
+    }
+}
+
+/// The completion script for `shell`, made from the command line's definition.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "docbuild", &mut script);
+    output::finish(output::out(String::from_utf8_lossy(&script).trim_end()))
+}
+
+/// The man page, made from the command line's definition: `docbuild.1` on stdout, or
+/// a page per command into `out`.
+fn man(out: Option<&Path>) -> ExitCode {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let Some(out) = out else {
+        let mut page = Vec::new();
+        if let Err(error) = clap_mangen::Man::new(command).render(&mut page) {
+            return output::fail(Outcome::InfrastructureError, &error);
+        }
+        return output::finish(output::out(String::from_utf8_lossy(&page).trim_end()));
+    };
+    let written =
+        std::fs::create_dir_all(out).and_then(|()| clap_mangen::generate_to(command, out));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => output::fail(
+            Outcome::InfrastructureError,
+            &format!("cannot write the man pages to {}: {error}", out.display()),
+        ),
     }
 }
 
