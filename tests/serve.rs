@@ -467,6 +467,63 @@ fn the_api_queues_builds_and_names_bad_fields() {
 }
 
 #[test]
+fn admins_delete_docs_and_remove_jobs_through_the_api() {
+    let server = Server::start(&[]);
+    let admin = run(&server.data, &["token", "create", "--scope", "admin"]);
+    let publish = run(&server.data, &["token", "create", "--scope", "publish"]);
+    let post = |path: &str, token: &str| {
+        server.request(
+            "POST",
+            path,
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+    };
+    let page = "/documented/0.2.0/documented/";
+    let with_admin = |path: &str| {
+        server
+            .request(
+                "GET",
+                path,
+                &[("authorization", &format!("Bearer {admin}"))],
+                None,
+            )
+            .status
+    };
+    assert_eq!(with_admin(page), 200);
+    assert_eq!(
+        post("/crate/documented/0.2.0/delete", &publish).status,
+        403,
+        "publish cannot delete"
+    );
+    let deleted = post("/crate/documented/0.2.0/delete", &admin);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let deleted: Value = serde_json::from_str(&deleted.body).unwrap();
+    assert_eq!(deleted["deleted"], 1);
+    assert_eq!(with_admin(page), 404, "no longer served");
+    assert_eq!(post("/crate/documented/0.2.0/delete", &admin).status, 404);
+
+    let queued = server.request(
+        "POST",
+        "/api/v1/builds",
+        &[
+            ("authorization", &format!("Bearer {publish}")),
+            ("content-type", "application/json"),
+        ],
+        Some(r#"{"name": "itoa", "version": "1.0.11"}"#),
+    );
+    let id = serde_json::from_str::<Value>(&queued.body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let remove = format!("/api/v1/builds/{id}/remove");
+    assert_eq!(post(&remove, &publish).status, 403, "publish cannot remove");
+    let removed = post(&remove, &admin);
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(with_admin(&format!("/api/v1/builds/{id}")), 404);
+    assert_eq!(post(&remove, &admin).status, 404);
+}
+
+#[test]
 fn tokens_guard_every_page_and_call() {
     let server = Server::start(&[]);
     let token = |scope: &str| run(&server.data, &["token", "create", "--scope", scope]);

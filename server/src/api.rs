@@ -144,6 +144,101 @@ pub async fn rebuild(
     }
 }
 
+/// A service over the server's data directory and queue, for admin operations.
+fn service(state: &SharedState) -> docbuild_builder::worker::Service {
+    docbuild_builder::worker::Service {
+        data: state.catalog.data().clone(),
+        config: state.config.clone(),
+        queue: state.queue.clone(),
+    }
+}
+
+/// `POST /crate/{name}/{version}/delete` (admin): delete every stored build of the
+/// release → `200 {"deleted": N, "bytes": B}`; `409` while a build of it runs.
+pub async fn delete_docs(
+    State(state): State<SharedState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    let queue = state.queue.clone();
+    let wanted = (crate::catalog::normalize(&name), version.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let builds = queue.builds()?;
+        let Some(build) = builds
+            .into_iter()
+            .find(|b| crate::catalog::normalize(&b.name) == wanted.0 && b.version == wanted.1)
+        else {
+            return Ok(None);
+        };
+        let jobs = queue.jobs_of(&build.registry, &build.name, &build.version)?;
+        let running = jobs
+            .iter()
+            .any(|j| j.status == docbuild_builder::queue::JobStatus::Running);
+        Ok::<_, docbuild_builder::queue::QueueError>(Some((build, running)))
+    })
+    .await;
+    let (build, running) = match found {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("no build of {name} {version}"),
+            );
+        }
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+    };
+    if running {
+        return error(
+            StatusCode::CONFLICT,
+            None,
+            format!("a build of {name} {version} is running; try again once it is done"),
+        );
+    }
+    let id = match CrateId::new(&build.registry, &build.name, &build.version) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, e),
+    };
+    match service(&state).delete_docs(&id).await {
+        Ok(deleted) => {
+            Json(json!({ "deleted": deleted.builds.len(), "bytes": deleted.bytes })).into_response()
+        }
+        Err(failure) => error(StatusCode::CONFLICT, None, failure.message),
+    }
+}
+
+/// `POST /api/v1/builds/{id}/remove` (admin): remove a job that is not running →
+/// `200 {"removed": id}`; `409` while it runs.
+pub async fn remove_build(State(state): State<SharedState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("id"),
+            "the build id must be a number",
+        );
+    };
+    let queue = state.queue.clone();
+    match tokio::task::spawn_blocking(move || queue.job(id)).await {
+        Ok(Ok(job)) if job.status == docbuild_builder::queue::JobStatus::Running => {
+            return error(
+                StatusCode::CONFLICT,
+                None,
+                format!("build {id} is running; try again once it is done"),
+            );
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(docbuild_builder::queue::QueueError::NoSuchJob(_))) => {
+            return error(StatusCode::NOT_FOUND, None, format!("no build {id}"));
+        }
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+    }
+    match service(&state).remove_job(id).await {
+        Ok(_) => Json(json!({ "removed": id })).into_response(),
+        Err(failure) => error(StatusCode::CONFLICT, None, failure.message),
+    }
+}
+
 /// `GET /crate/{name}/{version}/status.json`, as docs.rs answers it.
 pub async fn status(
     State(state): State<SharedState>,

@@ -92,12 +92,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/crate/{name}/{version}", get(pages::crate_page))
         .route("/crate/{name}/{version}/status.json", get(api::status))
         .route("/crate/{name}/{version}/rebuild", post(api::rebuild))
+        .route("/crate/{name}/{version}/delete", post(api::delete_docs))
         .route(
             "/crate/{name}/{version}/builds/{id}/log",
             get(pages::build_log),
         )
         .route("/api/v1/builds", post(api::enqueue))
         .route("/api/v1/builds/{id}", get(api::build_status))
+        .route("/api/v1/builds/{id}/remove", post(api::remove_build))
         .route("/{name}/badge.svg", get(api::badge))
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
