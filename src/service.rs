@@ -171,7 +171,10 @@ pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&P
         lease: args.lease.max(std::time::Duration::from_secs(3)),
         retry_base: args.retry_delay,
         limits: args.build.limits(),
-        image: args.build.image(),
+        image: match args.build.image(&service.config.image) {
+            Ok(image) => image,
+            Err(failure) => return report_failure(&failure),
+        },
         toolchain: args.build.toolchain.clone(),
         ..WorkerOptions::default()
     };
@@ -319,10 +322,14 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
             Ok(service) => Arc::new(service),
             Err(error) => return fail(Outcome::InfrastructureError, &error),
         };
+        let image = match args.build.image(&service.config.image) {
+            Ok(image) => image,
+            Err(failure) => return report_failure(&failure),
+        };
         let options = WorkerOptions {
             jobs: usize::from(args.jobs),
             limits: args.build.limits(),
-            image: args.build.image(),
+            image,
             toolchain: args.build.toolchain.clone(),
             ..WorkerOptions::default()
         };
