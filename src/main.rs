@@ -2,6 +2,7 @@
 //! by the `docbuild-builder` and `docbuild-sandbox` libraries.
 
 mod display;
+mod image;
 mod output;
 mod service;
 
@@ -11,6 +12,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use docbuild_builder::config::{Config, DataDir, ImageConfig};
+use docbuild_builder::environment::resolve_image;
 use docbuild_builder::host_cargo::Registries;
 use docbuild_builder::metadata::is_target_triple;
 use docbuild_builder::workspace::{Selection, check_workspace};
@@ -75,6 +78,9 @@ enum Command {
     Watch(service::WatchArgs),
     /// Serve the docs, build pages and API.
     Serve(service::ServeArgs),
+    /// Make sandbox images: docs.rs's build environment from Debian's packages.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Manage access tokens.
     #[command(subcommand)]
     Token(service::TokenCommand),
@@ -109,8 +115,9 @@ pub fn color() -> ColorChoice {
 /// Limits and environment of sandboxed builds.
 #[derive(Args, Clone)]
 struct BuildArgs {
-    /// Memory limit of the build, swap included (e.g. 512M, 3G; at least 64M).
-    #[arg(long, value_name = "SIZE", default_value = "3G", value_parser = parse_memory)]
+    /// Memory limit of the build, swap included (e.g. 512M, 6G; at least 64M); docs.rs
+    /// gives 6 GiB.
+    #[arg(long, value_name = "SIZE", default_value = "6G", value_parser = parse_memory)]
     memory: u64,
     /// Time limit of each target's build (e.g. 20s, 15m).
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_timeout)]
@@ -142,10 +149,11 @@ impl BuildArgs {
         }
     }
 
-    fn image(&self) -> SandboxImage {
-        self.image
-            .clone()
-            .map_or(SandboxImage::Default, SandboxImage::Named)
+    /// `--image`, else `[image] default`, else the light default; `docsrs` is docs.rs's
+    /// environment as `docbuild image build` makes it.
+    fn image(&self, config: &ImageConfig) -> Result<SandboxImage, Failure> {
+        resolve_image(self.image.as_deref(), config)
+            .map_err(|e| Failure::new(Outcome::InvalidInput, e))
     }
 }
 
@@ -195,6 +203,11 @@ struct CheckArgs {
     /// Open the docs in a browser after a successful build.
     #[arg(long)]
     open: bool,
+    /// Print the commands the build ran (host-side cargo, then the sandbox's `docker
+    /// run`) so that it can be replayed by hand; `--json` always has them in
+    /// `commands`.
+    #[arg(long)]
+    explain: bool,
 }
 
 /// Below this, no rustdoc run fits (a tiny crate takes about 100 MiB).
@@ -334,7 +347,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check(args) => runtime.block_on(check(*args)),
+        Command::Check(args) => {
+            runtime.block_on(check(*args, cli.data_dir.as_deref(), cli.config.as_deref()))
+        }
+        Command::Image(command) => runtime.block_on(image::image(
+            command,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
         Command::Queue(command) => runtime.block_on(service::queue(
             command,
             cli.data_dir.as_deref(),
@@ -531,10 +551,18 @@ async fn validate_targets(toolchain: Option<&str>, targets: &[String]) -> Result
     }
 }
 
-async fn check(args: CheckArgs) -> ExitCode {
+async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
     if let Err(code) = validate_targets(args.build.toolchain.as_deref(), &args.targets).await {
         return code;
     }
+    let data = DataDir::resolve(data_dir);
+    let image = match Config::load(config, &data)
+        .map_err(|e| Failure::new(Outcome::InvalidInput, e))
+        .and_then(|config| args.build.image(&config.image))
+    {
+        Ok(image) => image,
+        Err(failure) => return output::fail(failure.outcome, &failure.message),
+    };
     let shutdown = Shutdown::listen(None);
     let cancel = shutdown.token();
     let path = args
@@ -551,7 +579,7 @@ async fn check(args: CheckArgs) -> ExitCode {
             SourceMode::Package
         },
         limits: args.build.limits(),
-        image: args.build.image(),
+        image,
         toolchain: args.build.toolchain.clone(),
         targets: args.targets.clone(),
         out: args.out.clone(),
@@ -630,6 +658,14 @@ async fn check(args: CheckArgs) -> ExitCode {
             output::err("docbuild: interrupted");
         }
         return ExitCode::from(signal.exit_code());
+    }
+    if args.explain {
+        for report in &reports {
+            let name = report.name.as_deref().unwrap_or("?");
+            for command in &report.commands {
+                output::err(&output::sanitized(&format!("{name}: {command}")));
+            }
+        }
     }
     if args.open
         && let Some(docs) = reports.first().and_then(CrateReport::docs)

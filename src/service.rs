@@ -591,7 +591,10 @@ pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&P
         lease: args.lease.max(Duration::from_secs(3)),
         retry_base: args.retry_delay,
         limits: args.build.limits(),
-        image: args.build.image(),
+        image: match args.build.image(&service.config.image) {
+            Ok(image) => image,
+            Err(failure) => return report_failure(&failure),
+        },
         toolchain: args.build.toolchain.clone(),
         events: job_events(),
         ..WorkerOptions::default()
@@ -746,10 +749,14 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
             Ok(service) => Arc::new(service),
             Err(error) => return fail(Outcome::InfrastructureError, &error),
         };
+        let image = match args.build.image(&service.config.image) {
+            Ok(image) => image,
+            Err(failure) => return report_failure(&failure),
+        };
         let options = WorkerOptions {
             jobs: usize::from(args.jobs),
             limits: args.build.limits(),
-            image: args.build.image(),
+            image,
             toolchain: args.build.toolchain.clone(),
             events: job_events(),
             ..WorkerOptions::default()

@@ -143,6 +143,10 @@ pub struct CrateReport {
     /// Bytes of the stored docs (uncompressed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_size_bytes: Option<u64>,
+    /// The commands the build ran, host-side cargo and the sandbox's `docker run`,
+    /// as they can be replayed by hand (tokens hidden).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
     /// Errors and warnings past the cap kept in `errors` and `warnings` (all of them
     /// are in the log). For human output only.
     #[serde(skip)]
@@ -184,6 +188,7 @@ impl CrateReport {
             stage: None,
             features: Default::default(),
             docs_size_bytes: None,
+            commands: Vec::new(),
             omitted: Omitted::default(),
             package_dir: None,
             interrupted: false,

@@ -73,7 +73,7 @@ impl RunReport {
 /// A connection to the Docker engine.
 #[derive(Clone)]
 pub struct Sandbox {
-    docker: Docker,
+    pub(crate) docker: Docker,
     host: HostSystem,
 }
 
@@ -170,6 +170,54 @@ impl Sandbox {
         })?;
         report.log_truncated = log.truncated();
         Ok(report)
+    }
+
+    /// The `docker run` command that replays `spec` by hand, with the same limits,
+    /// binds and environment.
+    pub fn replay_command(&self, spec: &RunSpec) -> Vec<String> {
+        let limits = &spec.limits;
+        let mut command: Vec<String> = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+        ]
+        .map(String::from)
+        .to_vec();
+        command.push("--tmpfs".into());
+        command.push(format!("/tmp:rw,nosuid,nodev,size={}", limits.tmp_bytes));
+        command.push(format!("--memory={}", limits.memory_bytes));
+        command.push(format!("--memory-swap={}", limits.memory_bytes));
+        command.push(format!("--pids-limit={}", limits.pids));
+        if limits.cpus < host_cpus() {
+            command.push(format!("--cpus={}", limits.cpus));
+        }
+        command.push(format!("--user={}:{}", spec.user.0, spec.user.1));
+        let image = match &spec.image {
+            SandboxImage::Default => {
+                for bind in self.host.binds() {
+                    command.push(format!("--volume={}", bind.to_docker()));
+                }
+                self.host.image_name()
+            }
+            SandboxImage::Named(name) => name.clone(),
+        };
+        for bind in &spec.binds {
+            command.push(format!("--volume={}", bind.to_docker()));
+        }
+        command.push(format!("--workdir={}", spec.workdir));
+        for (key, value) in &spec.env {
+            command.push(format!("--env={key}={value}"));
+        }
+        command.push(image);
+        command.extend(spec.command.iter().cloned());
+        command
     }
 
     async fn container_body(&self, spec: &RunSpec) -> Result<ContainerCreateBody, SandboxError> {
