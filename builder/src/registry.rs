@@ -60,7 +60,7 @@ pub async fn fetch_crate(
         .await
         .map_err(|mut error| {
             // The scratch package is docbuild's, not the user's: not in the message.
-            error.message = without_scratch(&error.message, scratch);
+            error.message = without_scratch(&error.message, scratch, krate);
             error
         })?;
 
@@ -100,14 +100,15 @@ pub async fn fetch_crate(
 
 /// cargo's error about the scratch manifest, without the scratch package's name and
 /// path ("required by package `docbuild-fetch-scratch v0.0.0 (/…)`").
-fn without_scratch(message: &str, scratch: &Path) -> String {
+fn without_scratch(message: &str, scratch: &Path, krate: &CrateVersion) -> String {
     let scratch = scratch.display().to_string();
     message
         .split(": ")
         .filter(|part| !part.contains(SCRATCH_NAME) && !part.contains(&scratch))
         .collect::<Vec<_>>()
         .join(": ")
-        .replace("`wanted`", "the crate")
+        .replace("`wanted = ", &format!("`{} = ", krate.name()))
+        .replace("`wanted`", &format!("`{}`", krate.name()))
 }
 
 /// crates.io's sparse index, for registries named `crates-io` that nobody redefined.
@@ -321,4 +322,65 @@ pub async fn unavailable(
 ) -> Option<String> {
     let index = RegistryIndex::of(registry, registries)?;
     index.listing(krate).await.ok()?.reason(krate, registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cargo_metadata::semver::Version;
+
+    fn v(text: &str) -> Version {
+        Version::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_newest_version_is_the_highest_release_not_yanked() {
+        let versions = [
+            (v("0.1.0"), false),
+            (v("0.2.0"), false),
+            (v("0.3.0"), true),
+            (v("0.4.0-rc.1"), false),
+        ];
+        assert_eq!(newest_of(&versions), Some(v("0.2.0")));
+        let only_pre = [(v("1.0.0-alpha"), false), (v("1.0.0-beta"), false)];
+        assert_eq!(newest_of(&only_pre), Some(v("1.0.0-beta")));
+        assert_eq!(newest_of(&[(v("1.0.0"), true)]), None);
+    }
+
+    #[test]
+    fn a_missing_release_is_named_with_its_registry() {
+        let krate = CrateVersion::new("serde", "9.9.9").unwrap();
+        let registry = RegistryName::new("my-reg").unwrap();
+        let missing = Listing::Missing {
+            newest: Some(v("1.0.0")),
+        };
+        assert_eq!(
+            missing.reason(&krate, &registry).unwrap(),
+            "`serde` has no version 9.9.9 in registry `my-reg` (newest: 1.0.0)"
+        );
+        assert_eq!(
+            Listing::NoCrate.reason(&krate, &registry).unwrap(),
+            "no crate `serde` in registry `my-reg`"
+        );
+        assert_eq!(Listing::Available.reason(&krate, &registry), None);
+    }
+
+    #[test]
+    fn cargo_errors_lose_the_scratch_package() {
+        let message = "failed to select a version for the requirement `wanted = \"=9.9.9\"`: \
+                       location searched: crates.io index: required by package \
+                       `docbuild-fetch-scratch v0.0.0 (/data/work/crates-io/x/9.9.9/fetch)`";
+        let krate = CrateVersion::new("x", "9.9.9").unwrap();
+        let cleaned = without_scratch(
+            message,
+            Path::new("/data/work/crates-io/x/9.9.9/fetch"),
+            &krate,
+        );
+        assert!(
+            !cleaned.contains("scratch") && !cleaned.contains("/data"),
+            "{cleaned}"
+        );
+        assert!(cleaned.contains("requirement `x = "), "{cleaned}");
+        assert!(cleaned.contains("location searched"), "{cleaned}");
+    }
 }
