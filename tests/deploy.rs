@@ -54,7 +54,12 @@ fn fresh_debian() -> String {
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("deploy-data"),
         ));
     let report: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
-    let image = report["image"].as_str().unwrap();
+    assert!(
+        report["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("docbuild-env:")
+    );
     // The base below that image: debootstrap's root filesystem, imported.
     let release = image_release();
     assert!(
