@@ -116,6 +116,9 @@ pub struct RegistryConfig {
 pub struct ServerConfig {
     /// The viewer's public URL, where docs of this server's registries are linked.
     pub url: Option<String>,
+    /// A token that reads `/metrics` alone (for a scraper), besides admin tokens.
+    #[serde(rename = "metrics-token")]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -562,7 +562,7 @@ pub(crate) fn one_line_error(stderr: &str) -> String {
 /// prepare step: there is no structured output for them. Only the split between
 /// "the crate's fault" and "not the crate's fault" depends on it.
 fn looks_like_infrastructure(stderr: &str) -> bool {
-    const SIGNS: [&str; 22] = [
+    const SIGNS: [&str; 24] = [
         "spurious network error",
         "failed to download",
         "Couldn't resolve host",
@@ -576,6 +576,8 @@ fn looks_like_infrastructure(stderr: &str) -> bool {
         "Timeout was reached",
         "network failure",
         "SSL connect error",
+        "SSL peer certificate",
+        "SSL certificate problem",
         "No space left on device",
         "token rejected",
         "got 401",

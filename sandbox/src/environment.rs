@@ -221,6 +221,8 @@ impl Sandbox {
         };
         let imported = self
             .docker
+            .clone()
+            .with_timeout(STEP_TIMEOUT)
             .create_image(Some(options), Some(bollard::body_try_stream(body)), None)
             .try_collect::<Vec<_>>()
             .await;
@@ -284,7 +286,10 @@ impl Sandbox {
                     comment: Some(format!("{} packages", spec.packages.len())),
                     ..Default::default()
                 };
+                // Committing gigabytes takes longer than the engine client's default.
                 self.docker
+                    .clone()
+                    .with_timeout(STEP_TIMEOUT)
                     .commit_container(options, ContainerConfig::default())
                     .await
                     .map(drop)

@@ -100,6 +100,10 @@ pub enum SandboxError {
     },
     #[error("refusing to run as root inside the sandbox")]
     RootUser,
+    #[error(
+        "docbuild runs in a container: `{path}` must be mounted from the same path on the host (-v {path}:{path}), since the engine binds host paths", path = .0.display()
+    )]
+    NotSharedWithHost(PathBuf),
     #[error("cannot write the log: {0}")]
     Io(#[source] std::io::Error),
 }

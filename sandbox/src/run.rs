@@ -96,6 +96,35 @@ impl Sandbox {
         })
     }
 
+    /// When docbuild itself runs in a container of this engine (the deployment image),
+    /// every path it hands the engine to bind is a host path: each of `paths` must lie
+    /// in a bind mount whose host source is the same path. Outside a container, or in
+    /// one of another engine, there is nothing to check.
+    pub async fn check_paths_shared_with_host(&self, paths: &[&Path]) -> Result<(), SandboxError> {
+        if !Path::new("/.dockerenv").exists() {
+            return Ok(());
+        }
+        let Ok(hostname) = std::fs::read_to_string("/etc/hostname") else {
+            return Ok(());
+        };
+        let Ok(own) = self.docker.inspect_container(hostname.trim(), None).await else {
+            return Ok(());
+        };
+        let mounts = own.mounts.unwrap_or_default();
+        for path in paths {
+            let shared = mounts.iter().any(|mount| {
+                let (Some(source), Some(destination)) = (&mount.source, &mount.destination) else {
+                    return false;
+                };
+                source == destination && path.starts_with(destination)
+            });
+            if !shared {
+                return Err(SandboxError::NotSharedWithHost(path.to_path_buf()));
+            }
+        }
+        Ok(())
+    }
+
     /// Makes the default image if it is missing and returns its name.
     pub async fn prepare_default_image(&self) -> Result<String, SandboxError> {
         ensure_default_image(&self.docker, &self.host).await

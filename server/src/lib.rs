@@ -10,6 +10,7 @@ mod cache;
 pub mod catalog;
 mod docs;
 mod files;
+pub mod metrics;
 mod pages;
 pub mod tokens;
 
@@ -36,6 +37,7 @@ pub struct AppState {
     pub config: Config,
     /// `Host` header values this server answers to.
     allowed_hosts: Vec<String>,
+    metrics: metrics::HttpMetrics,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -77,6 +79,7 @@ impl AppState {
             tokens,
             config,
             allowed_hosts,
+            metrics: Default::default(),
         })
     }
 }
@@ -101,6 +104,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/builds/{id}", get(api::build_status))
         .route("/api/v1/builds/{id}/remove", post(api::remove_build))
         .route("/{name}/badge.svg", get(api::badge))
+        .route("/metrics", get(metrics::metrics))
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .route("/{name}", get(docs::crate_root))
@@ -111,6 +115,10 @@ pub fn router(state: SharedState) -> Router {
         .merge(pages)
         .fallback(pages::not_found_page)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -151,6 +159,9 @@ fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     if *method == Method::POST && path == "/api/v1/builds" {
         return Some(Scope::Publish);
     }
+    if path == "/metrics" {
+        return Some(Scope::Admin);
+    }
     if *method == Method::POST {
         return Some(Scope::Admin);
     }
@@ -178,6 +189,20 @@ async fn guard(State(state): State<SharedState>, request: Request, next: Next) -
     let Some(needed) = required_scope(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
+    // A scraper may hold the metrics token alone; once one is set, metrics need it
+    // or an admin token.
+    let metrics_token = state.config.server.metrics_token.as_deref();
+    if request.uri().path() == "/metrics"
+        && let Some(expected) = metrics_token
+    {
+        let presented = presented_token(request.headers());
+        if presented
+            .as_deref()
+            .is_some_and(|token| tokens::hash(token) == tokens::hash(expected))
+        {
+            return next.run(request).await;
+        }
+    }
     let active = match cache.tokens() {
         Some(active) => active,
         None => match state.tokens.active() {
@@ -191,7 +216,7 @@ async fn guard(State(state): State<SharedState>, request: Request, next: Next) -
             }
         },
     };
-    if active.is_empty() {
+    if active.is_empty() && !(request.uri().path() == "/metrics" && metrics_token.is_some()) {
         return next.run(request).await; // no tokens: open
     }
     let scope = presented_token(request.headers())
