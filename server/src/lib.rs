@@ -10,6 +10,7 @@ mod cache;
 pub mod catalog;
 mod docs;
 mod files;
+mod listen;
 mod pages;
 pub mod tokens;
 
@@ -112,13 +113,14 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Serves until the process ends.
+/// Serves until the process ends, within the limits of `[server]`.
 pub async fn serve(state: AppState, listen: SocketAddr) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| ServeError::Listen(listen, e))?;
-    tracing::info!(%listen, "serving");
-    axum::serve(listener, router(Arc::new(state)))
+    let limits = listen::Limits::from_config(&state.config.server);
+    tracing::info!(%listen, ?limits, "serving");
+    listen::run(listener, router(Arc::new(state)), limits)
         .await
         .map_err(|e| ServeError::Listen(listen, e))
 }
