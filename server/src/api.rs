@@ -194,6 +194,7 @@ pub async fn badge(State(state): State<SharedState>, Path(name): Path<String>) -
         [
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, crate::policy::INERT),
         ],
         svg,
     )

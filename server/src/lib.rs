@@ -12,6 +12,8 @@ mod docs;
 mod files;
 mod listen;
 mod pages;
+mod policy;
+mod scripts;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -173,6 +175,16 @@ async fn guard(State(state): State<SharedState>, request: Request, next: Next) -
     {
         return (StatusCode::MISDIRECTED_REQUEST, "unknown host\n").into_response();
     }
+    let mut response = gate(&state, request, next).await;
+    response
+        .headers_mut()
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// Then, once any token exists, a token of a sufficient scope.
+async fn gate(state: &SharedState, request: Request, next: Next) -> Response {
     let cache = state.catalog.cache();
     cache.refresh();
     let Some(needed) = required_scope(request.method(), request.uri().path()) else {

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use crate::SharedState;
+use crate::{SharedState, policy};
 
 /// The cookie the login form sets.
 pub const COOKIE: &str = "docbuild_token";
@@ -46,7 +46,7 @@ fn html(status: StatusCode, body: String) -> Response {
     let mut response = (status, Html(body)).into_response();
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static(policy::VIEWER_PAGE),
     );
     response
 }
@@ -92,6 +92,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         [
             (header::CONTENT_TYPE, kind),
             (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::CONTENT_SECURITY_POLICY, policy::INERT),
         ],
         body,
     )
@@ -247,9 +248,15 @@ pub async fn build_log(
         .ok()
         .flatten();
     match dir.map(|dir| std::fs::read(dir.join("build.log"))) {
-        Some(Ok(log)) => {
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], log).into_response()
-        }
+        // What a build printed: never run as anything.
+        Some(Ok(log)) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, policy::INERT),
+            ],
+            log,
+        )
+            .into_response(),
         _ => not_found(
             &format!(
                 "No log of build #{id} of {} {}.",
