@@ -183,6 +183,8 @@ impl TopBar {
             })
             .collect();
         let lib = release.lib_name().unwrap_or_default();
+        // With docs on an origin of their own, the viewer's pages are on the other.
+        let viewer = escape(&state.viewer_base);
         let default_target = release.default_target().unwrap_or("default");
         let mut targets = format!(
             "<option value=\"/{name}/{version}/{lib}/\"{}>{}</option>",
@@ -205,8 +207,8 @@ impl TopBar {
                    <script src=\"/-/static/docbuild.js\" defer></script>"
                 .to_string(),
             body: format!(
-                "<nav id=\"docbuild-bar\"><a href=\"/\">docbuild</a>\
-                 <a href=\"/crate/{name}/{version}\">{name}</a>\
+                "<nav id=\"docbuild-bar\"><a href=\"{viewer}/\">docbuild</a>\
+                 <a href=\"{viewer}/crate/{name}/{version}\">{name}</a>\
                  <select id=\"docbuild-version\" class=\"docbuild-picker\" aria-label=\"Version\">{versions}</select>\
                  <select id=\"docbuild-target\" class=\"docbuild-picker\" aria-label=\"Target\">{targets}</select></nav>"
             ),
