@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Makes a fresh Debian machine ready for docbuild: a running Docker engine, and
-# Debian's Chromium with its WebDriver for the viewer's browser test.
-# Nothing is pulled: docbuild makes its sandbox image locally on first use.
+# Makes a fresh Debian machine ready for docbuild: a running Docker engine,
+# debootstrap for build environments and the container image, cargo-deb for the
+# Debian package, and Debian's Chromium with its WebDriver for the viewer's browser
+# test. Nothing is pulled: docbuild makes its sandbox images locally.
 set -euo pipefail
 
 engine_answers() { docker info >/dev/null 2>&1; }
@@ -10,10 +11,17 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "setup: installing cargo-deb" >&2
+    cargo install cargo-deb --locked --quiet
 fi
 
 if engine_answers; then

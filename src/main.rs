@@ -2,14 +2,17 @@
 //! by the `docbuild-builder` and `docbuild-sandbox` libraries.
 
 mod display;
+mod image;
 mod service;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use docbuild_builder::config::{Config, DataDir, ImageConfig};
+use docbuild_builder::environment::resolve_image;
 use docbuild_builder::host_cargo::Registries;
 use docbuild_builder::workspace::{Selection, check_workspace};
 use docbuild_builder::{CacheDirs, CheckOptions, CrateReport, Failure, Outcome, SourceMode};
@@ -50,6 +53,9 @@ enum Command {
     Watch(service::WatchArgs),
     /// Serve the docs, build pages and API.
     Serve(service::ServeArgs),
+    /// Make sandbox images: docs.rs's build environment from Debian's packages.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Manage access tokens.
     #[command(subcommand)]
     Token(service::TokenCommand),
@@ -58,8 +64,8 @@ enum Command {
 /// Limits and environment of sandboxed builds.
 #[derive(Args, Clone)]
 struct BuildArgs {
-    /// Memory limit of the build, swap included (e.g. 512M, 3G).
-    #[arg(long, value_name = "SIZE", default_value = "3G", value_parser = parse_memory)]
+    /// Memory limit of the build, swap included (e.g. 512M, 6G); docs.rs gives 6 GiB.
+    #[arg(long, value_name = "SIZE", default_value = "6G", value_parser = parse_memory)]
     memory: u64,
     /// Time limit of each target's build (e.g. 20s, 15m).
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
@@ -91,10 +97,11 @@ impl BuildArgs {
         }
     }
 
-    fn image(&self) -> SandboxImage {
-        self.image
-            .clone()
-            .map_or(SandboxImage::Default, SandboxImage::Named)
+    /// `--image`, else `[image] default`, else the light default; `docsrs` is docs.rs's
+    /// environment as `docbuild image build` makes it.
+    fn image(&self, config: &ImageConfig) -> Result<SandboxImage, Failure> {
+        resolve_image(self.image.as_deref(), config)
+            .map_err(|e| Failure::new(Outcome::InvalidInput, e))
     }
 }
 
@@ -129,6 +136,11 @@ struct CheckArgs {
     /// Open the docs in a browser after a successful build.
     #[arg(long)]
     open: bool,
+    /// Print the commands the build ran (host-side cargo, then the sandbox's `docker
+    /// run`) so that it can be replayed by hand; `--json` always has them in
+    /// `commands`.
+    #[arg(long)]
+    explain: bool,
 }
 
 fn parse_memory(text: &str) -> Result<u64, String> {
@@ -177,7 +189,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check(args) => runtime.block_on(check(args)),
+        Command::Check(args) => {
+            runtime.block_on(check(args, cli.data_dir.as_deref(), cli.config.as_deref()))
+        }
+        Command::Image(command) => runtime.block_on(image::image(
+            command,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
         Command::Queue(command) => runtime.block_on(service::queue(
             command,
             cli.data_dir.as_deref(),
@@ -318,9 +337,20 @@ fn print_reports(reports: &[CrateReport], json: bool) -> std::io::Result<()> {
     stdout.flush()
 }
 
-async fn check(args: CheckArgs) -> ExitCode {
+async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
     let shutdown = Shutdown::listen(None);
     let cancel = shutdown.token();
+    let data = DataDir::resolve(data_dir);
+    let image = match Config::load(config, &data)
+        .map_err(|e| Failure::new(Outcome::InvalidInput, e))
+        .and_then(|config| args.build.image(&config.image))
+    {
+        Ok(image) => image,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            return ExitCode::from(failure.outcome.exit_code() as u8);
+        }
+    };
 
     let options = CheckOptions {
         path: args.path.clone(),
@@ -330,7 +360,7 @@ async fn check(args: CheckArgs) -> ExitCode {
             SourceMode::Package
         },
         limits: args.build.limits(),
-        image: args.build.image(),
+        image,
         toolchain: args.build.toolchain.clone(),
         targets: args.targets.clone(),
         out: args.out.clone(),
@@ -387,6 +417,14 @@ async fn check(args: CheckArgs) -> ExitCode {
         // A closed pipe (`| head`) is the reader's choice, not a failure to report.
         if error.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("error: cannot write the results: {error}");
+        }
+    }
+    if args.explain {
+        for report in &reports {
+            let name = report.name.as_deref().unwrap_or("?");
+            for command in &report.commands {
+                eprintln!("{name}: {command}");
+            }
         }
     }
     if args.open

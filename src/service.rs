@@ -160,18 +160,46 @@ fn print_job(job: &Job, json: bool) {
     );
 }
 
+/// Run in a container (the deployment image), docbuild hands the host's engine paths
+/// to bind: its data directory and toolchain must be the host's, at the same paths.
+async fn check_paths_shared_with_host(
+    service: &Service,
+    toolchain: Option<&str>,
+) -> Result<(), ExitCode> {
+    let Ok(sandbox) = docbuild_sandbox::Sandbox::connect().await else {
+        // Without an engine the builds say so themselves.
+        return Ok(());
+    };
+    let toolchain = docbuild_builder::Toolchain::resolve(toolchain)
+        .await
+        .map_err(|e| fail(Outcome::InvalidInput, &e))?;
+    let root = std::fs::canonicalize(service.data.root())
+        .unwrap_or_else(|_| service.data.root().to_path_buf());
+    sandbox
+        .check_paths_shared_with_host(&[&root, &toolchain.sysroot])
+        .await
+        .map_err(|e| fail(Outcome::InfrastructureError, &e))
+}
+
 pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
     let service = match open(data_dir, config) {
         Ok(service) => Arc::new(service),
         Err(code) => return code,
     };
+    if let Err(code) = check_paths_shared_with_host(&service, args.build.toolchain.as_deref()).await
+    {
+        return code;
+    }
     let options = WorkerOptions {
         jobs: usize::from(args.jobs),
         once: args.once,
         lease: args.lease.max(std::time::Duration::from_secs(3)),
         retry_base: args.retry_delay,
         limits: args.build.limits(),
-        image: args.build.image(),
+        image: match args.build.image(&service.config.image) {
+            Ok(image) => image,
+            Err(failure) => return report_failure(&failure),
+        },
         toolchain: args.build.toolchain.clone(),
         ..WorkerOptions::default()
     };
@@ -319,10 +347,19 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
             Ok(service) => Arc::new(service),
             Err(error) => return fail(Outcome::InfrastructureError, &error),
         };
+        if let Err(code) =
+            check_paths_shared_with_host(&service, args.build.toolchain.as_deref()).await
+        {
+            return code;
+        }
+        let image = match args.build.image(&service.config.image) {
+            Ok(image) => image,
+            Err(failure) => return report_failure(&failure),
+        };
         let options = WorkerOptions {
             jobs: usize::from(args.jobs),
             limits: args.build.limits(),
-            image: args.build.image(),
+            image,
             toolchain: args.build.toolchain.clone(),
             ..WorkerOptions::default()
         };

@@ -74,6 +74,25 @@ fn a_documented_crate_succeeds() {
     let docs = report["targets"][0]["docs"].as_str().unwrap();
     assert!(Path::new(docs).is_absolute() && docs.ends_with("documented/index.html"));
     assert!(docs_html(&report).contains("Widget"));
+    // The commands it ran, to replay by hand: host cargo from `/`, then the sandbox.
+    let commands: Vec<&str> = report["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.starts_with("cd / &&") && c.contains(" fetch ")),
+        "{commands:#?}"
+    );
+    let run = commands.last().unwrap();
+    assert!(
+        run.starts_with("docker run") && run.contains("--network none") && run.contains("rustdoc"),
+        "{run}"
+    );
+    assert!(!commands.iter().any(|c| c.contains("docbuild-test-secret")));
 }
 
 #[test]

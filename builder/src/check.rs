@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::copy::{Copied, copy_output};
 use crate::disk::{DiskBudget, TargetDir};
+use crate::environment::is_docs_rs;
 use crate::error::BuildError;
 use crate::execute::{BuildEnvironment, TargetRun, append_to_log, build_target};
 use crate::host_cargo::{HostCargo, Registries};
@@ -179,15 +180,42 @@ async fn run_check(
         registries = registries.with_project(&dir);
     }
     let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
+    let result = build_package(
+        options,
+        cache,
+        progress,
+        cancel,
+        report,
+        &toolchain,
+        &cargo,
+        &registries,
+    )
+    .await;
+    // What ran on the host, then in the sandbox, as it can be replayed by hand.
+    report.commands.splice(0..0, cargo.commands());
+    result
+}
 
+/// From the package's location to its docs, in a target directory of the budget's size.
+#[allow(clippy::too_many_arguments)]
+async fn build_package(
+    options: &CheckOptions,
+    cache: &CacheDirs,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+    report: &mut CrateReport,
+    toolchain: &Toolchain,
+    cargo: &HostCargo,
+    registries: &Registries,
+) -> Result<(), BuildError> {
     // locate
-    let package = LocalPackage::locate(&options.path, &cargo).await?;
+    let package = LocalPackage::locate(&options.path, cargo).await?;
     report.name = Some(package.name().to_string());
     report.version = Some(package.version());
     report.features = package.features.clone();
 
     // plan
-    let plan = plan_build(&package, options, &toolchain)?;
+    let plan = plan_build(&package, options, toolchain)?;
     report.default_target = Some(plan.default_target.clone());
     let lib_name = package.lib_name.clone().ok_or(BuildError::NoLibrary)?;
     if !toolchain.has_target(&plan.default_target) {
@@ -221,19 +249,8 @@ async fn run_check(
         )?;
     }
     let built = build_in(
-        options,
-        cache,
-        progress,
-        cancel,
-        report,
-        &toolchain,
-        &cargo,
-        &registries,
-        &package,
-        &plan,
-        &lib_name,
-        &work,
-        &target,
+        options, cache, progress, cancel, report, toolchain, cargo, registries, &package, &plan,
+        &lib_name, &work, &target,
     )
     .await;
     // Space goes back to the host after a build that used up its budget.
@@ -341,6 +358,7 @@ async fn build_in(
     };
     progress.step(&format!("documenting for {}", plan.default_target));
     let mut run = build_target(&env, plan, &plan.default_target, lib_name).await?;
+    report.commands.push(run.replay.clone());
     run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
     if source.shipped_lockfile && run.outcome() == Outcome::BuildFailed {
         // docs.rs's rule: a shipped lockfile that fails gets one retry with a new one.
@@ -352,6 +370,7 @@ async fn build_in(
         regenerate_lockfile(cargo, &source).await?;
         report.lockfile_regenerated = true;
         run = build_target(&env, plan, &plan.default_target, lib_name).await?;
+        report.commands.push(run.replay.clone());
         run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
     }
     let outcome = run.outcome();
@@ -363,6 +382,22 @@ async fn build_in(
     } else {
         run.failure_message(&options.limits)
     };
+    if outcome == Outcome::BuildFailed
+        && !is_docs_rs(&options.image)
+        && let Some(probe) = &run.build_script_failed
+    {
+        // The light default image has the host's libraries, not docs.rs's.
+        let what = match probe {
+            Some(library) => format!("the system library `{library}`"),
+            None => "a system library".to_string(),
+        };
+        report.message = format!(
+            "{}; a build script failed, likely probing for {what}, which docs.rs's \
+             build environment may have: `docbuild image build`, then check with \
+             `--image docsrs`",
+            report.message
+        );
+    }
     report
         .targets
         .push(target_report(&plan.default_target, &run, &options.limits));
@@ -463,6 +498,7 @@ async fn build_other_targets(
         progress.step(&format!("documenting for {target}"));
         match build_target(env, plan, target, lib_name).await {
             Ok(run) => {
+                report.commands.push(run.replay.clone());
                 report.memory_peak_bytes =
                     report.memory_peak_bytes.max(run.report.memory_peak_bytes);
                 report

@@ -83,6 +83,22 @@ pub struct Config {
     pub registries: BTreeMap<String, RegistryConfig>,
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub image: ImageConfig,
+}
+
+/// `[image]`: which sandbox image builds use, and what docs.rs's environment gets
+/// beyond docs.rs's own packages.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    /// `docsrs`, `default`, or any image in the engine.
+    pub default: Option<String>,
+    /// Debian packages added to the environment (a team's own C libraries).
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Debian mirror for `docbuild image build`.
+    pub mirror: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +130,9 @@ pub struct ServerConfig {
     pub idle_timeout: Option<std::time::Duration>,
     /// Connections served at once; past it a client is told to come back (503).
     pub max_connections: Option<usize>,
+    /// A token that reads `/metrics` alone (for a scraper), besides admin tokens.
+    #[serde(rename = "metrics-token")]
+    pub metrics_token: Option<String>,
 }
 
 /// A duration as humans write it: `10s`, `2m`, `500ms`.

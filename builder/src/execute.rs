@@ -50,6 +50,11 @@ pub struct TargetRun {
     pub docs: Option<PathBuf>,
     /// The build failed with its disk budget used up.
     pub out_of_disk: bool,
+    /// A build script failed; with the system library it was probing for, when
+    /// pkg-config or the script named one. For the message only, never the outcome.
+    pub build_script_failed: Option<Option<String>>,
+    /// The `docker run` command that replays this build by hand.
+    pub replay: String,
 }
 
 impl TargetRun {
@@ -177,11 +182,23 @@ pub async fn build_target(
 
     let mut errors = Vec::new();
     let mut cargo_error = None;
+    let mut build_script_failed: Option<Option<String>> = None;
     let mut filter = |line: OutputLine<'_>| -> Option<String> {
         match line.stream {
             StdStream::Stderr => {
                 if cargo_error.is_none() && line.text.starts_with("error") {
                     cargo_error = Some(capped(line.text, MAX_ERROR_TEXT));
+                }
+                if line
+                    .text
+                    .starts_with("error: failed to run custom build command")
+                {
+                    build_script_failed.get_or_insert(None);
+                }
+                if let Some(probe) = &mut build_script_failed
+                    && probe.is_none()
+                {
+                    *probe = probed_library(line.text);
                 }
                 Some(line.text.to_string())
             }
@@ -201,6 +218,8 @@ pub async fn build_target(
             },
         }
     };
+    let replay = shlex::try_join(env.sandbox.replay_command(&spec).iter().map(String::as_str))
+        .unwrap_or_default();
     let report = env.sandbox.run(&spec, &mut filter, env.cancel).await?;
     // The container is gone: nothing changes the target directory while it is read.
     let docs = if report.succeeded() {
@@ -221,7 +240,32 @@ pub async fn build_target(
         cargo_error,
         docs,
         out_of_disk: false,
+        build_script_failed,
+        replay,
     })
+}
+
+/// The system library a failed build script was looking for, from what pkg-config
+/// (or the pkg-config crate) printed.
+fn probed_library(line: &str) -> Option<String> {
+    let name = if let Some(rest) = line.split("The system library `").nth(1) {
+        rest.split('`').next()
+    } else if let Some(rest) = line.split("Package ").nth(1)
+        && line.contains("was not found in the pkg-config search path")
+    {
+        rest.split_whitespace().next()
+    } else if line.contains("pkg-config") && line.contains("--libs") {
+        // `"pkg-config" "--libs" "--cflags" "alsa"`: the last quoted word.
+        line.rsplit('"').nth(1)
+    } else {
+        None
+    }?;
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+    valid.then(|| name.to_string())
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.
@@ -263,4 +307,31 @@ pub(crate) fn append_to_log(path: &Path, line: &str) -> Result<(), SandboxError>
         .open(path)
         .map_err(SandboxError::Io)?;
     writeln!(file, "{line}").map_err(SandboxError::Io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probed_library;
+
+    #[test]
+    fn probed_libraries_are_named() {
+        assert_eq!(
+            probed_library(
+                "  The system library `alsa` required by crate `alsa-sys` was not found."
+            ),
+            Some("alsa".into())
+        );
+        assert_eq!(
+            probed_library("Package libudev was not found in the pkg-config search path."),
+            Some("libudev".into())
+        );
+        assert_eq!(
+            probed_library(
+                "Could not run `PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=\"1\" \"pkg-config\" \"--libs\" \"--cflags\" \"dbus-1\"`"
+            ),
+            Some("dbus-1".into())
+        );
+        assert_eq!(probed_library("error: could not compile `foo`"), None);
+        assert_eq!(probed_library("The system library `a b;c` was"), None);
+    }
 }

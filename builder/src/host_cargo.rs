@@ -248,6 +248,8 @@ pub struct HostCargo {
     user_config: Option<PathBuf>,
     env: Vec<(String, String)>,
     cancel: CancellationToken,
+    /// Every command run, as it can be replayed by hand (tokens hidden).
+    commands: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Inherited variables that would change what host-side cargo runs or where it
@@ -286,7 +288,13 @@ impl HostCargo {
             user_config: registries.user_config.clone(),
             env: registries.host_env(),
             cancel: cancel.clone(),
+            commands: Default::default(),
         }
+    }
+
+    /// The commands run so far, shell-quoted, tokens hidden.
+    pub fn commands(&self) -> Vec<String> {
+        self.commands.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     pub fn cargo_home(&self) -> &Path {
@@ -394,6 +402,9 @@ impl HostCargo {
         name: &'static str,
         command: tokio::process::Command,
     ) -> Result<Vec<u8>, HostCargoError> {
+        if let Ok(mut commands) = self.commands.lock() {
+            commands.push(replayable(command.as_std()));
+        }
         let result = run_host(name, command, HOST_COMMAND_TIMEOUT, &self.cancel).await;
         if result.is_err() {
             let home = self.cargo_home.clone();
@@ -453,6 +464,31 @@ pub(crate) async fn run_host(
         HostFailure::Crate
     };
     Err(HostCargoError::new(name, failure, one_line_error(&stderr)))
+}
+
+/// `cd DIR && VAR=VALUE… PROGRAM ARGS…`, shell-quoted; the values of token variables
+/// are hidden.
+fn replayable(command: &std::process::Command) -> String {
+    let quote =
+        |text: &str| shlex::try_quote(text).map_or_else(|_| text.to_string(), |q| q.into_owned());
+    let mut parts = Vec::new();
+    if let Some(dir) = command.get_current_dir() {
+        parts.push(format!("cd {} &&", quote(&dir.to_string_lossy())));
+    }
+    for (key, value) in command.get_envs() {
+        let (Some(key), Some(value)) = (key.to_str(), value) else {
+            continue;
+        };
+        let value = if key.ends_with("_TOKEN") {
+            "***".to_string()
+        } else {
+            value.to_string_lossy().into_owned()
+        };
+        parts.push(format!("{key}={}", quote(&value)));
+    }
+    parts.push(quote(&command.get_program().to_string_lossy()));
+    parts.extend(command.get_args().map(|arg| quote(&arg.to_string_lossy())));
+    parts.join(" ")
 }
 
 fn add_config(command: &mut tokio::process::Command, config: &[String]) {
@@ -526,7 +562,7 @@ pub(crate) fn one_line_error(stderr: &str) -> String {
 /// prepare step: there is no structured output for them. Only the split between
 /// "the crate's fault" and "not the crate's fault" depends on it.
 fn looks_like_infrastructure(stderr: &str) -> bool {
-    const SIGNS: [&str; 22] = [
+    const SIGNS: [&str; 24] = [
         "spurious network error",
         "failed to download",
         "Couldn't resolve host",
@@ -540,6 +576,8 @@ fn looks_like_infrastructure(stderr: &str) -> bool {
         "Timeout was reached",
         "network failure",
         "SSL connect error",
+        "SSL peer certificate",
+        "SSL certificate problem",
         "No space left on device",
         "token rejected",
         "got 401",

@@ -9,6 +9,7 @@ pub mod check;
 pub mod config;
 pub mod copy;
 pub mod disk;
+pub mod environment;
 pub mod error;
 pub mod execute;
 pub mod host_cargo;

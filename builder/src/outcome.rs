@@ -130,6 +130,10 @@ pub struct CrateReport {
     /// Bytes of the stored docs (uncompressed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_size_bytes: Option<u64>,
+    /// The commands the build ran, host-side cargo and the sandbox's `docker run`,
+    /// as they can be replayed by hand (tokens hidden).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 impl CrateReport {
@@ -151,6 +155,7 @@ impl CrateReport {
             stage: None,
             features: Default::default(),
             docs_size_bytes: None,
+            commands: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! `no-new-privileges`, and a non-root user. It is removed on every path: normal exit,
 //! timeout, cancellation (Ctrl-C), and errors. This crate knows nothing about Rust.
 
+mod environment;
 mod image;
 mod limits;
 mod log;
@@ -12,6 +13,9 @@ mod run;
 
 use std::path::{Path, PathBuf};
 
+pub use environment::{
+    EnvironmentError, EnvironmentReport, EnvironmentSpec, environment_work_dir, is_package_name,
+};
 pub use image::{CONTAINER_ROOT, HostSystem, SANDBOX_UID};
 pub use limits::{InvalidSize, SandboxLimits, parse_size};
 pub use log::CappedLog;
@@ -42,7 +46,7 @@ impl Bind {
         }
     }
 
-    fn to_docker(&self) -> String {
+    pub(crate) fn to_docker(&self) -> String {
         let mode = if self.writable { "rw" } else { "ro" };
         format!("{}:{}:{mode}", self.host.display(), self.container)
     }
@@ -78,7 +82,9 @@ pub struct RunSpec {
 pub enum SandboxError {
     #[error("cannot reach the Docker engine: {0}")]
     EngineUnreachable(#[source] bollard::errors::Error),
-    #[error("sandbox image `{0}` is not present in the Docker engine (nothing is pulled)")]
+    #[error(
+        "sandbox image `{0}` is not present in the Docker engine (nothing is pulled; `docbuild image build` makes the docs.rs environment)"
+    )]
     ImageMissing(String),
     #[error("cannot make the sandbox image `{image}`: {source}")]
     ImageCreate {
@@ -94,6 +100,10 @@ pub enum SandboxError {
     },
     #[error("refusing to run as root inside the sandbox")]
     RootUser,
+    #[error(
+        "docbuild runs in a container: `{path}` must be mounted from the same path on the host (-v {path}:{path}), since the engine binds host paths", path = .0.display()
+    )]
+    NotSharedWithHost(PathBuf),
     #[error("cannot write the log: {0}")]
     Io(#[source] std::io::Error),
 }

@@ -73,7 +73,7 @@ impl RunReport {
 /// A connection to the Docker engine.
 #[derive(Clone)]
 pub struct Sandbox {
-    docker: Docker,
+    pub(crate) docker: Docker,
     host: HostSystem,
 }
 
@@ -94,6 +94,35 @@ impl Sandbox {
             docker,
             host: HostSystem::detect(),
         })
+    }
+
+    /// When docbuild itself runs in a container of this engine (the deployment image),
+    /// every path it hands the engine to bind is a host path: each of `paths` must lie
+    /// in a bind mount whose host source is the same path. Outside a container, or in
+    /// one of another engine, there is nothing to check.
+    pub async fn check_paths_shared_with_host(&self, paths: &[&Path]) -> Result<(), SandboxError> {
+        if !Path::new("/.dockerenv").exists() {
+            return Ok(());
+        }
+        let Ok(hostname) = std::fs::read_to_string("/etc/hostname") else {
+            return Ok(());
+        };
+        let Ok(own) = self.docker.inspect_container(hostname.trim(), None).await else {
+            return Ok(());
+        };
+        let mounts = own.mounts.unwrap_or_default();
+        for path in paths {
+            let shared = mounts.iter().any(|mount| {
+                let (Some(source), Some(destination)) = (&mount.source, &mount.destination) else {
+                    return false;
+                };
+                source == destination && path.starts_with(destination)
+            });
+            if !shared {
+                return Err(SandboxError::NotSharedWithHost(path.to_path_buf()));
+            }
+        }
+        Ok(())
     }
 
     /// Makes the default image if it is missing and returns its name.
@@ -170,6 +199,54 @@ impl Sandbox {
         })?;
         report.log_truncated = log.truncated();
         Ok(report)
+    }
+
+    /// The `docker run` command that replays `spec` by hand, with the same limits,
+    /// binds and environment.
+    pub fn replay_command(&self, spec: &RunSpec) -> Vec<String> {
+        let limits = &spec.limits;
+        let mut command: Vec<String> = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+        ]
+        .map(String::from)
+        .to_vec();
+        command.push("--tmpfs".into());
+        command.push(format!("/tmp:rw,nosuid,nodev,size={}", limits.tmp_bytes));
+        command.push(format!("--memory={}", limits.memory_bytes));
+        command.push(format!("--memory-swap={}", limits.memory_bytes));
+        command.push(format!("--pids-limit={}", limits.pids));
+        if limits.cpus < host_cpus() {
+            command.push(format!("--cpus={}", limits.cpus));
+        }
+        command.push(format!("--user={}:{}", spec.user.0, spec.user.1));
+        let image = match &spec.image {
+            SandboxImage::Default => {
+                for bind in self.host.binds() {
+                    command.push(format!("--volume={}", bind.to_docker()));
+                }
+                self.host.image_name()
+            }
+            SandboxImage::Named(name) => name.clone(),
+        };
+        for bind in &spec.binds {
+            command.push(format!("--volume={}", bind.to_docker()));
+        }
+        command.push(format!("--workdir={}", spec.workdir));
+        for (key, value) in &spec.env {
+            command.push(format!("--env={key}={value}"));
+        }
+        command.push(image);
+        command.extend(spec.command.iter().cloned());
+        command
     }
 
     async fn container_body(&self, spec: &RunSpec) -> Result<ContainerCreateBody, SandboxError> {

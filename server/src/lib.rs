@@ -13,6 +13,7 @@ pub mod catalog;
 mod docs;
 mod files;
 mod listen;
+pub mod metrics;
 mod origins;
 mod pages;
 mod policy;
@@ -54,6 +55,7 @@ pub struct AppState {
     secure_cookies: bool,
     signer: Signer,
     limits: Limits,
+    metrics: metrics::HttpMetrics,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -141,6 +143,7 @@ impl AppState {
             secure_cookies,
             signer: Signer::new().map_err(ServeError::Random)?,
             limits,
+            metrics: Default::default(),
         })
     }
 
@@ -176,6 +179,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/builds", post(api::enqueue))
         .route("/api/v1/builds/{id}", get(api::build_status))
         .route("/{name}/badge.svg", get(api::badge))
+        .route("/metrics", get(metrics::metrics))
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .route("/{name}", get(docs::crate_root))
@@ -188,6 +192,10 @@ pub fn router(state: SharedState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             origins::guard,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
         ))
         .with_state(state)
 }

@@ -62,14 +62,18 @@ impl DocsOrigin {
 }
 
 /// Whether a path is one of the docs' (`/{name}/…`), not one of the viewer's own
-/// (`/`, `/-/…`, `/crate/…`, `/api/…`, `/releases/…`, `/{name}/badge.svg`).
+/// (`/`, `/-/…`, `/crate/…`, `/api/…`, `/releases/…`, `/metrics`, `/{name}/badge.svg`).
 fn is_docs_path(path: &str) -> bool {
     let mut segments = path.trim_start_matches('/').split('/');
     let first = segments.next().unwrap_or_default();
     if matches!(first, "" | "-" | "crate" | "api" | "releases") {
         return false;
     }
-    !(segments.next() == Some("badge.svg") && segments.next().is_none())
+    match segments.next() {
+        None => first != "metrics",
+        Some("badge.svg") => segments.next().is_some(),
+        Some(_) => true,
+    }
 }
 
 /// The token of an `Authorization` header, whatever the case of its scheme.
@@ -148,6 +152,9 @@ fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     if *method == Method::POST && path == "/api/v1/builds" {
         return Some(Scope::Publish);
     }
+    if path == "/metrics" {
+        return Some(Scope::Admin);
+    }
     if *method == Method::POST {
         return Some(Scope::Admin);
     }
@@ -208,11 +215,23 @@ async fn viewer_gate(state: &SharedState, request: Request, next: Next) -> Respo
     let Some(needed) = required_scope(request.method(), &path) else {
         return next.run(request).await;
     };
+    // A scraper may hold the metrics token alone; once one is set, metrics need it
+    // or an admin token.
+    let metrics_token = state.config.server.metrics_token.as_deref();
+    if path == "/metrics"
+        && let Some(expected) = metrics_token
+    {
+        let headers = request.headers();
+        let presented = bearer(headers).or_else(|| session::cookie(headers, LOGIN_COOKIE));
+        if presented.is_some_and(|token| tokens::hash(token) == tokens::hash(expected)) {
+            return next.run(request).await;
+        }
+    }
     let active = match state.active_tokens() {
         Ok(active) => active,
         Err(error) => return token_store_failed(&error),
     };
-    if active.is_empty() {
+    if active.is_empty() && !(path == "/metrics" && metrics_token.is_some()) {
         return next.run(request).await; // no tokens: open
     }
     match viewer_credential(request.headers(), &active) {
@@ -404,6 +423,7 @@ mod tests {
             "/api/v1/builds",
             "/releases/queue",
             "/serde/badge.svg",
+            "/metrics",
         ] {
             assert!(!is_docs_path(viewer), "{viewer}");
         }

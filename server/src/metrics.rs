@@ -1,0 +1,193 @@
+//! `GET /metrics` in Prometheus's text format: the queue by state, builds by outcome
+//! and their durations (read from the database at each scrape, so every process
+//! sharing it reports the same), and this server's HTTP requests and latency by route
+//! family (counted in memory).
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use rusqlite::Connection;
+
+use crate::SharedState;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// What the server counts itself.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.1 ms to about 3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+fn duration_histogram() -> Histogram {
+    // 1 s to about 4.5 h.
+    Histogram::new(exponential_buckets(1.0, 2.0, 15))
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        }
+    }
+}
+
+/// The route family of a path, a small fixed set of label values.
+fn route_family(path: &str) -> &'static str {
+    match path {
+        "/" => "home",
+        "/metrics" => "metrics",
+        "/-/login" => "login",
+        _ if path.starts_with("/-/static/") => "static",
+        _ if path.starts_with("/api/") => "api",
+        _ if path.starts_with("/crate/") => "crate",
+        _ if path.contains("/static.files/") => "static",
+        _ => "docs",
+    }
+}
+
+/// Counts every request and its latency by route family and status class.
+pub async fn track(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let family = route_family(request.uri().path());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = format!("{}xx", response.status().as_u16() / 100);
+    state
+        .metrics
+        .requests
+        .get_or_create(&vec![
+            ("route", family.to_string()),
+            ("method", method),
+            ("status", status),
+        ])
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&vec![("route", family.to_string())])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<SharedState>) -> Response {
+    let database = state.catalog.data().database();
+    let http = state.metrics.clone();
+    let encoded = tokio::task::spawn_blocking(move || encode(&database, &http)).await;
+    match encoded {
+        Ok(Ok(text)) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Ok(Err(error)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
+    }
+}
+
+fn encode(database: &std::path::Path, http: &HttpMetrics) -> Result<String, String> {
+    let connection = Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let mut registry = Registry::default();
+
+    let jobs = Family::<Labels, Gauge>::default();
+    // Every state is reported, zero included, so that a dashboard's series exist.
+    for state in ["queued", "running", "done"] {
+        jobs.get_or_create(&vec![("state", state.to_string())])
+            .set(0);
+    }
+    let mut statement = connection
+        .prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        .map_err(|e| e.to_string())?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .map_err(|e| e.to_string())?;
+    for row in rows {
+        let (state, count) = row.map_err(|e| e.to_string())?;
+        jobs.get_or_create(&vec![("state", state)]).set(count);
+    }
+    registry.register("docbuild_jobs", "Jobs in the queue by state", jobs);
+
+    let builds = Family::<Labels, Counter>::default();
+    let durations = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
+        duration_histogram as fn() -> Histogram,
+    );
+    let mut statement = connection
+        .prepare("SELECT outcome, json_extract(record, '$.duration_ms') FROM builds")
+        .map_err(|e| e.to_string())?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?))
+        })
+        .map_err(|e| e.to_string())?;
+    for row in rows {
+        let (outcome, duration_ms) = row.map_err(|e| e.to_string())?;
+        let labels = vec![("outcome", outcome)];
+        builds.get_or_create(&labels).inc();
+        if let Some(ms) = duration_ms {
+            durations.get_or_create(&labels).observe(ms as f64 / 1000.0);
+        }
+    }
+    registry.register("docbuild_builds", "Builds finished, by outcome", builds);
+    registry.register(
+        "docbuild_build_duration_seconds",
+        "How long builds took, by outcome",
+        durations,
+    );
+    registry.register(
+        "docbuild_http_requests",
+        "HTTP requests by route family, method and status class",
+        http.requests.clone(),
+    );
+    registry.register(
+        "docbuild_http_request_duration_seconds",
+        "HTTP request latency by route family",
+        http.latency.clone(),
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_family;
+
+    #[test]
+    fn routes_fall_into_few_families() {
+        assert_eq!(route_family("/serde/1.0.0/serde/"), "docs");
+        assert_eq!(
+            route_family("/serde/1.0.0/static.files/main-1.js"),
+            "static"
+        );
+        assert_eq!(route_family("/api/v1/builds"), "api");
+        assert_eq!(route_family("/crate/serde/1.0.0"), "crate");
+        assert_eq!(route_family("/metrics"), "metrics");
+    }
+}
