@@ -108,6 +108,11 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
+        Self::configured("", extra)
+    }
+
+    /// A server whose `docbuild.toml` is `config`, where `{port}` is its port.
+    fn configured(config: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let copied = Command::new("cp")
@@ -117,15 +122,27 @@ impl Server {
             .status()
             .unwrap();
         assert!(copied.success());
-        Self::on(dir, data, extra)
+        Self::on_with(dir, data, config, extra)
     }
 
     fn on(dir: tempfile::TempDir, data: PathBuf, extra: &[&str]) -> Self {
+        Self::on_with(dir, data, "", extra)
+    }
+
+    fn on_with(dir: tempfile::TempDir, data: PathBuf, config: &str, extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        if !config.is_empty() {
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(
+                data.join("docbuild.toml"),
+                config.replace("{port}", &port.to_string()),
+            )
+            .unwrap();
+        }
         let listen = format!("127.0.0.1:{port}");
         let child = docbuild(&data)
             .args(["serve", "--listen", &listen])
@@ -203,15 +220,57 @@ impl Server {
     }
 
     fn raw_response(&self, path: &str, host: &str, headers: &str) -> Vec<u8> {
+        self.raw_request("GET", path, host, headers)
+    }
+
+    fn raw_request(&self, method: &str, path: &str, host: &str, headers: &str) -> Vec<u8> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: 0\r\n\
+             Connection: close\r\n\r\n"
         )
         .unwrap();
         let mut response = Vec::new();
         stream.read_to_end(&mut response).unwrap();
         response
+    }
+
+    /// The login form's CSRF token and the cookie that carries it.
+    fn login_form(&self) -> (String, String) {
+        let form = self.get("/-/login");
+        assert_eq!(form.status, 200);
+        let cookie = form
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let csrf = form
+            .body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_string();
+        assert!(cookie.starts_with("docbuild_csrf=") && cookie.ends_with(&csrf));
+        (cookie, csrf)
+    }
+
+    /// Logs in through the form, as the viewer's own page does; answers the reply.
+    fn log_in(&self, token: &str) -> Reply {
+        let (cookie, csrf) = self.login_form();
+        self.request(
+            "POST",
+            "/-/login",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", &self.url("")),
+                ("cookie", &cookie),
+            ],
+            Some(&format!("token={token}&csrf={csrf}")),
+        )
     }
 }
 
@@ -545,8 +604,9 @@ fn tokens_guard_every_page_and_call() {
     let build = r#"{"name": "itoa", "version": "1.0.11"}"#;
     let post = |t: Option<&str>| {
         let auth = t.map(bearer);
-        let headers: Vec<(&str, &str)> =
+        let mut headers: Vec<(&str, &str)> =
             auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        headers.push(("content-type", "application/json"));
         server
             .request("POST", "/api/v1/builds", &headers, Some(build))
             .status
@@ -580,26 +640,45 @@ fn tokens_guard_every_page_and_call() {
     );
 
     // The login form sets a cookie that then opens the pages.
-    assert_eq!(server.get("/-/login").status, 200);
-    let bad = server.request(
-        "POST",
-        "/-/login",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        Some("token=dbt_wrong"),
-    );
+    let bad = server.log_in("dbt_wrong");
     assert_eq!(bad.status, 401);
-    let login = server.request(
-        "POST",
-        "/-/login",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        Some(&format!("token={publish}")),
-    );
+    let login = server.log_in(&publish);
     assert_eq!(login.status, 303);
-    let cookie = login.header("set-cookie").unwrap();
+    let cookie = login
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .find(|v| v.starts_with("docbuild_token="))
+        .unwrap();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(!cookie.contains("Secure"), "not over https: {cookie}");
     let pair = cookie.split(';').next().unwrap();
     assert_eq!(
         server.request("GET", "/", &[("cookie", pair)], None).status,
+        200
+    );
+    // The scheme is any case.
+    assert_eq!(
+        server
+            .request(
+                "GET",
+                "/",
+                &[("authorization", &format!("bearer {admin}"))],
+                None
+            )
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .request(
+                "GET",
+                "/",
+                &[("authorization", &format!("BEARER {admin}"))],
+                None
+            )
+            .status,
         200
     );
 }
@@ -644,4 +723,624 @@ fn serve_with_worker_is_a_whole_service() {
     }
     assert_eq!(job["outcome"], "success", "{job:#}");
     assert_eq!(server.get("/documented/0.1.0/documented/").status, 200);
+}
+
+/// The stored docs of `documented` 0.1.0 in a server's data.
+fn documented_docs(data: &Path) -> PathBuf {
+    let release = data.join("crates/local/documented/0.1.0");
+    let build = std::fs::read_dir(&release)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    build.join("docs")
+}
+
+#[test]
+fn nothing_a_crate_wrote_runs_as_a_script() {
+    let server = Server::start(&[]);
+    // What a build script could leave among the docs: a script of its own, an SVG
+    // with a script, a rewritten data script, an HTML file that is no page, and a
+    // script among rustdoc's static files.
+    let docs = documented_docs(&server.data);
+    let evil = "document.title = 'pwned'; fetch('/api/v1/builds', {method: 'POST'});";
+    std::fs::write(docs.join("x.js"), evil).unwrap();
+    std::fs::write(
+        docs.join("documented/evil.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("documented/sidebar-items.js"),
+        format!("window.SIDEBAR_ITEMS = {{}}; {evil}"),
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("documented/part.html"),
+        "<script>alert(1)</script>",
+    )
+    .unwrap();
+    std::fs::create_dir_all(docs.join("static.files")).unwrap();
+    std::fs::write(docs.join("static.files/evil-0123abcd.js"), evil).unwrap();
+
+    let inert = |reply: &Reply| {
+        let csp = reply.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.split(';').any(|d| d.trim() == "sandbox"),
+            "no sandbox: {csp}"
+        );
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    };
+    for path in [
+        "/documented/0.1.0/x.js",
+        "/documented/0.1.0/documented/sidebar-items.js",
+    ] {
+        let script = server.get(path);
+        assert_eq!(script.status, 200, "{path}");
+        assert_eq!(
+            script.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{path} is not served as a script"
+        );
+        inert(&script);
+    }
+    let svg = server.get("/documented/0.1.0/documented/evil.svg");
+    assert_eq!(svg.header("content-type"), Some("image/svg+xml"));
+    inert(&svg);
+    let part = server.get("/documented/0.1.0/documented/part.html");
+    assert_eq!(part.status, 200);
+    inert(&part);
+    assert!(
+        part.header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'none'")
+    );
+    assert_eq!(
+        server
+            .get("/documented/0.1.0/static.files/evil-0123abcd.js")
+            .status,
+        404,
+        "static files come from the toolchain's store only"
+    );
+
+    // rustdoc's own data scripts are served, remade from their data.
+    let crates = server.get("/documented/0.1.0/crates.js");
+    assert_eq!(
+        crates.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(crates.body, "window.ALL_CRATES=[\"documented\"];\n");
+    inert(&crates);
+
+    // Pages: docbuild's scripts only, no inline script, no forms, no frames.
+    let page = server.get("/documented/0.1.0/documented/");
+    let csp = page.header("content-security-policy").unwrap();
+    for directive in [
+        "script-src 'self'",
+        "object-src 'none'",
+        "frame-src 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            csp.split(';').any(|d| d.trim() == directive),
+            "{directive}: {csp}"
+        );
+    }
+
+    // A build's log is its text, and only text.
+    let crate_page = server.get("/crate/documented/0.1.0");
+    let log = crate_page
+        .body
+        .split("href=\"")
+        .find(|s| s.contains("/log\""))
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    inert(&server.get(log));
+    assert_eq!(
+        server
+            .get("/api/v1/builds/1")
+            .header("x-content-type-options"),
+        Some("nosniff")
+    );
+}
+
+#[test]
+fn state_changes_come_only_from_the_viewers_own_pages() {
+    let server = Server::start(&[]);
+    let json = ("content-type", "application/json");
+    let build = r#"{"name": "itoa", "version": "1.0.11"}"#;
+    let here = server.url("");
+    let other = format!("http://127.0.0.1:{}", server.port + 1);
+    let queue = |headers: &[(&str, &str)]| {
+        let mut all = vec![json];
+        all.extend_from_slice(headers);
+        server.request("POST", "/api/v1/builds", &all, Some(build))
+    };
+    // With no token at all, another site still cannot queue.
+    for (headers, expected) in [
+        (vec![("origin", other.as_str())], 403),
+        (vec![("origin", "null")], 403),
+        (vec![("sec-fetch-site", "same-site")], 403),
+        (vec![("sec-fetch-site", "cross-site")], 403),
+        (
+            vec![("sec-fetch-site", "cross-site"), ("origin", here.as_str())],
+            403,
+        ),
+        (vec![("origin", here.as_str())], 202),
+        (vec![("sec-fetch-site", "same-origin")], 202),
+        (vec![], 202),
+    ] {
+        let reply = queue(&headers);
+        assert_eq!(reply.status, expected, "{headers:?}: {}", reply.body);
+        if expected == 403 {
+            let error: Value = serde_json::from_str(&reply.body).unwrap();
+            assert!(
+                error["error"].as_str().unwrap().contains("cross-origin"),
+                "{error}"
+            );
+        }
+    }
+    // The API takes JSON only: a form's `text/plain` is refused.
+    for kind in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let mut headers = vec![("origin", here.as_str())];
+        if !kind.is_empty() {
+            headers.push(("content-type", kind));
+        }
+        let reply = server.request("POST", "/api/v1/builds", &headers, Some(build));
+        assert_eq!(reply.status, 415, "{kind:?}");
+        assert!(serde_json::from_str::<Value>(&reply.body).unwrap()["error"].is_string());
+    }
+    assert_eq!(
+        queue(&[("content-type", "application/json; charset=utf-8")]).status,
+        202
+    );
+
+    // With tokens: an admin's cookie does not make another origin's request pass.
+    let admin = run(&server.data, &["token", "create", "--scope", "admin"]);
+    let login = server.log_in(&admin);
+    assert_eq!(login.status, 303);
+    let cookie = format!("docbuild_token={admin}");
+    let rebuild = |headers: &[(&str, &str)]| {
+        server
+            .request("POST", "/crate/documented/0.1.0/rebuild", headers, None)
+            .status
+    };
+    assert_eq!(
+        rebuild(&[("cookie", &cookie), ("origin", &other)]),
+        403,
+        "another port"
+    );
+    assert_eq!(
+        rebuild(&[("cookie", &cookie), ("sec-fetch-site", "same-site")]),
+        403
+    );
+    assert_eq!(
+        rebuild(&[("cookie", &cookie)]),
+        403,
+        "a browser's cookie without a word on where it comes from"
+    );
+    let bearer = format!("Bearer {admin}");
+    assert_eq!(
+        rebuild(&[("authorization", &bearer), ("origin", &other)]),
+        403
+    );
+    assert_eq!(rebuild(&[("cookie", &cookie), ("origin", &here)]), 202);
+    assert_eq!(
+        rebuild(&[("cookie", &cookie), ("sec-fetch-site", "same-origin")]),
+        202
+    );
+    assert_eq!(rebuild(&[("authorization", &bearer)]), 202, "no browser");
+
+    // The login form: its CSRF token, and this origin only.
+    let (csrf_cookie, csrf) = server.login_form();
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let body = format!("token={admin}&csrf={csrf}");
+    let login = |headers: &[(&str, &str)], body: &str| {
+        let mut all = vec![form];
+        all.extend_from_slice(headers);
+        server.request("POST", "/-/login", &all, Some(body)).status
+    };
+    assert_eq!(login(&[("origin", &here)], &body), 403, "no CSRF cookie");
+    assert_eq!(
+        login(
+            &[("origin", &here), ("cookie", &csrf_cookie)],
+            &format!("token={admin}&csrf=0123")
+        ),
+        403,
+        "another CSRF token"
+    );
+    assert_eq!(
+        login(
+            &[("origin", &here), ("cookie", &csrf_cookie)],
+            &format!("token={admin}")
+        ),
+        403,
+        "no CSRF token"
+    );
+    assert_eq!(
+        login(&[("origin", &other), ("cookie", &csrf_cookie)], &body),
+        403,
+        "another origin"
+    );
+    assert_eq!(
+        login(&[("origin", &here), ("cookie", &csrf_cookie)], &body),
+        303
+    );
+
+    // Logging out forgets the cookie, from this origin only.
+    let logout = |origin: &str| {
+        server.request(
+            "POST",
+            "/-/logout",
+            &[("origin", origin), ("cookie", &cookie)],
+            None,
+        )
+    };
+    assert_eq!(logout(&other).status, 403);
+    let out = logout(&here);
+    assert_eq!(out.status, 303);
+    let cleared = out.header("set-cookie").unwrap();
+    assert!(cleared.starts_with("docbuild_token=;") && cleared.contains("Max-Age=0"));
+}
+
+#[test]
+fn cookies_are_secure_when_the_viewer_is_on_https() {
+    let server = Server::configured("[server]\nurl = \"https://docs.example.test\"\n", &[]);
+    let admin = run(&server.data, &["token", "create", "--scope", "admin"]);
+    let (csrf_cookie, _) = server.login_form();
+    assert!(
+        server
+            .get("/-/login")
+            .header("set-cookie")
+            .unwrap()
+            .contains("; Secure")
+    );
+    assert!(csrf_cookie.starts_with("docbuild_csrf="));
+    let login = server.log_in(&admin);
+    assert_eq!(login.status, 303);
+    let cookies: Vec<&str> = login
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(!cookies.is_empty());
+    for cookie in cookies {
+        assert!(cookie.contains("; Secure"), "{cookie}");
+    }
+    // The viewer's https origin counts as its own.
+    let reply = server.request(
+        "POST",
+        "/crate/documented/0.1.0/rebuild",
+        &[
+            ("authorization", &format!("Bearer {admin}")),
+            ("origin", "https://docs.example.test"),
+        ],
+        None,
+    );
+    assert_eq!(reply.status, 202);
+}
+
+/// How long until the server closes `stream` (reading and dropping what it sends).
+fn time_to_close(stream: &mut TcpStream) -> Duration {
+    let start = std::time::Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                return start.elapsed();
+            }
+            Err(error) => panic!("still open after {:?}: {error}", start.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn slow_and_silent_clients_cannot_hold_the_server() {
+    let server = Server::configured(
+        "[server]\nidle-timeout = \"1s\"\nheader-read-timeout = \"4s\"\nmax-connections = 3\n",
+        &[],
+    );
+    let address = ("127.0.0.1", server.port);
+
+    // A silent connection is closed once idle, well before the header timeout.
+    let mut silent = TcpStream::connect(address).unwrap();
+    let closed = time_to_close(&mut silent);
+    assert!(
+        closed >= Duration::from_millis(800) && closed < Duration::from_millis(3000),
+        "{closed:?}"
+    );
+
+    // A kept-alive connection that goes quiet after a request, likewise.
+    let mut kept = TcpStream::connect(address).unwrap();
+    write!(
+        kept,
+        "GET /-/static/docbuild.css HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        server.port
+    )
+    .unwrap();
+    let closed = time_to_close(&mut kept);
+    assert!(closed < Duration::from_millis(3000), "{closed:?}");
+
+    // A client that sends its head a byte at a time, never idle, is cut off when
+    // the head takes too long.
+    let mut slow = TcpStream::connect(address).unwrap();
+    let start = std::time::Instant::now();
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Padding: {}\r\n\r\n",
+        server.port,
+        "a".repeat(60)
+    );
+    let mut cut = None;
+    for byte in head.bytes() {
+        if slow.write_all(&[byte]).is_err() {
+            cut = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        let mut probe = [0u8; 64];
+        slow.set_nonblocking(true).unwrap();
+        let read = slow.read(&mut probe);
+        slow.set_nonblocking(false).unwrap();
+        match read {
+            Ok(0) => {
+                cut = Some(start.elapsed());
+                break;
+            }
+            Ok(_) => panic!("answered a head that never ended"),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                cut = Some(start.elapsed());
+                break;
+            }
+        }
+    }
+    let cut = cut.expect("the slow head was read to its end");
+    assert!(
+        cut >= Duration::from_millis(3500) && cut < Duration::from_millis(7000),
+        "{cut:?}"
+    );
+
+    // Past the connection cap the next client is answered at once, told to come
+    // back; once the silent ones are gone, it is served.
+    let holders: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(address).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    let busy = String::from_utf8_lossy(&server.raw_response(
+        "/",
+        &format!("127.0.0.1:{}", server.port),
+        "",
+    ))
+    .into_owned();
+    assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
+    assert!(busy.to_lowercase().contains("retry-after: 1"), "{busy}");
+    assert!(start.elapsed() < Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(server.get("/").status, 200);
+    drop(holders);
+}
+
+#[test]
+fn etags_follow_the_representation_and_the_version_list() {
+    let server = Server::start(&[]);
+    let page = "/documented/0.1.0/documented/";
+    let host = format!("127.0.0.1:{}", server.port);
+    // Status, ETag, Content-Encoding and body, byte for byte.
+    let get = |headers: &str| {
+        let raw = server.raw_response(page, &host, headers);
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .map(str::to_string)
+        };
+        let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = String::from_utf8_lossy(&raw[split + 4..]).into_owned();
+        (status, header("etag"), header("content-encoding"), body)
+    };
+    let (status, tag, encoding, _) = get("");
+    assert_eq!((status, encoding), (200, None));
+    let tag = tag.unwrap();
+    let (_, gzip_tag, encoding, _) = get("Accept-Encoding: gzip\r\n");
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let gzip_tag = gzip_tag.unwrap();
+    assert_ne!(tag, gzip_tag, "each representation has its own tag");
+    let revalidate = |tag: &str, gzip: bool| {
+        let encoding = if gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
+        get(&format!("If-None-Match: {tag}\r\n{encoding}"))
+    };
+    assert_eq!(revalidate(&tag, false).0, 304);
+    assert_eq!(revalidate(&gzip_tag, true).0, 304);
+    assert_eq!(revalidate(&tag, true).0, 200, "another representation");
+    assert_eq!(revalidate(&gzip_tag, false).0, 200);
+    assert_eq!(revalidate(&tag, false).1.as_deref(), Some(tag.as_str()));
+
+    // A new version changes the version picker on every page, and so their tags.
+    let dir = tempfile::tempdir().unwrap();
+    let newer = dir.path().join("documented");
+    std::fs::create_dir_all(newer.join("src")).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let manifest = std::fs::read_to_string(fixtures.join("documented/Cargo.toml")).unwrap();
+    std::fs::write(newer.join("Cargo.toml"), manifest.replace("0.1.0", "0.3.0")).unwrap();
+    std::fs::write(newer.join("src/lib.rs"), "//! Newest.\n").unwrap();
+    run(&server.data, &["queue", "add", newer.to_str().unwrap()]);
+    run(&server.data, &["worker", "--once"]);
+    let (status, new_tag, _, body) = revalidate(&tag, false);
+    assert_eq!(status, 200, "the version list changed");
+    assert!(body.contains("<option value=\"/documented/0.3.0/documented/\">0.3.0</option>"));
+    let new_tag = new_tag.unwrap();
+    assert_ne!(new_tag, tag);
+    assert_eq!(revalidate(&new_tag, false).0, 304);
+    assert_eq!(revalidate(&gzip_tag, true).0, 200);
+}
+
+#[test]
+fn docs_have_an_origin_of_their_own() {
+    let server = Server::configured(
+        "[server]\nurl = \"http://127.0.0.1:{port}\"\ndocs-url = \"http://docs.localhost:{port}\"\n",
+        &[],
+    );
+    let viewer_host = format!("127.0.0.1:{}", server.port);
+    let docs_host = format!("docs.localhost:{}", server.port);
+    let docs = format!("http://{docs_host}");
+    let reply = |method: &str, path: &str, host: &str, headers: &str| {
+        let raw = server.raw_request(method, path, host, headers);
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    };
+    let location = |text: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("location: ")
+                    .or_else(|| l.strip_prefix("Location: "))
+            })
+            .map(|l| l.trim().to_string())
+            .unwrap_or_default()
+    };
+
+    // Docs URLs on the viewer go to the docs' origin; the viewer's pages stay.
+    let (status, text) = reply("GET", "/documented/0.1.0/documented/", &viewer_host, "");
+    assert!((300..400).contains(&status), "{text}");
+    assert_eq!(
+        location(&text),
+        format!("{docs}/documented/0.1.0/documented/")
+    );
+    assert_eq!(
+        reply("GET", "/crate/documented/0.1.0", &viewer_host, "").0,
+        200
+    );
+
+    // The docs' origin serves docs, with the bar leading back to the viewer.
+    let (status, page) = reply("GET", "/documented/0.1.0/documented/", &docs_host, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&format!(
+        "href=\"{}/crate/documented/0.1.0\"",
+        server.url("")
+    )));
+    assert!(page.contains("script-src 'self'"));
+    assert!(!page.to_lowercase().contains("set-cookie"));
+    let (status, text) = reply("GET", "/crate/documented/0.1.0", &docs_host, "");
+    assert!((300..400).contains(&status));
+    assert_eq!(location(&text), server.url("/crate/documented/0.1.0"));
+    for path in [
+        "/api/v1/builds",
+        "/crate/documented/0.1.0/rebuild",
+        "/-/login",
+    ] {
+        assert_eq!(reply("POST", path, &docs_host, "").0, 405, "{path}");
+    }
+
+    // With tokens, the docs' origin has a session of its own, had from the viewer.
+    let admin = run(&server.data, &["token", "create", "--scope", "admin"]);
+    let viewer_cookie = format!("Cookie: docbuild_token={admin}\r\n");
+    let (status, text) = reply(
+        "GET",
+        "/documented/0.1.0/documented/",
+        &docs_host,
+        &viewer_cookie,
+    );
+    assert!(
+        (300..400).contains(&status),
+        "the viewer's cookie means nothing here"
+    );
+    let bounce = location(&text);
+    assert_eq!(
+        bounce,
+        server.url("/-/docs-session?next=/documented/0.1.0/documented/")
+    );
+    let (status, text) = reply(
+        "GET",
+        "/-/docs-session?next=/documented/0.1.0/documented/",
+        &viewer_host,
+        "",
+    );
+    assert_eq!(
+        status, 200,
+        "a navigation of the viewer's own, for its cookie"
+    );
+    assert!(text.contains("retry=1"));
+    let (status, _) = reply(
+        "GET",
+        "/-/docs-session?next=/documented/0.1.0/documented/&retry=1",
+        &viewer_host,
+        "",
+    );
+    assert_eq!(status, 401);
+    let (status, text) = reply(
+        "GET",
+        "/-/docs-session?next=/documented/0.1.0/documented/",
+        &viewer_host,
+        &viewer_cookie,
+    );
+    assert!((300..400).contains(&status), "{text}");
+    let landing = location(&text);
+    let landing = landing.strip_prefix(&docs).unwrap().to_string();
+    assert!(landing.starts_with("/-/session?ticket="), "{landing}");
+    let (status, text) = reply("GET", &landing, &docs_host, "");
+    assert!((300..400).contains(&status), "{text}");
+    assert_eq!(location(&text), "/documented/0.1.0/documented/");
+    let session = text
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie: docbuild_docs="))
+        .unwrap()
+        .split_once(": ")
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _) = reply(
+        "GET",
+        "/documented/0.1.0/documented/",
+        &docs_host,
+        &format!("Cookie: {session}\r\n"),
+    );
+    assert_eq!(status, 200);
+    // A forged ticket or session gets nothing.
+    let forged = landing.replace("ticket=", "ticket=9");
+    assert_eq!(reply("GET", &forged, &docs_host, "").0, 403);
+    let (status, _) = reply(
+        "GET",
+        "/documented/0.1.0/documented/",
+        &docs_host,
+        &format!("Cookie: {session}0\r\n"),
+    );
+    assert!((300..400).contains(&status));
+    // The session ends with its token.
+    run(&server.data, &["token", "create", "--scope", "read"]);
+    let listed = run(&server.data, &["token", "list", "--json"]);
+    let admin_id = listed
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|token| token["scope"] == "admin")
+        .unwrap()["id"]
+        .to_string();
+    run(&server.data, &["token", "revoke", &admin_id]);
+    let (status, _) = reply(
+        "GET",
+        "/documented/0.1.0/documented/",
+        &docs_host,
+        &format!("Cookie: {session}\r\n"),
+    );
+    assert!((300..400).contains(&status));
 }

@@ -112,13 +112,82 @@ pub struct RegistryConfig {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerConfig {
     /// The viewer's public URL, where docs of this server's registries are linked.
     pub url: Option<String>,
+    /// Another origin the docs are served from (`http(s)://host[:port]`, a name that
+    /// reaches the same listener), so that no crate's content shares the viewer's
+    /// origin. Pages asked for on the viewer's origin are sent there.
+    pub docs_url: Option<String>,
+    /// How long a client may take to send a request's head, counted from when the
+    /// connection is ready for it (so also how long a kept-alive connection may wait).
+    #[serde(default, deserialize_with = "duration")]
+    pub header_read_timeout: Option<std::time::Duration>,
+    /// A connection on which nothing moves, in either direction, for this long is
+    /// closed (a stalled upload, a response nobody reads).
+    #[serde(default, deserialize_with = "duration")]
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Connections served at once; past it a client is told to come back (503).
+    pub max_connections: Option<usize>,
     /// A token that reads `/metrics` alone (for a scraper), besides admin tokens.
     #[serde(rename = "metrics-token")]
     pub metrics_token: Option<String>,
+}
+
+/// A duration as humans write it: `10s`, `2m`, `500ms`.
+fn duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
+}
+
+/// The origin (`scheme://host[:port]`, lower-case, no path) of an `http` or `https`
+/// URL, or why it is not one.
+pub fn url_origin(url: &str) -> Result<String, String> {
+    let lower = url.trim().to_ascii_lowercase();
+    let (scheme, rest) = lower
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("`{url}` is not an http(s) URL"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let valid = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c));
+    if !valid {
+        return Err(format!("`{url}` has no valid host"));
+    }
+    Ok(format!("{scheme}://{authority}"))
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), String> {
+        let viewer = self.url.as_deref().and_then(|url| url_origin(url).ok());
+        if let Some(docs_url) = &self.docs_url {
+            let docs = url_origin(docs_url)?;
+            let path = docs_url.trim().split_once("://").map_or("", |(_, rest)| {
+                rest.find('/').map_or("", |slash| &rest[slash..])
+            });
+            if !path.is_empty() && path != "/" {
+                return Err(format!(
+                    "docs-url `{docs_url}` must be an origin only, without a path"
+                ));
+            }
+            if viewer.as_deref() == Some(docs.as_str()) {
+                return Err("docs-url must be another origin than url".to_string());
+            }
+        }
+        if self.max_connections == Some(0) {
+            return Err("max-connections must be at least 1".to_string());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,8 +210,14 @@ impl Config {
             }
             Err(error) => return Err(ConfigError::Read(path, error)),
         };
-        toml::from_str(&text)
-            .map_err(|error| ConfigError::Parse(path, error.message().replace('\n', " ")))
+        let config: Self = toml::from_str(&text).map_err(|error| {
+            ConfigError::Parse(path.clone(), error.message().replace('\n', " "))
+        })?;
+        config
+            .server
+            .validate()
+            .map_err(|message| ConfigError::Parse(path, format!("[server] {message}")))?;
+        Ok(config)
     }
 
     /// The registries builds may use: the user's cargo configuration, then these.
@@ -206,6 +281,46 @@ mod tests {
                 "http://docs.local/{pkg_name}/{version}".into()
             )]
         );
+    }
+
+    #[test]
+    fn server_keys_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::resolve(Some(dir.path()));
+        std::fs::write(
+            data.config_file(),
+            "[server]\nurl = \"https://Docs.example.com/\"\ndocs-url = \"https://crates.example-docs.com\"\n\
+             header-read-timeout = \"5s\"\nidle-timeout = \"2m\"\nmax-connections = 64\n",
+        )
+        .unwrap();
+        let server = Config::load(None, &data).unwrap().server;
+        assert_eq!(
+            server.docs_url.as_deref(),
+            Some("https://crates.example-docs.com")
+        );
+        assert_eq!(
+            server.header_read_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            server.idle_timeout,
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(server.max_connections, Some(64));
+        assert_eq!(
+            url_origin("https://Docs.example.com/x").unwrap(),
+            "https://docs.example.com"
+        );
+        for bad in [
+            "[server]\nidle-timeout = \"soon\"\n",
+            "[server]\ndocs-url = \"ftp://x\"\n",
+            "[server]\ndocs-url = \"http://docs.local/docs/\"\n",
+            "[server]\nurl = \"http://a.local\"\ndocs-url = \"http://a.local/\"\n",
+            "[server]\nmax-connections = 0\n",
+        ] {
+            std::fs::write(data.config_file(), bad).unwrap();
+            assert!(Config::load(None, &data).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The JSON API: queueing builds, their status, a release's doc status, a badge.
+//! Requests that queue come from a client that is no browser or from the viewer's
+//! own pages (see `origins`), and carry JSON.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docbuild_builder::config::CRATES_IO;
 use docbuild_builder::identity::{CrateId, CrateVersion, CrateVersionError, RegistryName};
@@ -72,7 +74,24 @@ fn parse_build_request(
 
 /// `POST /api/v1/builds` `{"name", "version", "registry"}` → `202 {"id"}`. For a
 /// registry's upload webhook or a publishing pipeline.
-pub async fn enqueue(State(state): State<SharedState>, body: Bytes) -> Response {
+pub async fn enqueue(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Only JSON: a form of another site can send `text/plain` without asking.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            "the body must be JSON, sent as `Content-Type: application/json`",
+        );
+    }
     let (krate, registry) = match parse_build_request(&body, &state) {
         Ok(request) => request,
         Err(bad) => return error(StatusCode::BAD_REQUEST, bad.field, bad.message),
@@ -289,6 +308,7 @@ pub async fn badge(State(state): State<SharedState>, Path(name): Path<String>) -
         [
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, crate::policy::INERT),
         ],
         svg,
     )

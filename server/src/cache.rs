@@ -26,7 +26,11 @@ const MAX_CACHED_FILE: usize = 8 << 20;
 /// A file ready to send, headers included.
 #[derive(Debug)]
 pub struct CachedFile {
+    /// The tag of the body as it is; the gzipped body has its own.
     pub etag: String,
+    pub gzip_etag: String,
+    /// Both, ready to send.
+    pub etag_values: [Option<axum::http::HeaderValue>; 2],
     pub headers: axum::http::HeaderMap,
     pub body: Bytes,
     /// The body gzipped, made on the first request that accepts it (text only).

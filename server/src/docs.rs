@@ -5,25 +5,22 @@
 //! - `/{name}/{version}/{lib_name}/…` serves the default target's docs,
 //!   `/{name}/{version}/{target}/{lib_name}/…` another target's; a URL that spells
 //!   out the default target redirects to the one without it;
-//! - rustdoc's `static.files/` are served from the store shared by all builds;
+//! - rustdoc's `static.files/` are served from the store shared by all builds (the
+//!   toolchain's, made by docbuild), never from a build;
+//! - every file is sent with a policy for its kind (`files::respond`): pages may run
+//!   docbuild's scripts only, anything else from a build runs nothing;
 //! - a page missing in this version is a 404 linking to the crate's root.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use std::sync::Arc;
 
 use crate::SharedState;
 use crate::catalog::Release;
-use crate::files::{CachePolicy, respond, safe_segments};
+use crate::files::{CachePolicy, Source, respond, safe_segments};
 use crate::pages::{escape, not_found};
-
-/// Docs pages may run rustdoc's own scripts, from this origin, and nothing else: no
-/// inline script that a crate's `--html-in-header` could smuggle in, and no framing.
-const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
-     base-uri 'none'; form-action 'self'";
 
 /// Kept in memory after the first request for a crate, so no blocking work remains
 /// on the hot path.
@@ -104,30 +101,29 @@ pub async fn file(
         _ => (release.docs(), &segments[..], None),
     };
 
-    // rustdoc's shared files are stored once for all builds.
+    // rustdoc's shared files are stored once for all builds, made from the
+    // toolchain: a build's own copy is never served.
     if let Some(position) = rest.iter().position(|s| *s == "static.files")
         && position + 2 == rest.len()
     {
         let shared = state
             .catalog
             .data()
-            .root()
-            .join("static")
+            .shared_static()
             .join(rest[position + 1]);
-        let local = base.join(rest.join("/"));
-        for candidate in [shared, local] {
-            if let Some(response) = respond(
-                state.catalog.cache(),
-                candidate,
-                &headers,
-                CachePolicy::Immutable,
-                None,
-            )
-            .await
-            {
-                return response;
-            }
-        }
+        return match respond(
+            state.catalog.cache(),
+            shared,
+            &headers,
+            CachePolicy::Immutable,
+            Source::Toolchain,
+            None,
+        )
+        .await
+        {
+            Some(response) => response,
+            None => not_found("No such static file.", Some(&release_root(&release))),
+        };
     }
 
     let mut file = base.join(rest.join("/"));
@@ -136,25 +132,16 @@ pub async fn file(
     }
     // The bar is made only when the page is not cached yet.
     let rewrite = |html: &str| TopBar::new(&state, &release, target.as_deref()).insert(html);
-    if let Some(mut response) = respond(
+    if let Some(response) = respond(
         state.catalog.cache(),
         file.clone(),
         &headers,
         CachePolicy::Revalidate,
+        Source::Build,
         Some(&rewrite),
     )
     .await
     {
-        if response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v == "text/html; charset=utf-8")
-        {
-            response.headers_mut().insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(DOCS_CSP),
-            );
-        }
         return response;
     }
     // A directory without its trailing slash, as rustdoc's relative links need it.
@@ -196,6 +183,8 @@ impl TopBar {
             })
             .collect();
         let lib = release.lib_name().unwrap_or_default();
+        // With docs on an origin of their own, the viewer's pages are on the other.
+        let viewer = escape(&state.viewer_base);
         let default_target = release.default_target().unwrap_or("default");
         let mut targets = format!(
             "<option value=\"/{name}/{version}/{lib}/\"{}>{}</option>",
@@ -218,30 +207,30 @@ impl TopBar {
                    <script src=\"/-/static/docbuild.js\" defer></script>"
                 .to_string(),
             body: format!(
-                "<nav id=\"docbuild-bar\"><a href=\"/\">docbuild</a>\
-                 <a href=\"/crate/{name}/{version}\">{name}</a>\
+                "<nav id=\"docbuild-bar\"><a href=\"{viewer}/\">docbuild</a>\
+                 <a href=\"{viewer}/crate/{name}/{version}\">{name}</a>\
                  <select id=\"docbuild-version\" class=\"docbuild-picker\" aria-label=\"Version\">{versions}</select>\
                  <select id=\"docbuild-target\" class=\"docbuild-picker\" aria-label=\"Target\">{targets}</select></nav>"
             ),
         }
     }
 
-    fn insert(&self, html: &str) -> String {
-        let mut out = String::with_capacity(html.len() + self.head.len() + self.body.len());
-        let head_end = html.find("</head>");
-        let body_start = html
+    /// The page with the bar over it, or `None` if `html` is no page (no head and
+    /// body to put it in).
+    fn insert(&self, html: &str) -> Option<String> {
+        let head = html.find("</head>")?;
+        let body = html
             .find("<body")
-            .and_then(|start| html[start..].find('>').map(|end| start + end + 1));
-        match (head_end, body_start) {
-            (Some(head), Some(body)) if head < body => {
-                out.push_str(&html[..head]);
-                out.push_str(&self.head);
-                out.push_str(&html[head..body]);
-                out.push_str(&self.body);
-                out.push_str(&html[body..]);
-                out
-            }
-            _ => html.to_string(),
+            .and_then(|start| html[start..].find('>').map(|end| start + end + 1))?;
+        if head > body {
+            return None;
         }
+        let mut out = String::with_capacity(html.len() + self.head.len() + self.body.len());
+        out.push_str(&html[..head]);
+        out.push_str(&self.head);
+        out.push_str(&html[head..body]);
+        out.push_str(&self.body);
+        out.push_str(&html[body..]);
+        Some(out)
     }
 }

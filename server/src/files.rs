@@ -1,14 +1,17 @@
-//! Answering with a stored file: safe paths, content types, ETags and caching.
+//! Answering with a stored file: safe paths, content types, policies, ETags and
+//! caching.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use sha2::{Digest, Sha256};
+
 use crate::cache::{Cache, CachedFile};
+use crate::{policy, scripts};
 
 /// The segments of a URL path below a docs root, or `None` if any could leave it:
 /// `..`, `.`, empty segments in the middle, backslashes, NUL. Percent-encoding was
@@ -55,29 +58,75 @@ pub fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// A weak validator from size and modification time, as nginx makes it: a rebuild
-/// writes new files, so either changes.
-pub fn etag(metadata: &std::fs::Metadata) -> String {
-    let modified = metadata
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    format!("\"{modified:x}-{:x}\"", metadata.len())
+/// Whose file a response is: rustdoc's shared static files, made by docbuild from
+/// the toolchain, or anything else below a build's docs, which the crate wrote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Source {
+    Toolchain,
+    Build,
+}
+
+/// Puts the top bar over a page, or answers `None` if the HTML is no page.
+pub type Rewrite<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
+
+/// A strong validator of exactly these bytes. Pages are rewritten (the top bar lists
+/// the versions), so the tag is taken from what is sent, not from the file.
+fn etag(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// The tag of the gzipped representation of the body tagged `tag`.
+fn gzip_etag(tag: &str) -> String {
+    format!("{}-gzip\"", tag.trim_end_matches('"'))
+}
+
+/// How a file from `source` is sent: its body, type and policy. HTML is given the top
+/// bar by `rewrite` (which answers `None` if the file is no page it can go over); a
+/// script from a build is remade from its data, or not sent as a script at all.
+fn prepare(
+    path: &Path,
+    bytes: Vec<u8>,
+    source: Source,
+    rewrite: Option<Rewrite<'_>>,
+) -> (Bytes, &'static str, &'static str) {
+    let kind = content_type(path);
+    match kind {
+        "text/html; charset=utf-8" => {
+            let page = rewrite.and_then(|rewrite| rewrite(&String::from_utf8_lossy(&bytes)));
+            match page {
+                Some(page) => (Bytes::from(page), kind, policy::DOCS_PAGE),
+                None => (Bytes::from(bytes), kind, policy::DOCS_FRAGMENT),
+            }
+        }
+        "text/javascript; charset=utf-8" if source == Source::Build => {
+            let script = std::str::from_utf8(&bytes).ok().and_then(scripts::vet);
+            match script {
+                Some(script) => (Bytes::from(script), kind, policy::INERT),
+                None => (
+                    Bytes::from(bytes),
+                    "text/plain; charset=utf-8",
+                    policy::INERT,
+                ),
+            }
+        }
+        _ => (Bytes::from(bytes), kind, policy::INERT),
+    }
 }
 
 /// The file at `path` (a regular file, not a link), with its ETag honoured; served
-/// from memory once read. `rewrite` changes an HTML body (the top bar); such pages
-/// are cached apart, since they change when the set of versions does.
+/// from memory once read. Rewritten pages are cached apart, since they change when
+/// the set of versions does.
 pub async fn respond(
     cache: &Cache,
     path: PathBuf,
     request_headers: &HeaderMap,
     policy: CachePolicy,
-    rewrite: Option<&(dyn Fn(&str) -> String + Sync)>,
+    source: Source,
+    rewrite: Option<Rewrite<'_>>,
 ) -> Option<Response> {
-    let is_html = content_type(&path) == "text/html; charset=utf-8";
-    let page = is_html && rewrite.is_some();
+    let page = rewrite.is_some() && content_type(&path) == "text/html; charset=utf-8";
     let file = match cache.file(&path, page) {
         Some(file) => file,
         None => {
@@ -86,16 +135,10 @@ pub async fn respond(
                 return None;
             }
             let bytes = tokio::fs::read(&path).await.ok()?;
-            let body = match rewrite {
-                Some(rewrite) if is_html => Bytes::from(rewrite(&String::from_utf8_lossy(&bytes))),
-                _ => Bytes::from(bytes),
-            };
-            let tag = etag(&metadata);
+            let (body, kind, csp) = prepare(&path, bytes, source, rewrite);
+            let tag = etag(&body);
             let mut headers = HeaderMap::new();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(content_type(&path)),
-            );
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
             headers.insert(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static(match policy {
@@ -107,11 +150,17 @@ pub async fn respond(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             );
-            if let Ok(value) = HeaderValue::from_str(&tag) {
-                headers.insert(header::ETAG, value);
-            }
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(csp),
+            );
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            let gzip_tag = gzip_etag(&tag);
+            let etags = [&tag, &gzip_tag].map(|t| HeaderValue::from_str(t).ok());
             let file = Arc::new(CachedFile {
                 etag: tag,
+                gzip_etag: gzip_tag,
+                etag_values: etags,
                 headers,
                 body,
                 gzip: Default::default(),
@@ -120,26 +169,41 @@ pub async fn respond(
             file
         }
     };
-    let matches = request_headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == file.etag || t.trim() == "*")
-        });
-    if matches {
-        return Some((StatusCode::NOT_MODIFIED, file.headers.clone()).into_response());
-    }
     let accepts_gzip = request_headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.split(',')
-                .any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip"))
+            v.split(',').any(|e| {
+                let mut parts = e.split(';');
+                parts.next().is_some_and(|e| e.trim() == "gzip")
+                    && !parts.any(|p| {
+                        p.trim()
+                            .strip_prefix("q=")
+                            .and_then(|q| q.trim().parse::<f32>().ok())
+                            == Some(0.0)
+                    })
+            })
         });
+    let gzipped = if accepts_gzip { file.gzipped() } else { None };
+    let (tag, tag_value) = match gzipped {
+        Some(_) => (&file.gzip_etag, &file.etag_values[1]),
+        None => (&file.etag, &file.etag_values[0]),
+    };
     let mut headers = file.headers.clone();
-    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if accepts_gzip && let Some(gzipped) = file.gzipped() {
+    if let Some(value) = tag_value {
+        headers.insert(header::ETAG, value.clone());
+    }
+    let matches = request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag);
+    if matches {
+        return Some((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    if let Some(gzipped) = gzipped {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         return Some((StatusCode::OK, headers, Body::from(gzipped.clone())).into_response());
     }

@@ -1,32 +1,40 @@
 //! The docbuild viewer and API over the builds that workers store: docs.rs-style URLs,
 //! build pages and logs, and access tokens.
 //!
-//! Requests pass two gates before any handler: the `Host` must be one this server
-//! answers to (no DNS rebinding), and, once any token exists, a valid token of a
-//! sufficient scope (bearer header, or the cookie the login form sets).
+//! Requests pass gates before any handler (`origins`): the `Host` must be one this
+//! server answers to (no DNS rebinding), and names the origin asked for, the
+//! viewer's or, with `[server] docs-url`, the docs'; a state-changing request must
+//! come from the viewer's own pages; and, once any token exists, a valid token of a
+//! sufficient scope is needed (bearer header, or the cookie the login form sets).
 
 mod api;
 mod cache;
 pub mod catalog;
 mod docs;
 mod files;
+mod listen;
 pub mod metrics;
+mod origins;
 mod pages;
+mod policy;
+mod scripts;
+mod session;
 pub mod tokens;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{get, post};
-use docbuild_builder::config::{Config, DataDir};
+use docbuild_builder::config::{Config, DataDir, url_origin};
 use docbuild_builder::queue::Queue;
 
 use crate::catalog::Catalog;
+use crate::listen::Limits;
+use crate::origins::DocsOrigin;
+use crate::session::Signer;
 use crate::tokens::{Scope, Tokens};
 
 /// Shared by every request.
@@ -35,8 +43,18 @@ pub struct AppState {
     pub queue: Queue,
     pub tokens: Tokens,
     pub config: Config,
-    /// `Host` header values this server answers to.
+    /// `Host` header values the viewer answers to.
     allowed_hosts: Vec<String>,
+    /// `Origin` values of the viewer's own pages.
+    viewer_origins: Vec<String>,
+    /// Where the viewer's pages are, as seen from the docs origin (empty without one).
+    viewer_base: String,
+    /// The docs' own origin, if they have one.
+    docs: Option<DocsOrigin>,
+    /// Cookies are `Secure` when the viewer is reached over https.
+    secure_cookies: bool,
+    signer: Signer,
+    limits: Limits,
     metrics: metrics::HttpMetrics,
 }
 
@@ -50,6 +68,10 @@ pub enum ServeError {
     Tokens(#[from] tokens::TokenError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, #[source] std::io::Error),
+    #[error("cannot make a signing key: {0}")]
+    Random(#[source] std::io::Error),
+    #[error("[server] in docbuild.toml: {0}")]
+    Config(String),
 }
 
 impl AppState {
@@ -63,24 +85,77 @@ impl AppState {
             format!("[::1]:{port}"),
             listen.to_string(),
         ];
-        if let Some(url) = &config.server.url {
-            let host = url
-                .split("://")
-                .nth(1)
-                .unwrap_or(url)
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            allowed_hosts.push(host.to_string());
+        let mut viewer_origins: Vec<String> = allowed_hosts
+            .iter()
+            .map(|h| format!("http://{h}"))
+            .collect();
+        let viewer_url = match &config.server.url {
+            Some(url) => {
+                let host = url
+                    .split("://")
+                    .nth(1)
+                    .unwrap_or(url)
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                allowed_hosts.push(host.to_string());
+                let origin = url_origin(url).ok();
+                viewer_origins.extend(origin.clone());
+                origin
+            }
+            None => None,
+        };
+        let docs = match &config.server.docs_url {
+            Some(url) => Some(DocsOrigin::new(url).map_err(ServeError::Config)?),
+            None => None,
+        };
+        if let Some(docs) = &docs
+            && allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(docs.host()))
+        {
+            return Err(ServeError::Config(format!(
+                "docs-url `{}` must name another host than the viewer's",
+                docs.origin()
+            )));
         }
+        let viewer_base = match &docs {
+            None => String::new(),
+            Some(_) => viewer_url.clone().unwrap_or_else(|| {
+                if listen.ip().is_unspecified() {
+                    format!("http://localhost:{port}")
+                } else {
+                    format!("http://{listen}")
+                }
+            }),
+        };
+        let secure_cookies = viewer_url.is_some_and(|url| url.starts_with("https://"));
+        let limits = Limits::from_config(&config.server);
         Ok(Self {
             catalog: Catalog::new(data),
             queue,
             tokens,
             config,
             allowed_hosts,
+            viewer_origins,
+            viewer_base,
+            docs,
+            secure_cookies,
+            signer: Signer::new().map_err(ServeError::Random)?,
+            limits,
             metrics: Default::default(),
         })
+    }
+
+    /// The tokens in force, by hash, from memory when the database has not changed.
+    fn active_tokens(&self) -> Result<Arc<HashMap<String, Scope>>, tokens::TokenError> {
+        let cache = self.catalog.cache();
+        if let Some(active) = cache.tokens() {
+            return Ok(active);
+        }
+        let active = Arc::new(self.tokens.active()?);
+        cache.set_tokens(Arc::clone(&active));
+        Ok(active)
     }
 }
 
@@ -91,6 +166,8 @@ pub fn router(state: SharedState) -> Router {
     let pages = Router::new()
         .route("/", get(pages::crate_list))
         .route("/-/login", get(pages::login_form).post(pages::login))
+        .route("/-/logout", get(pages::logout_form).post(pages::logout))
+        .route("/-/docs-session", get(origins::docs_session))
         .route("/-/static/{file}", get(pages::asset))
         .route("/crate/{name}/{version}", get(pages::crate_page))
         .route("/crate/{name}/{version}/status.json", get(api::status))
@@ -114,7 +191,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/{name}/{version}/{*path}", get(docs::file))
         .merge(pages)
         .fallback(pages::not_found_page)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            origins::guard,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -122,113 +202,14 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Serves until the process ends.
+/// Serves until the process ends, within the limits of `[server]`.
 pub async fn serve(state: AppState, listen: SocketAddr) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| ServeError::Listen(listen, e))?;
-    tracing::info!(%listen, "serving");
-    axum::serve(listener, router(Arc::new(state)))
+    let limits = state.limits;
+    tracing::info!(%listen, ?limits, "serving");
+    listen::run(listener, router(Arc::new(state)), limits)
         .await
         .map_err(|e| ServeError::Listen(listen, e))
-}
-
-/// The token a request presents: `Authorization: Bearer …`, or the login cookie.
-fn presented_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim().to_string());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(&format!("{}=", pages::COOKIE)))
-        .map(str::to_string)
-}
-
-/// The scope a route needs.
-fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    if path == "/-/login" || path.starts_with("/-/static/") {
-        return None;
-    }
-    if *method == Method::POST && path == "/api/v1/builds" {
-        return Some(Scope::Publish);
-    }
-    if path == "/metrics" {
-        return Some(Scope::Admin);
-    }
-    if *method == Method::POST {
-        return Some(Scope::Admin);
-    }
-    Some(Scope::Read)
-}
-
-/// The gate before every handler. It refuses requests for hosts this server does not
-/// answer to, so that a page of another site cannot reach it through DNS rebinding.
-/// Then, once any token exists, it requires one of a sufficient scope.
-async fn guard(State(state): State<SharedState>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    if !state
-        .allowed_hosts
-        .iter()
-        .any(|allowed| allowed.eq_ignore_ascii_case(host))
-    {
-        return (StatusCode::MISDIRECTED_REQUEST, "unknown host\n").into_response();
-    }
-    let cache = state.catalog.cache();
-    cache.refresh();
-    let Some(needed) = required_scope(request.method(), request.uri().path()) else {
-        return next.run(request).await;
-    };
-    // A scraper may hold the metrics token alone; once one is set, metrics need it
-    // or an admin token.
-    let metrics_token = state.config.server.metrics_token.as_deref();
-    if request.uri().path() == "/metrics"
-        && let Some(expected) = metrics_token
-    {
-        let presented = presented_token(request.headers());
-        if presented
-            .as_deref()
-            .is_some_and(|token| tokens::hash(token) == tokens::hash(expected))
-        {
-            return next.run(request).await;
-        }
-    }
-    let active = match cache.tokens() {
-        Some(active) => active,
-        None => match state.tokens.active() {
-            Ok(active) => {
-                let active = Arc::new(active);
-                cache.set_tokens(Arc::clone(&active));
-                active
-            }
-            Err(error) => {
-                return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
-            }
-        },
-    };
-    if active.is_empty() && !(request.uri().path() == "/metrics" && metrics_token.is_some()) {
-        return next.run(request).await; // no tokens: open
-    }
-    let scope = presented_token(request.headers())
-        .and_then(|token| active.get(&tokens::hash(&token)).copied());
-    match scope {
-        Some(scope) if scope >= needed => next.run(request).await,
-        Some(_) => (
-            StatusCode::FORBIDDEN,
-            format!("this token's scope does not allow this; it needs `{needed:?}`\n")
-                .to_lowercase(),
-        )
-            .into_response(),
-        None => pages::unauthorized(),
-    }
 }

@@ -3,13 +3,11 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use crate::SharedState;
-
-/// The cookie the login form sets.
-pub const COOKIE: &str = "docbuild_token";
+use crate::session::{self, CSRF_COOKIE, LOGIN_COOKIE, encode, local_path};
+use crate::{SharedState, policy};
 
 const CSS: &str = include_str!("assets/docbuild.css");
 const JS: &str = include_str!("assets/docbuild.js");
@@ -46,7 +44,7 @@ fn html(status: StatusCode, body: String) -> Response {
     let mut response = (status, Html(body)).into_response();
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static(policy::VIEWER_PAGE),
     );
     response
 }
@@ -68,17 +66,61 @@ pub async fn not_found_page() -> Response {
     not_found("There is nothing here.", None)
 }
 
-pub fn unauthorized() -> Response {
+/// The answer to a request without a valid token; the login link returns to `next`.
+pub fn unauthorized(next: Option<&str>) -> Response {
+    let login = match next.and_then(local_path) {
+        Some(next) => format!("/-/login?next={}", encode(next)),
+        None => "/-/login".to_string(),
+    };
     let mut response = html(
         StatusCode::UNAUTHORIZED,
         page(
             "Token needed",
-            "<h1>Token needed</h1><p>These docs are private. <a href=\"/-/login\">Log in with a token</a>.</p>",
+            &format!(
+                "<h1>Token needed</h1><p>These docs are private. \
+                 <a id=\"login\" href=\"{}\">Log in with a token</a>.</p>",
+                escape(&login)
+            ),
         ),
     );
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// A signed link that is no longer good: start again from `retry`.
+pub fn expired(retry: &str) -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        page(
+            "Link expired",
+            &format!(
+                "<h1>Link expired</h1><p>This link is no longer valid. \
+                 <a href=\"{}\">Try again</a>.</p>",
+                escape(retry)
+            ),
+        ),
+    )
+}
+
+/// A page that goes on to `url` (a path of this origin) at once, as a navigation
+/// of this origin's own.
+pub fn refresh(url: &str) -> Response {
+    let url = escape(url);
+    let mut response = html(
+        StatusCode::OK,
+        page(
+            "One moment",
+            &format!("<p><a href=\"{url}\">Continue</a></p>"),
+        ),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("0; url={url}")) {
+        response.headers_mut().insert("refresh", value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -92,6 +134,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         [
             (header::CONTENT_TYPE, kind),
             (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::CONTENT_SECURITY_POLICY, policy::INERT),
         ],
         body,
     )
@@ -247,9 +290,15 @@ pub async fn build_log(
         .ok()
         .flatten();
     match dir.map(|dir| std::fs::read(dir.join("build.log"))) {
-        Some(Ok(log)) => {
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], log).into_response()
-        }
+        // What a build printed: never run as anything.
+        Some(Ok(log)) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, policy::INERT),
+            ],
+            log,
+        )
+            .into_response(),
         _ => not_found(
             &format!(
                 "No log of build #{id} of {} {}.",
@@ -261,24 +310,84 @@ pub async fn build_log(
     }
 }
 
-pub async fn login_form() -> Response {
+#[derive(serde::Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: String,
+}
+
+fn login_page(status: StatusCode, message: &str, csrf: &str, next: &str) -> Response {
     html(
-        StatusCode::OK,
+        status,
         page(
             "Log in",
-            "<h1>Log in</h1><form method=\"post\" action=\"/-/login\">\
-             <label>Token <input name=\"token\" type=\"password\" autocomplete=\"off\" required></label>\
-             <button type=\"submit\">Log in</button></form>",
+            &format!(
+                "<h1>Log in</h1>{message}<form method=\"post\" action=\"/-/login\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"next\" value=\"{}\">\
+                 <label>Token <input name=\"token\" type=\"password\" autocomplete=\"off\" required></label>\
+                 <button type=\"submit\">Log in</button></form>",
+                escape(csrf),
+                escape(next)
+            ),
         ),
     )
+}
+
+/// The login form, with a CSRF token that its cookie repeats.
+pub async fn login_form(
+    State(state): State<SharedState>,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let csrf = match session::random_hex(16) {
+        Ok(csrf) => csrf,
+        Err(error) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
+        }
+    };
+    let next = local_path(&query.next).unwrap_or("/");
+    let mut response = login_page(StatusCode::OK, "", &csrf, next);
+    if let Some(cookie) = session::set_cookie(
+        CSRF_COOKIE,
+        &csrf,
+        "/-/login",
+        "Strict",
+        3600,
+        state.secure_cookies,
+    ) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[derive(serde::Deserialize)]
 pub struct LoginForm {
     token: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
 }
 
-pub async fn login(State(state): State<SharedState>, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = session::cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !session::same_secret(expected, &form.csrf) {
+        return html(
+            StatusCode::FORBIDDEN,
+            page(
+                "Log in",
+                "<h1>Log in</h1><p>This form has expired or did not come from this site.</p>\
+                 <p><a href=\"/-/login\">Try again</a></p>",
+            ),
+        );
+    }
     let tokens = state.tokens.clone();
     let token = form.token.trim().to_string();
     let presented = token.clone();
@@ -286,19 +395,60 @@ pub async fn login(State(state): State<SharedState>, Form(form): Form<LoginForm>
         tokio::task::spawn_blocking(move || tokens.check(&presented).ok().flatten().is_some())
             .await
             .unwrap_or(false);
+    let next = local_path(&form.next).unwrap_or("/");
     if !valid || !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return html(
+        return login_page(
             StatusCode::UNAUTHORIZED,
-            page(
-                "Log in",
-                "<h1>Log in</h1><p>That token is not valid.</p><p><a href=\"/-/login\">Try again</a></p>",
-            ),
+            "<p>That token is not valid.</p>",
+            &form.csrf,
+            next,
         );
     }
+    let mut response = Redirect::to(next).into_response();
+    let headers = response.headers_mut();
+    for cookie in [
+        session::set_cookie(
+            LOGIN_COOKIE,
+            &token,
+            "/",
+            "Strict",
+            2_592_000,
+            state.secure_cookies,
+        ),
+        session::set_cookie(
+            CSRF_COOKIE,
+            "",
+            "/-/login",
+            "Strict",
+            0,
+            state.secure_cookies,
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+pub async fn logout_form() -> Response {
+    html(
+        StatusCode::OK,
+        page(
+            "Log out",
+            "<h1>Log out</h1><form method=\"post\" action=\"/-/logout\">\
+             <button type=\"submit\">Log out</button></form>",
+        ),
+    )
+}
+
+/// Forgets the login cookie.
+pub async fn logout(State(state): State<SharedState>) -> Response {
     let mut response = Redirect::to("/").into_response();
-    if let Ok(cookie) = HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000"
-    )) {
+    if let Some(cookie) =
+        session::set_cookie(LOGIN_COOKIE, "", "/", "Strict", 0, state.secure_cookies)
+    {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
