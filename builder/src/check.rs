@@ -197,260 +197,270 @@ async fn run_check(
         registries = registries.with_project(&dir);
     }
     let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
-    let result = build_package(
+    let run = CheckRun {
         options,
         cache,
         progress,
         cancel,
-        report,
-        &toolchain,
-        &cargo,
-        &registries,
-    )
-    .await;
+        toolchain: &toolchain,
+        cargo: &cargo,
+        registries: &registries,
+    };
+    let result = run.build_package(report).await;
     // What ran on the host, then in the sandbox, as it can be replayed by hand.
     report.commands.splice(0..0, cargo.commands());
     result
 }
 
-/// From the package's location to its docs, in a target directory of the budget's size.
-#[allow(clippy::too_many_arguments)]
-async fn build_package(
-    options: &CheckOptions,
-    cache: &CacheDirs,
-    progress: &dyn Progress,
-    cancel: &CancellationToken,
-    report: &mut CrateReport,
-    toolchain: &Toolchain,
-    cargo: &HostCargo,
-    registries: &Registries,
-) -> Result<(), BuildError> {
-    // locate
-    let package = LocalPackage::locate(&options.path, cargo).await?;
-    report.name = Some(package.name().to_string());
-    report.version = Some(package.version());
-    report.features = package.features.clone();
-    report.package_dir = Some(package.dir.clone());
-
-    // plan
-    let plan = plan_build(&package, options, toolchain)?;
-    report.default_target = Some(plan.default_target.clone());
-    report.warnings = plan
-        .metadata
-        .unknown_keys
-        .iter()
-        .map(|key| unknown_key_warning(key, &package))
-        .collect();
-    let lib_name = package.lib_name.clone().ok_or(BuildError::NoLibrary)?;
-    if !toolchain.has_target(&plan.default_target) {
-        return Err(BuildError::missing_std(&plan.default_target, toolchain));
-    }
-
-    // prepare
-    let work = options
-        .work_dir
-        .clone()
-        .unwrap_or_else(|| cache.package_dir(&package));
-    let _lock = lock_work_dir(&work).await?;
-    let log_path = work.join("build.log");
-    tokio::fs::write(&log_path, "")
-        .await
-        .map_err(BuildError::io("cannot write the log"))?;
-    report.log = Some(log_path.clone());
-    // The target directory is the only place a build writes: a filesystem of the
-    // budget's size, so that no build fills the host's disk.
-    let target = TargetDir::prepare(
-        &work.join("target"),
-        &work.join("target.img"),
-        DiskBudget(options.limits.disk_bytes),
-        cancel,
-    )
-    .await?;
-    if let Some(reason) = target.fallback_reason() {
-        append_to_log(
-            &log_path,
-            &format!("[docbuild] the disk budget is not enforced: {reason}"),
-        )?;
-    }
-    let built = build_in(
-        options, cache, progress, cancel, report, toolchain, cargo, registries, &package, &plan,
-        &lib_name, &work, &target,
-    )
-    .await;
-    // Space goes back to the host after a build that used up its budget.
-    let released = if report.outcome == Outcome::OutOfDisk {
-        target.discard().await
-    } else {
-        target.release().await
-    };
-    built?;
-    Ok(released?)
+/// What every step of one check works with.
+struct CheckRun<'a> {
+    options: &'a CheckOptions,
+    cache: &'a CacheDirs,
+    progress: &'a dyn Progress,
+    cancel: &'a CancellationToken,
+    toolchain: &'a Toolchain,
+    cargo: &'a HostCargo,
+    registries: &'a Registries,
 }
 
-/// The steps after the target directory is ready: prepare, fetch, build, collect.
-#[allow(clippy::too_many_arguments)]
-async fn build_in(
-    options: &CheckOptions,
-    cache: &CacheDirs,
-    progress: &dyn Progress,
-    cancel: &CancellationToken,
-    report: &mut CrateReport,
-    toolchain: &Toolchain,
-    cargo: &HostCargo,
-    registries: &Registries,
-    package: &LocalPackage,
-    plan: &BuildPlan,
-    lib_name: &str,
-    work: &Path,
-    target: &TargetDir,
-) -> Result<(), BuildError> {
-    let target_dir = target.path().to_path_buf();
-    let log_path = work.join("build.log");
-    let cargo_home = cache.cargo_home();
-    let mode = if package.already_packaged {
-        SourceMode::AsIs
-    } else {
-        options.mode
-    };
-    progress.step(match mode {
-        SourceMode::Package => "packaging",
-        SourceMode::AsIs => "copying sources",
-    });
-    let source_dir = work.join("src");
-    let mut source = match &options.packaged {
-        Some(archive) => prepare_packaged(&package.id, archive, &source_dir).await?,
-        None => prepare_source(package, mode, &source_dir, work, cargo).await?,
-    };
-    add_packaged_dependencies(&mut source, &options.dependencies).await?;
-    let (dir, members) = (source.dir.clone(), options.workspace_members.clone());
-    blocking(move || unlock_members(&dir, &members)).await?;
+impl CheckRun<'_> {
+    /// From the package's location to its docs, in a target directory of the budget's size.
+    async fn build_package(&self, report: &mut CrateReport) -> Result<(), BuildError> {
+        let CheckRun {
+            options,
+            cache,
+            cancel,
+            toolchain,
+            cargo,
+            ..
+        } = *self;
+        // locate
+        let package = LocalPackage::locate(&options.path, cargo).await?;
+        report.name = Some(package.name().to_string());
+        report.version = Some(package.version());
+        report.features = package.features.clone();
+        report.package_dir = Some(package.dir.clone());
 
-    // fetch
-    progress.step("fetching dependencies");
-    if !source.shipped_lockfile {
-        cargo
-            .generate_lockfile(&source.manifest(), &source.host_config)
-            .await?;
-    }
-    cargo.fetch(&source.manifest(), &source.host_config).await?;
-    let reference = reference_static_files(toolchain, cache.root(), cancel).await?;
+        // plan
+        let plan = plan_build(&package, options, toolchain)?;
+        report.default_target = Some(plan.default_target.clone());
+        report.warnings = plan
+            .metadata
+            .unknown_keys
+            .iter()
+            .map(|key| unknown_key_warning(key, &package))
+            .collect();
+        let lib_name = package.lib_name.clone().ok_or(BuildError::NoLibrary)?;
+        if !toolchain.has_target(&plan.default_target) {
+            return Err(BuildError::missing_std(&plan.default_target, toolchain));
+        }
 
-    // build
-    let user = {
-        let (work, source, target, home) = (
-            work.to_path_buf(),
-            source.dir.clone(),
-            target_dir.clone(),
-            cargo_home.clone(),
-        );
-        blocking(move || {
-            sandbox_user(&work, &source, &target, &home).map_err(BuildError::io(
-                "cannot give the sandbox access to the sources",
-            ))
-        })
-        .await?
-    };
-    let sandbox = Sandbox::connect().await?;
-    let env = BuildEnvironment {
-        sandbox: &sandbox,
-        image: options.image.clone(),
-        limits: options.limits.clone(),
-        toolchain,
-        source: &source.dir,
-        target_dir: &target_dir,
-        cargo_home: &cargo_home,
-        log_path: &log_path,
-        user,
-        env: registries.sandbox_env(),
-        invocation: InvocationOptions {
-            jobs: Some(options.limits.cpus.ceil().max(1.0) as u32),
-            json_messages: true,
-            deny_warnings: options.deny_warnings,
-            extern_map: options.extern_map.clone(),
-            // Once published, these link to docs.rs like any crate from crates.io.
-            extern_html_roots: options
-                .dependencies
-                .iter()
-                .filter_map(|dep| {
-                    let lib = dep.lib_name.clone()?;
-                    let root =
-                        BuildPlan::docs_rs_root(dep.id.name(), &dep.id.version(), "{target}");
-                    Some((lib, root))
-                })
-                .collect(),
-        },
-        cancel,
-        progress,
-    };
-    progress.step(&format!("documenting for {}", plan.default_target));
-    let mut run = build_target(&env, plan, &plan.default_target, lib_name).await?;
-    report.commands.push(run.replay.clone());
-    run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
-    if source.shipped_lockfile && run.outcome() == Outcome::BuildFailed {
-        // docs.rs's rule: a shipped lockfile that fails gets one retry with a new one.
-        progress.step("retrying with a regenerated Cargo.lock");
-        append_to_log(
-            &log_path,
-            "[docbuild] build failed with the shipped Cargo.lock; regenerating it and trying again",
-        )?;
-        regenerate_lockfile(cargo, &source).await?;
-        report.lockfile_regenerated = true;
-        run = build_target(&env, plan, &plan.default_target, lib_name).await?;
-        report.commands.push(run.replay.clone());
-        run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
-    }
-    let outcome = run.outcome();
-    report.outcome = outcome;
-    report.memory_peak_bytes = run.report.memory_peak_bytes;
-    report.errors = run.errors.clone();
-    report.warnings.extend(run.warnings.iter().cloned());
-    report.omitted = run.omitted;
-    report.message = if outcome == Outcome::Success {
-        "docs built".to_string()
-    } else {
-        run.failure_message(&options.limits)
-    };
-    if outcome == Outcome::BuildFailed
-        && !is_docs_rs(&options.image)
-        && let Some(probe) = &run.build_script_failed
-    {
-        // The light default image has the host's libraries, not docs.rs's.
-        let what = match probe {
-            Some(library) => format!("the system library `{library}`"),
-            None => "a system library".to_string(),
-        };
-        report.message = format!(
-            "{}; a build script failed, likely probing for {what}, which docs.rs's \
-             build environment may have: `docbuild image build`, then check with \
-             `--image docsrs`",
-            report.message
-        );
-    }
-    report
-        .targets
-        .push(target_report(&plan.default_target, &run, &options.limits));
-    if outcome != Outcome::Success {
-        return Ok(());
-    }
-    build_other_targets(&env, plan, toolchain, lib_name, progress, report).await;
-
-    // collect
-    for target in report.targets.iter().filter(|t| t.docs.is_some()) {
-        replace_static_files(
-            &target_dir,
-            Path::new(&plan.doc_dir(&target.target)),
-            &reference,
+        // prepare
+        let work = options
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| cache.package_dir(&package));
+        let _lock = lock_work_dir(&work).await?;
+        let log_path = work.join("build.log");
+        tokio::fs::write(&log_path, "")
+            .await
+            .map_err(BuildError::io("cannot write the log"))?;
+        report.log = Some(log_path.clone());
+        // The target directory is the only place a build writes: a filesystem of the
+        // budget's size, so that no build fills the host's disk.
+        let target = TargetDir::prepare(
+            &work.join("target"),
+            &work.join("target.img"),
+            DiskBudget(options.limits.disk_bytes),
+            cancel,
         )
         .await?;
+        if let Some(reason) = target.fallback_reason() {
+            append_to_log(
+                &log_path,
+                &format!("[docbuild] the disk budget is not enforced: {reason}"),
+            )?;
+        }
+        let built = self
+            .build_in(report, &package, &plan, &lib_name, &work, &target)
+            .await;
+        // Space goes back to the host after a build that used up its budget.
+        let released = if report.outcome == Outcome::OutOfDisk {
+            target.discard().await
+        } else {
+            target.release().await
+        };
+        built?;
+        Ok(released?)
     }
-    // The target directory is unmounted after the build: the docs are copied out of
-    // it, to `--out` or to the work directory.
-    let out = options.out.clone().unwrap_or_else(|| work.join("docs"));
-    let copied = copy_docs(report, plan, &target_dir, &out).await?;
-    if let Some(line) = copied.dropped_line() {
-        append_to_log(&log_path, &line)?;
+
+    /// The steps after the target directory is ready: prepare, fetch, build, collect.
+    async fn build_in(
+        &self,
+        report: &mut CrateReport,
+        package: &LocalPackage,
+        plan: &BuildPlan,
+        lib_name: &str,
+        work: &Path,
+        target: &TargetDir,
+    ) -> Result<(), BuildError> {
+        let CheckRun {
+            options,
+            cache,
+            progress,
+            cancel,
+            toolchain,
+            cargo,
+            registries,
+        } = *self;
+        let target_dir = target.path().to_path_buf();
+        let log_path = work.join("build.log");
+        let cargo_home = cache.cargo_home();
+        let mode = if package.already_packaged {
+            SourceMode::AsIs
+        } else {
+            options.mode
+        };
+        progress.step(match mode {
+            SourceMode::Package => "packaging",
+            SourceMode::AsIs => "copying sources",
+        });
+        let source_dir = work.join("src");
+        let mut source = match &options.packaged {
+            Some(archive) => prepare_packaged(&package.id, archive, &source_dir).await?,
+            None => prepare_source(package, mode, &source_dir, work, cargo).await?,
+        };
+        add_packaged_dependencies(&mut source, &options.dependencies).await?;
+        let (dir, members) = (source.dir.clone(), options.workspace_members.clone());
+        blocking(move || unlock_members(&dir, &members)).await?;
+
+        // fetch
+        progress.step("fetching dependencies");
+        if !source.shipped_lockfile {
+            cargo
+                .generate_lockfile(&source.manifest(), &source.host_config)
+                .await?;
+        }
+        cargo.fetch(&source.manifest(), &source.host_config).await?;
+        let reference = reference_static_files(toolchain, cache.root(), cancel).await?;
+
+        // build
+        let user = {
+            let (work, source, target, home) = (
+                work.to_path_buf(),
+                source.dir.clone(),
+                target_dir.clone(),
+                cargo_home.clone(),
+            );
+            blocking(move || {
+                sandbox_user(&work, &source, &target, &home).map_err(BuildError::io(
+                    "cannot give the sandbox access to the sources",
+                ))
+            })
+            .await?
+        };
+        let sandbox = Sandbox::connect().await?;
+        let env = BuildEnvironment {
+            sandbox: &sandbox,
+            image: options.image.clone(),
+            limits: options.limits.clone(),
+            toolchain,
+            source: &source.dir,
+            target_dir: &target_dir,
+            cargo_home: &cargo_home,
+            log_path: &log_path,
+            user,
+            env: registries.sandbox_env(),
+            invocation: InvocationOptions {
+                jobs: Some(options.limits.cpus.ceil().max(1.0) as u32),
+                json_messages: true,
+                deny_warnings: options.deny_warnings,
+                extern_map: options.extern_map.clone(),
+                // Once published, these link to docs.rs like any crate from crates.io.
+                extern_html_roots: options
+                    .dependencies
+                    .iter()
+                    .filter_map(|dep| {
+                        let lib = dep.lib_name.clone()?;
+                        let root =
+                            BuildPlan::docs_rs_root(dep.id.name(), &dep.id.version(), "{target}");
+                        Some((lib, root))
+                    })
+                    .collect(),
+            },
+            cancel,
+            progress,
+        };
+        progress.step(&format!("documenting for {}", plan.default_target));
+        let mut run = build_target(&env, plan, &plan.default_target, lib_name).await?;
+        report.commands.push(run.replay.clone());
+        run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
+        if source.shipped_lockfile && run.outcome() == Outcome::BuildFailed {
+            // docs.rs's rule: a shipped lockfile that fails gets one retry with a new one.
+            progress.step("retrying with a regenerated Cargo.lock");
+            append_to_log(
+                &log_path,
+                "[docbuild] build failed with the shipped Cargo.lock; regenerating it and trying again",
+            )?;
+            regenerate_lockfile(cargo, &source).await?;
+            report.lockfile_regenerated = true;
+            run = build_target(&env, plan, &plan.default_target, lib_name).await?;
+            report.commands.push(run.replay.clone());
+            run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
+        }
+        let outcome = run.outcome();
+        report.outcome = outcome;
+        report.memory_peak_bytes = run.report.memory_peak_bytes;
+        report.errors = run.errors.clone();
+        report.warnings.extend(run.warnings.iter().cloned());
+        report.omitted = run.omitted;
+        report.message = if outcome == Outcome::Success {
+            "docs built".to_string()
+        } else {
+            run.failure_message(&options.limits)
+        };
+        if outcome == Outcome::BuildFailed
+            && !is_docs_rs(&options.image)
+            && let Some(probe) = &run.build_script_failed
+        {
+            // The light default image has the host's libraries, not docs.rs's.
+            let what = match probe {
+                Some(library) => format!("the system library `{library}`"),
+                None => "a system library".to_string(),
+            };
+            report.message = format!(
+                "{}; a build script failed, likely probing for {what}, which docs.rs's \
+             build environment may have: `docbuild image build`, then check with \
+             `--image docsrs`",
+                report.message
+            );
+        }
+        report
+            .targets
+            .push(target_report(&plan.default_target, &run, &options.limits));
+        if outcome != Outcome::Success {
+            return Ok(());
+        }
+        build_other_targets(&env, plan, toolchain, lib_name, progress, report).await;
+
+        // collect
+        for target in report.targets.iter().filter(|t| t.docs.is_some()) {
+            replace_static_files(
+                &target_dir,
+                Path::new(&plan.doc_dir(&target.target)),
+                &reference,
+            )
+            .await?;
+        }
+        // The target directory is unmounted after the build: the docs are copied out of
+        // it, to `--out` or to the work directory.
+        let out = options.out.clone().unwrap_or_else(|| work.join("docs"));
+        let copied = copy_docs(report, plan, &target_dir, &out).await?;
+        if let Some(line) = copied.dropped_line() {
+            append_to_log(&log_path, &line)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// docs.rs's metadata, with `--target` arguments in place of its targets.
