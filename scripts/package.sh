@@ -31,6 +31,13 @@ make_deb() {
     if ! command -v cargo-deb >/dev/null 2>&1; then
         cargo install cargo-deb --locked --quiet
     fi
+    # Completions and man pages, made by the binary from its own definition.
+    rm -rf target/assets && mkdir -p target/assets/man
+    "$binary" completions bash > target/assets/docbuild.bash
+    "$binary" completions zsh > target/assets/_docbuild
+    "$binary" completions fish > target/assets/docbuild.fish
+    "$binary" man --out target/assets/man
+    gzip -9n target/assets/man/*.1
     local args=(--no-build --output target/debian/)
     case "$binary" in
         target/release/docbuild) ;;

@@ -93,6 +93,9 @@ fn the_debian_package_installs_into_a_fresh_system_with_its_units() {
         "./lib/systemd/system/docbuild-serve.service",
         "./lib/systemd/system/docbuild-worker.service",
         "./lib/systemd/system/docbuild-watch@.service",
+        "./usr/share/bash-completion/completions/docbuild",
+        "./usr/share/man/man1/docbuild.1.gz",
+        "./usr/share/man/man1/docbuild-check.1.gz",
     ] {
         assert!(listing.contains(path), "{path} missing:\n{listing}");
     }
@@ -121,9 +124,9 @@ fn the_debian_package_installs_into_a_fresh_system_with_its_units() {
     let script = format!(
         "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null; \
          apt-get install -y -q --no-install-recommends /debs/{name} systemd >/dev/null; \
-         docbuild --version; id docbuild; test -f /etc/docbuild/docbuild.toml; \
+         docbuild --version; id docbuild; test -s /usr/share/bash-completion/completions/docbuild; test -f /etc/docbuild/docbuild.toml; \
          ls -ld /var/lib/docbuild; \
-         systemd-analyze verify /lib/systemd/system/docbuild-serve.service \
+         systemd-analyze verify --man=no /lib/systemd/system/docbuild-serve.service \
            /lib/systemd/system/docbuild-worker.service \
            /lib/systemd/system/docbuild-watch@main.service 2>&1 | grep -v -e docker.service -e 'man:' || true; \
          echo VERIFIED"
