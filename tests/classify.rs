@@ -110,9 +110,16 @@ fn a_missing_toolchain_is_invalid_input_everywhere() {
     let (code, outcome, message) = setup.check(&[&[ws, "--workspace"][..], &toolchain].concat());
     assert_eq!((code, outcome.as_str()), (2, "invalid-input"), "{message}");
 
-    let job = setup.queue_and_work(&[member], &toolchain);
-    assert_eq!(job["status"], "done", "{job:#}");
-    assert_eq!(job["outcome"], "invalid-input", "{job:#}");
+    // A worker refuses the bad argument before it claims anything: the same exit code,
+    // and the job stays queued for a worker that has the toolchain.
+    let added = setup.docbuild(&["queue", "add", member, "--json"]);
+    assert!(added.status.success());
+    let worked = setup.docbuild(&[&["worker", "--once"][..], &toolchain].concat());
+    assert_eq!(worked.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&worked.stderr).contains("no-such-toolchain"));
+    let listed = setup.docbuild(&["queue", "list", "--json"]);
+    let job: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(job["status"], "queued", "{job:#}");
 }
 
 #[test]
