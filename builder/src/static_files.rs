@@ -123,13 +123,49 @@ pub async fn share_static_files(reference: &Path, shared: &Path) -> Result<(), B
         for entry in entries.flatten() {
             let kept = shared.join(entry.file_name());
             if !kept.exists() {
-                let partial = shared.join(format!(".{}.partial", std::process::id()));
-                std::fs::copy(entry.path(), &partial)
-                    .and_then(|_| std::fs::rename(&partial, &kept))
-                    .map_err(BuildError::io("cannot share static files"))?;
+                // Workers share this directory: each copy goes to a file of its own and
+                // is renamed into place (same content, so whichever lands last is fine).
+                let copied = tempfile::Builder::new()
+                    .prefix(".partial-")
+                    .tempfile_in(&shared)
+                    .and_then(|partial| {
+                        std::fs::copy(entry.path(), partial.path())?;
+                        partial.persist(&kept).map_err(|e| e.error)
+                    });
+                copied.map_err(BuildError::io("cannot share static files"))?;
             }
         }
         Ok(())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn workers_share_static_files_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let reference = dir.path().join("reference");
+        std::fs::create_dir_all(&reference).unwrap();
+        for n in 0..20 {
+            std::fs::write(reference.join(format!("file-{n}.js")), format!("// {n}")).unwrap();
+        }
+        let shared = dir.path().join("shared");
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (reference, shared) = (reference.clone(), shared.clone());
+            tasks.spawn(async move { share_static_files(&reference, &shared).await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.unwrap().unwrap();
+        }
+        let names: Vec<_> = std::fs::read_dir(&shared).unwrap().flatten().collect();
+        assert_eq!(names.len(), 20, "no partial file left: {names:?}");
+        assert_eq!(
+            std::fs::read_to_string(shared.join("file-7.js")).unwrap(),
+            "// 7"
+        );
+    }
 }
