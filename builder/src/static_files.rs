@@ -41,16 +41,16 @@ pub async fn reference_static_files(
     if files.is_dir() {
         return Ok(files);
     }
-    let scratch = cache.join("static-files").join(format!(
-        "tmp-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    tokio::fs::create_dir_all(&scratch)
+    // Builds at once may make them at once: each in a directory of its own.
+    let parent = cache.join("static-files");
+    tokio::fs::create_dir_all(&parent)
         .await
         .map_err(BuildError::io("cannot make rustdoc's static files"))?;
+    let scratch_dir = tempfile::Builder::new()
+        .prefix("tmp-")
+        .tempdir_in(&parent)
+        .map_err(BuildError::io("cannot make rustdoc's static files"))?;
+    let scratch = scratch_dir.path().to_path_buf();
     let input = scratch.join("lib.rs");
     tokio::fs::write(&input, "//! Shared files.\n")
         .await
@@ -85,7 +85,7 @@ pub async fn reference_static_files(
         }
         Err(error) => Err(BuildError::HostCargo(error)),
     };
-    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    drop(scratch_dir);
     result
 }
 
