@@ -293,23 +293,24 @@ async fn builds(
         };
         for build in deleted {
             let dir = service.data.build_dir(&id, build);
-            let (path, dry_run) = (dir.clone(), options.dry_run);
-            let bytes = blocking(move || {
-                let bytes = disk_usage(&path);
-                if !dry_run {
-                    let _ = std::fs::remove_dir_all(&path);
-                }
-                bytes
-            })
-            .await;
-            report.collected.push(Collected {
-                kind: Kind::Build,
-                path: dir,
-                bytes,
-            });
+            remove_tree(report, Kind::Build, dir, options.dry_run).await;
         }
     }
     Ok(())
+}
+
+/// Measures a tree docbuild wrote, removes it unless this is a dry run, and counts it.
+async fn remove_tree(report: &mut GcReport, kind: Kind, path: PathBuf, dry_run: bool) {
+    let measured = path.clone();
+    let bytes = blocking(move || {
+        let bytes = disk_usage(&measured);
+        if !dry_run {
+            let _ = std::fs::remove_dir_all(&measured);
+        }
+        bytes
+    })
+    .await;
+    report.collected.push(Collected { kind, path, bytes });
 }
 
 async fn job_packages(
@@ -339,20 +340,7 @@ async fn job_packages(
         if needed.contains(&id) {
             continue;
         }
-        let (path, dry_run) = (dir.clone(), options.dry_run);
-        let bytes = blocking(move || {
-            let bytes = disk_usage(&path);
-            if !dry_run {
-                let _ = std::fs::remove_dir_all(&path);
-            }
-            bytes
-        })
-        .await;
-        report.collected.push(Collected {
-            kind: Kind::JobPackage,
-            path: dir,
-            bytes,
-        });
+        remove_tree(report, Kind::JobPackage, dir, options.dry_run).await;
     }
     Ok(())
 }
