@@ -55,7 +55,8 @@ make_image() {
     base=$("$binary" image build --list deploy/container-packages.txt --json |
         sed 's/.*"image":"\([^"]*\)".*/\1/')
     id=$(docker create "$base" /usr/bin/docbuild)
-    trap 'docker rm -f "$id" >/dev/null 2>&1 || true' RETURN
+    # Removed however the script ends, a failed commit included.
+    trap 'docker rm -f "$id" >/dev/null 2>&1 || true' EXIT
     docker cp "$binary" "$id:/usr/bin/docbuild" >/dev/null
     docker commit \
         --change 'ENTRYPOINT ["/usr/bin/docbuild"]' \
