@@ -51,19 +51,19 @@ make_deb() {
 }
 
 make_image() {
-    local start base id; start=$(now)
+    local start base; start=$(now)
     base=$("$binary" image build --list deploy/container-packages.txt --json |
         sed 's/.*"image":"\([^"]*\)".*/\1/')
-    id=$(docker create "$base" /usr/bin/docbuild)
-    # Removed however the script ends, a failed commit included.
-    trap 'docker rm -f "$id" >/dev/null 2>&1 || true' EXIT
-    docker cp "$binary" "$id:/usr/bin/docbuild" >/dev/null
+    # The working container, removed however the script ends (a failed commit too).
+    container=$(docker create "$base" /usr/bin/docbuild)
+    trap 'docker rm -f "${container:-}" >/dev/null 2>&1 || true' EXIT
+    docker cp "$binary" "$container:/usr/bin/docbuild" >/dev/null
     docker commit \
         --change 'ENTRYPOINT ["/usr/bin/docbuild"]' \
         --change 'CMD ["serve", "--with-worker", "--listen", "0.0.0.0:3000"]' \
         --change 'ENV DOCBUILD_DATA_DIR=/var/lib/docbuild' \
         --change 'EXPOSE 3000' \
-        "$id" "docbuild:$version" >/dev/null
+        "$container" "docbuild:$version" >/dev/null
     echo "image docbuild:$version $(docker image inspect --format '{{.Size}}' "docbuild:$version") bytes $(elapsed "$start" "$(now)") s"
 }
 
