@@ -229,6 +229,47 @@ fn crate_archive(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     tar.into_inner().unwrap().finish().unwrap()
 }
 
+/// Writes `config` (with `SCRIPT` standing for `script`) as `package`'s own
+/// `.cargo/config.toml`, then checks the package in both source modes and through
+/// `queue add` and a worker: every one builds it, and none runs the script (which
+/// would append to `marker`).
+fn assert_package_config_runs_nothing(
+    world: &World,
+    package: &Path,
+    marker: &Path,
+    script: &Path,
+    config: &str,
+) {
+    std::fs::create_dir_all(package.join(".cargo")).unwrap();
+    std::fs::write(
+        package.join(".cargo/config.toml"),
+        config.replace("SCRIPT", script.to_str().unwrap()),
+    )
+    .unwrap();
+
+    let (code, report) = world.check(package, &[]);
+    assert_never_ran(marker, "check");
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+
+    let (code, report) = world.check(package, &["--no-package"]);
+    assert_never_ran(marker, "check --no-package");
+    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
+
+    let id = world.try_add(&[package.to_str().unwrap()]);
+    assert_never_ran(marker, "queue add PATH");
+    let id = id.unwrap_or_else(|output| {
+        panic!(
+            "queue add: exit {:?}: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    world.work();
+    assert_never_ran(marker, "worker --once");
+    let job = world.job(id);
+    assert_eq!(job["outcome"], "success", "{job:#}");
+}
+
 /// Attack 1 (host code execution through a package's cargo configuration), for a
 /// local package: `.cargo/config.toml` holds `config`, in which `SCRIPT` stands for
 /// the absolute path of a recording wrapper inside the package. Neither `check` (in
@@ -240,34 +281,7 @@ fn assert_local_cargo_config_runs_nothing(config: &str) {
     let marker = world.path().join("marker");
     let script = package.join("wrap.sh");
     write_executable(&script, &recording_wrapper(&marker));
-    std::fs::create_dir_all(package.join(".cargo")).unwrap();
-    std::fs::write(
-        package.join(".cargo/config.toml"),
-        config.replace("SCRIPT", script.to_str().unwrap()),
-    )
-    .unwrap();
-
-    let (code, report) = world.check(&package, &[]);
-    assert_never_ran(&marker, "check");
-    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
-
-    let (code, report) = world.check(&package, &["--no-package"]);
-    assert_never_ran(&marker, "check --no-package");
-    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
-
-    let id = world.try_add(&[package.to_str().unwrap()]);
-    assert_never_ran(&marker, "queue add PATH");
-    let id = id.unwrap_or_else(|output| {
-        panic!(
-            "queue add: exit {:?}: {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    world.work();
-    assert_never_ran(&marker, "worker --once");
-    let job = world.job(id);
-    assert_eq!(job["outcome"], "success", "{job:#}");
+    assert_package_config_runs_nothing(&world, &package, &marker, &script, config);
 }
 
 // Attack 1: `build.rustc-wrapper` in a local package's `.cargo/config.toml`.
@@ -306,34 +320,7 @@ fn assert_local_credential_provider_never_runs(user_config: &str, config: &str) 
     let marker = world.path().join("marker");
     let script = package.join("provider.sh");
     write_executable(&script, &recording_provider(&marker));
-    std::fs::create_dir_all(package.join(".cargo")).unwrap();
-    std::fs::write(
-        package.join(".cargo/config.toml"),
-        config.replace("SCRIPT", script.to_str().unwrap()),
-    )
-    .unwrap();
-
-    let (code, report) = world.check(&package, &[]);
-    assert_never_ran(&marker, "check");
-    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
-
-    let (code, report) = world.check(&package, &["--no-package"]);
-    assert_never_ran(&marker, "check --no-package");
-    assert_eq!(code, 0, "{report:#}\n{}", log_of(&report));
-
-    let id = world.try_add(&[package.to_str().unwrap()]);
-    assert_never_ran(&marker, "queue add PATH");
-    let id = id.unwrap_or_else(|output| {
-        panic!(
-            "queue add: exit {:?}: {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    world.work();
-    assert_never_ran(&marker, "worker --once");
-    let job = world.job(id);
-    assert_eq!(job["outcome"], "success", "{job:#}");
+    assert_package_config_runs_nothing(&world, &package, &marker, &script, config);
 }
 
 // Attack 1: `[registries.testreg] credential-provider` in a local package's

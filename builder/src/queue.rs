@@ -588,9 +588,14 @@ impl Queue {
 
     /// Jobs running now.
     pub fn running(&self) -> Result<usize, QueueError> {
+        self.count_jobs("status = 'running'")
+    }
+
+    /// Jobs matching `condition` (SQL of this module's own, never input).
+    fn count_jobs(&self, condition: &str) -> Result<usize, QueueError> {
         self.connect()?
             .query_row(
-                "SELECT COUNT(*) FROM jobs WHERE status = 'running'",
+                &format!("SELECT COUNT(*) FROM jobs WHERE {condition}"),
                 [],
                 |row| row.get::<_, i64>(0),
             )
@@ -612,14 +617,7 @@ impl Queue {
 
     /// Jobs still queued or running.
     pub fn pending(&self) -> Result<usize, QueueError> {
-        self.connect()?
-            .query_row(
-                "SELECT COUNT(*) FROM jobs WHERE status != 'done'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map(|n| n as usize)
-            .map_err(|e| self.error(e))
+        self.count_jobs("status != 'done'")
     }
 
     /// The newest successful build of a release: the one whose docs are served.

@@ -25,7 +25,7 @@ use crate::outcome::{CrateReport, Failure, Outcome};
 use crate::prepare::{LocalPackage, SourceMode, prepare_source};
 use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError, blocking};
 use crate::registry::fetch_crate;
-use crate::static_files::{STATIC_FILES, reference_static_files, share_static_files};
+use crate::static_files::{STATIC_FILES, reference_dir, share_static_files};
 use crate::toolchain::Toolchain;
 use crate::unpack::unpack_crate;
 
@@ -495,17 +495,7 @@ async fn build_job(
     if stopped {
         return give_back(keeper, Some(build)).await;
     }
-    let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await;
-    if let Err(error) = store(
-        &mut report,
-        &work,
-        &build_dir,
-        data,
-        toolchain.ok().as_ref(),
-        cancel,
-    )
-    .await
-    {
+    if let Err(error) = store(&mut report, &work, &build_dir, data).await {
         report.outcome = error.outcome();
         report.message = format!("cannot store the build: {error}");
     }
@@ -668,8 +658,6 @@ async fn store(
     work: &Path,
     build_dir: &Path,
     data: &DataDir,
-    toolchain: Option<&Toolchain>,
-    cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     const WHAT: &str = "cannot store the build";
     tokio::fs::create_dir_all(build_dir)
@@ -684,10 +672,16 @@ async fn store(
         .await
         .is_ok_and(|m| m.is_dir())
     {
-        if let Some(toolchain) = toolchain {
-            let reference = reference_static_files(toolchain, data.cache().root(), cancel).await?;
-            share_static_files(&reference, &data.shared_static()).await?;
+        // The build made its toolchain's static files before its docs were copied.
+        let version = report.toolchain.as_deref().unwrap_or_default();
+        let reference = reference_dir(version, data.cache().root());
+        if !reference.is_dir() {
+            return Err(BuildError::Io(
+                WHAT,
+                std::io::Error::other(format!("no static files for `{version}`")),
+            ));
         }
+        share_static_files(&reference, &data.shared_static()).await?;
         let docs_dir = docs.clone();
         report.docs_size_bytes = Some(
             crate::prepare::blocking(move || {

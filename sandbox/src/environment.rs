@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bollard::container::LogOutput;
 use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    AttachContainerOptions, CommitContainerOptions, CreateImageOptions, RemoveContainerOptions,
+    CommitContainerOptions, CreateImageOptions, RemoveContainerOptions,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
@@ -317,22 +317,7 @@ impl Sandbox {
         cancel: &CancellationToken,
     ) -> Result<i64, EnvironmentError> {
         let engine = |action| move |source| SandboxError::Engine { action, source };
-        let attach = AttachContainerOptions {
-            stream: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        };
-        let mut output = self
-            .docker
-            .attach_container(id, Some(attach))
-            .await
-            .map_err(engine("attaching to the environment's container"))?
-            .output;
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(engine("starting the environment's container"))?;
+        let mut output = self.attach_and_start(id).await?;
         let mut file = std::fs::File::options()
             .create(true)
             .append(true)

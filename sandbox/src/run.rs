@@ -323,24 +323,8 @@ impl Sandbox {
         cancel: &CancellationToken,
     ) -> Result<RunReport, SandboxError> {
         let engine = |action| move |source| SandboxError::Engine { action, source };
-        // Attach before start so that no early output is missed.
-        let attach = AttachContainerOptions {
-            stream: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        };
-        let mut output = self
-            .docker
-            .attach_container(id, Some(attach))
-            .await
-            .map_err(engine("attaching to the container"))?
-            .output;
+        let mut output = self.attach_and_start(id).await?;
         let started = Instant::now();
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(engine("starting the container"))?;
         let peak = Arc::new(AtomicU64::new(0));
         let sampler = tokio::spawn(sample_memory(
             self.docker.clone(),
@@ -417,6 +401,37 @@ impl Sandbox {
             memory_peak_bytes: (peak > 0).then_some(peak),
             log_truncated: false,
         })
+    }
+
+    /// Attaches to a created container's output, then starts it: attached before the
+    /// start, no early output is missed.
+    pub(crate) async fn attach_and_start(
+        &self,
+        id: &str,
+    ) -> Result<
+        std::pin::Pin<
+            Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+        >,
+        SandboxError,
+    > {
+        let engine = |action| move |source| SandboxError::Engine { action, source };
+        let attach = AttachContainerOptions {
+            stream: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let output = self
+            .docker
+            .attach_container(id, Some(attach))
+            .await
+            .map_err(engine("attaching to the container"))?
+            .output;
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(engine("starting the container"))?;
+        Ok(output)
     }
 
     async fn kill(&self, id: &str) {
