@@ -16,7 +16,7 @@ pub mod execute;
 pub mod gc;
 pub mod host_cargo;
 pub mod http;
-pub mod identity;
+pub use docbuild_store::identity;
 pub mod metadata;
 pub mod outcome;
 pub mod plan;

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use cargo_metadata::semver::Version;
+use semver::Version;
 
 /// A crate name as crates.io accepts it: ASCII letters, digits, `-` and `_`, starting
 /// with a letter, at most 64 characters. Safe as a path component and in TOML.
