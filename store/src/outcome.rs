@@ -57,7 +57,6 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-
 impl std::str::FromStr for Outcome {
     type Err = String;
 

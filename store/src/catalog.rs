@@ -1,0 +1,188 @@
+//! What has been built, as the viewer reads it: crates, their releases with docs, and
+//! every build of a release.
+
+use semver::Version;
+
+use crate::db::{Db, DbError, Row};
+use crate::params;
+use crate::queue::{BuildRecord, CURRENT};
+
+/// Crate names match with `-` and `_` alike, as on crates.io.
+pub fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace('-', "_")
+}
+
+/// SQL for [`normalize`] applied to the `name` column.
+const NORMALIZED_NAME: &str = "replace(lower(name), '-', '_')";
+
+/// One release with docs: its current build (see [`crate::queue::Queue::current_build`]).
+#[derive(Debug, Clone)]
+pub struct ReleaseBuild {
+    pub build: BuildRecord,
+    pub version: Version,
+    /// The report it was settled with, as JSON.
+    pub record: String,
+}
+
+/// One build of a release, for its build history.
+#[derive(Debug, Clone)]
+pub struct BuildEntry {
+    pub build: BuildRecord,
+    pub record: String,
+}
+
+/// The catalog: a view of the store's database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    db: Db,
+}
+
+const COLUMNS: &str = "id, registry, name, version, outcome, finished_at, stored, record";
+
+fn entry(row: &Row) -> Result<BuildEntry, DbError> {
+    Ok(BuildEntry {
+        build: crate::queue::build_from_row(row)?,
+        record: row.get(7)?,
+    })
+}
+
+impl Catalog {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Every crate with docs, with its newest version that has them.
+    pub async fn crates(&self) -> Result<Vec<(String, Version)>, DbError> {
+        let rows = self
+            .db
+            .read(|conn| {
+                conn.query(
+                    &format!(
+                        "SELECT DISTINCT name, version FROM builds WHERE {CURRENT} ORDER BY name"
+                    ),
+                    &[],
+                )
+            })
+            .await?;
+        let mut newest: std::collections::BTreeMap<String, Version> = Default::default();
+        for row in rows {
+            let (name, version): (String, String) = (row.get(0)?, row.get(1)?);
+            let Ok(version) = Version::parse(&version) else {
+                continue;
+            };
+            match newest.get(&name) {
+                Some(known) if *known >= version => {}
+                _ => {
+                    newest.insert(name, version);
+                }
+            }
+        }
+        Ok(newest.into_iter().collect())
+    }
+
+    /// Releases of a crate (by normalized name) with docs, newest version first, each
+    /// with its current build.
+    pub async fn releases(&self, name: &str) -> Result<Vec<ReleaseBuild>, DbError> {
+        let name = normalize(name);
+        let rows = self
+            .db
+            .read(move |conn| {
+                conn.query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM builds WHERE id IN (
+                             SELECT MAX(id) FROM builds
+                             WHERE {CURRENT} AND {NORMALIZED_NAME} = $1
+                             GROUP BY registry, name, version)"
+                    ),
+                    params![name],
+                )
+            })
+            .await?;
+        let mut releases: Vec<ReleaseBuild> = rows
+            .iter()
+            .map(entry)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter_map(|entry| {
+                // Rows are validated when written; one that is not is never served.
+                let id = entry.build.crate_id()?;
+                Some(ReleaseBuild {
+                    version: id.krate.semver().clone(),
+                    build: entry.build,
+                    record: entry.record,
+                })
+            })
+            .collect();
+        releases.sort_by(|a, b| b.version.cmp(&a.version).then(b.build.id.cmp(&a.build.id)));
+        Ok(releases)
+    }
+
+    /// Every build of a crate version, newest first, successful or not.
+    pub async fn builds(&self, name: &str, version: &str) -> Result<Vec<BuildEntry>, DbError> {
+        let (name, version) = (normalize(name), version.to_string());
+        let rows = self
+            .db
+            .read(move |conn| {
+                conn.query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM builds WHERE {NORMALIZED_NAME} = $1 AND version = $2
+                         ORDER BY id DESC"
+                    ),
+                    params![name, version],
+                )
+            })
+            .await?;
+        rows.iter().map(entry).collect()
+    }
+
+    /// One build of a crate version, if it is one of that version's.
+    pub async fn build(
+        &self,
+        name: &str,
+        version: &str,
+        id: i64,
+    ) -> Result<Option<BuildEntry>, DbError> {
+        let (name, version) = (normalize(name), version.to_string());
+        let rows = self
+            .db
+            .read(move |conn| {
+                conn.query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM builds WHERE id = $1 AND {NORMALIZED_NAME} = $2
+                         AND version = $3"
+                    ),
+                    params![id, name, version],
+                )
+            })
+            .await?;
+        rows.iter().map(entry).next().transpose()
+    }
+
+    /// Every build that finished and is not stored in blob storage yet (made before
+    /// blob storage existed).
+    pub async fn unstored(&self) -> Result<Vec<BuildEntry>, DbError> {
+        let rows = self
+            .db
+            .read(|conn| {
+                conn.query(
+                    &format!("SELECT {COLUMNS} FROM builds WHERE stored = 0 AND outcome != 'running' ORDER BY id"),
+                    &[],
+                )
+            })
+            .await?;
+        rows.iter().map(entry).collect()
+    }
+
+    /// A number that changes whenever builds or tokens do: caches keyed on it are
+    /// fresh while it stays the same.
+    pub async fn generation(&self) -> Result<i64, DbError> {
+        self.db
+            .read(|conn| {
+                conn.value(
+                    "SELECT value FROM store_state WHERE key = 'generation'",
+                    &[],
+                )
+            })
+            .await
+    }
+}

@@ -1,0 +1,114 @@
+//! Databases for tests, on both engines: a fresh SQLite file, or a fresh database on
+//! the PostgreSQL server that `scripts/services.sh` starts (`DOCBUILD_TEST_POSTGRES`
+//! names another). Each is dropped with its guard. A test that needs PostgreSQL fails
+//! when it is not there; it never skips.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::db::DatabaseLocation;
+
+/// The server tests use, as a URL of a database its role may create databases from.
+pub fn postgres_admin_url() -> String {
+    std::env::var("DOCBUILD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://docbuild:docbuild@127.0.0.1:5432/docbuild".into())
+}
+
+/// A database that exists as long as this does.
+pub struct TestDatabase {
+    pub location: DatabaseLocation,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<String>,
+}
+
+impl TestDatabase {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Self {
+            location: DatabaseLocation::Sqlite(dir.path().join("docbuild.db")),
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    pub fn postgres() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "docbuild_test_{}_{}_{}",
+            std::process::id(),
+            crate::now(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = postgres_admin_url();
+        admin_statement(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        Self {
+            location: DatabaseLocation::Postgres(format!("{base}/{name}")),
+            _dir: None,
+            postgres: Some(name),
+        }
+    }
+
+    /// One of each engine.
+    pub fn both() -> [Self; 2] {
+        [Self::sqlite(), Self::postgres()]
+    }
+
+    pub fn engine(&self) -> &'static str {
+        match self.location {
+            DatabaseLocation::Sqlite(_) => "sqlite",
+            DatabaseLocation::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The URL or path, as `DOCBUILD_DATABASE_URL` takes it.
+    pub fn url(&self) -> String {
+        match &self.location {
+            DatabaseLocation::Sqlite(path) => path.display().to_string(),
+            DatabaseLocation::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres {
+            admin_statement(
+                &postgres_admin_url(),
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+/// Runs one statement on its own thread: the blocking client must not run on an
+/// async runtime's thread, and tests call this from inside one.
+fn admin_statement(url: &str, statement: &str) {
+    let (url, statement) = (url.to_string(), statement.to_string());
+    let outcome = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| {
+                    format!("cannot reach the test PostgreSQL at {url} (run `bash scripts/services.sh`): {e}")
+                })?;
+            tokio::spawn(connection);
+            client
+                .batch_execute(&statement)
+                .await
+                .map_err(|e| format!("{statement}: {e}"))
+        })
+    })
+    .join()
+    .expect("the PostgreSQL admin thread");
+    if let Err(error) = outcome {
+        if !std::thread::panicking() {
+            panic!("{error}");
+        }
+    }
+}
