@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian machine ready for docbuild: a running Docker engine,
 # debootstrap for build environments and the container image, cargo-deb for the
-# Debian package, and Debian's Chromium with its WebDriver for the viewer's browser
-# test. Nothing is pulled: docbuild makes its sandbox images locally.
+# Debian package, Debian's Chromium with its WebDriver for the viewer's browser
+# test, and (via services.sh) a running PostgreSQL and S3 server for the tests.
+# Nothing is pulled: docbuild makes its sandbox images locally.
 set -euo pipefail
 
 engine_answers() { docker info >/dev/null 2>&1; }
@@ -23,6 +24,9 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
     echo "setup: installing cargo-deb" >&2
     cargo install cargo-deb --locked --quiet
 fi
+
+# Before the Docker engine, whose section exits as soon as the engine answers.
+bash "$(dirname "$0")/services.sh"
 
 if engine_answers; then
     exit 0
