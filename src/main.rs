@@ -365,7 +365,11 @@ fn main() -> ExitCode {
             cli.data_dir.as_deref(),
             cli.config.as_deref(),
         )),
-        Command::Token(command) => service::token(command, cli.data_dir.as_deref()),
+        Command::Token(command) => runtime.block_on(service::token(
+            command,
+            cli.data_dir.as_deref(),
+            cli.config.as_deref(),
+        )),
         Command::Watch(args) => runtime.block_on(service::watch(
             args,
             cli.data_dir.as_deref(),

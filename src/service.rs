@@ -16,9 +16,11 @@ use docbuild_builder::registry::CRATES_IO_INDEX;
 use docbuild_builder::watch::{
     WatchError, WatchedRegistry, crate_name, valid_registry_name, watch_once,
 };
-use docbuild_builder::worker::{EventSink, Service, WorkerEvent, WorkerOptions, run_workers};
+use docbuild_builder::worker::{
+    EventSink, Service, ServiceError, WorkerEvent, WorkerOptions, run_workers,
+};
 use docbuild_builder::{CacheDirs, Failure, Outcome};
-use docbuild_server::tokens::{Scope, Tokens};
+use docbuild_store::tokens::Scope;
 
 use crate::BuildArgs;
 use crate::output::{self, BOLD, GREEN, RED, YELLOW, fail, note, warn};
@@ -97,6 +99,10 @@ pub struct GcArgs {
     /// Say what would be removed, and remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Stored files no build refers to are removed once this old (a build being
+    /// stored on another machine may be about to refer to a newer one).
+    #[arg(long, value_name = "DURATION", default_value = "2days", value_parser = crate::parse_duration)]
+    grace: Duration,
 }
 
 fn parse_release(text: &str) -> Result<CrateVersion, String> {
@@ -123,10 +129,13 @@ pub struct WorkerArgs {
     build: BuildArgs,
 }
 
-fn open(data_dir: Option<&Path>, config: Option<&Path>) -> Result<Service, ExitCode> {
+async fn open(data_dir: Option<&Path>, config: Option<&Path>) -> Result<Service, ExitCode> {
     let data = DataDir::resolve(data_dir);
     let config = Config::load(config, &data).map_err(|e| fail(Outcome::InvalidInput, &e))?;
-    Service::open(data, config).map_err(|e| fail(Outcome::InfrastructureError, &e))
+    Service::open(data, config).await.map_err(|e| match e {
+        ServiceError::Config(_) => fail(Outcome::InvalidInput, &e),
+        ServiceError::Store(_) | ServiceError::Import(_) => fail(Outcome::InfrastructureError, &e),
+    })
 }
 
 fn report_failure(failure: &Failure) -> ExitCode {
@@ -148,7 +157,7 @@ pub async fn queue(
     data_dir: Option<&Path>,
     config: Option<&Path>,
 ) -> ExitCode {
-    let service = match open(data_dir, config) {
+    let service = match open(data_dir, config).await {
         Ok(service) => service,
         Err(code) => return code,
     };
@@ -161,7 +170,7 @@ pub async fn queue(
             Ok(queued) => print_id(queued.id, json),
             Err(failure) => report_failure(&failure),
         },
-        QueueCommand::List { json } => match service.queue.jobs() {
+        QueueCommand::List { json } => match service.queue.jobs().await {
             Ok(jobs) => output::finish(jobs.iter().try_for_each(|job| {
                 if json {
                     output::out(&job_json(&service, job).to_string())
@@ -171,7 +180,7 @@ pub async fn queue(
             })),
             Err(error) => fail(Outcome::InfrastructureError, &error),
         },
-        QueueCommand::Show { id, json } => match service.queue.job(id) {
+        QueueCommand::Show { id, json } => match service.queue.job(id).await {
             Ok(job) if json => output::finish(output::out(&job_json(&service, &job).to_string())),
             Ok(job) => output::finish(show_job(&service, &job)),
             Err(error) => fail(Outcome::InvalidInput, &error),
@@ -181,7 +190,7 @@ pub async fn queue(
             registry,
             json,
         } => {
-            let rebuilt = match service.release(&release, registry.as_deref()) {
+            let rebuilt = match service.release(&release, registry.as_deref()).await {
                 Ok(id) => service.rebuild(&id).await.map(|queued| (id, queued)),
                 Err(failure) => Err(failure),
             };
@@ -260,6 +269,7 @@ async fn add(service: &Service, what: &str, registry: Option<&str>) -> Result<Qu
     let job = service
         .queue
         .job(queued.id)
+        .await
         .map_err(|e| Failure::new(Outcome::InfrastructureError, e))?;
     if version.is_none() {
         note(&format!(
@@ -287,22 +297,11 @@ fn status_word(job: &Job) -> String {
 }
 
 /// The stored build's directory of a job, once it has one.
-fn build_dir(service: &Service, job: &Job) -> Option<PathBuf> {
-    let id = CrateId::new(&job.registry, &job.name, &job.version).ok()?;
-    job.build.map(|build| service.data.build_dir(&id, build))
-}
-
-/// The job's build log: stored with its build, else (a build under way) in its
-/// work directory.
+/// The job's build log in its work directory, when it was built on this machine
+/// (the stored log is on the build's page).
 fn log_of(service: &Service, job: &Job) -> Option<PathBuf> {
-    let stored = build_dir(service, job).map(|dir| dir.join("build.log"));
-    let working = CrateId::new(&job.registry, &job.name, &job.version)
-        .ok()
-        .map(|id| service.data.work_dir(&id).join("build.log"));
-    match job.status {
-        JobStatus::Running => working.filter(|log| log.is_file()),
-        _ => stored.filter(|log| log.is_file()),
-    }
+    let id = CrateId::new(&job.registry, &job.name, &job.version).ok()?;
+    Some(service.data.work_dir(&id).join("build.log")).filter(|log| log.is_file())
 }
 
 /// A job as JSON: its row, and the path of its log.
@@ -315,7 +314,7 @@ fn job_json(service: &Service, job: &Job) -> serde_json::Value {
 }
 
 fn job_line(job: &Job) -> String {
-    let outcome = job.outcome.as_deref().unwrap_or("-");
+    let outcome = job.outcome.map_or("-", |o| o.as_str());
     let status = match job.status {
         JobStatus::Queued => "queued",
         JobStatus::Running => "running",
@@ -345,10 +344,14 @@ fn show_job(service: &Service, job: &Job) -> std::io::Result<()> {
     } else {
         format!("registry `{}`", job.registry)
     };
-    let status = match (job.status, job.outcome.as_deref()) {
+    let status = match (job.status, job.outcome) {
         (JobStatus::Done, Some(outcome)) => {
-            let colour = if outcome == "success" { GREEN } else { RED };
-            format!("done: {}", paint.style(colour, outcome))
+            let colour = if outcome == Outcome::Success {
+                GREEN
+            } else {
+                RED
+            };
+            format!("done: {}", paint.style(colour, outcome.as_str()))
         }
         (JobStatus::Done, None) => "done".to_string(),
         (JobStatus::Running, _) => paint.style(YELLOW, "running"),
@@ -390,13 +393,14 @@ fn show_job(service: &Service, job: &Job) -> std::io::Result<()> {
     if let Some(log) = log_of(service, job) {
         lines.push(format!("log:       {}", log.display()));
     }
-    let docs = build_dir(service, job)
-        .and_then(|dir| std::fs::read(dir.join("record.json")).ok())
-        .and_then(|record| serde_json::from_slice::<serde_json::Value>(&record).ok())
-        .and_then(|record| record["targets"][0]["docs"].as_str().map(PathBuf::from))
-        .filter(|docs| docs.is_file());
-    if let Some(docs) = docs {
-        lines.push(format!("docs:      {}", docs.display()));
+    // The viewer's address, when the configuration names it.
+    if let (Some(Outcome::Success), Some(url)) = (job.outcome, &service.config.server.url) {
+        lines.push(format!(
+            "docs:      {}/{}/{}/",
+            url.trim_end_matches('/'),
+            job.name,
+            job.version
+        ));
     }
     lines.iter().try_for_each(|line| output::out(line))
 }
@@ -406,25 +410,24 @@ pub async fn docs(
     data_dir: Option<&Path>,
     config: Option<&Path>,
 ) -> ExitCode {
-    let service = match open(data_dir, config) {
+    let service = match open(data_dir, config).await {
         Ok(service) => service,
         Err(code) => return code,
     };
     match command {
         DocsCommand::Delete { release, registry } => {
-            let deleted = match service.release(&release, registry.as_deref()) {
+            let deleted = match service.release(&release, registry.as_deref()).await {
                 Ok(id) => service.delete_docs(&id).await.map(|deleted| (id, deleted)),
                 Err(failure) => Err(failure),
             };
             match deleted {
                 Ok((id, deleted)) => {
                     output::err(&format!(
-                        "deleted {} of {} {} ({}): {}",
+                        "deleted {} of {} {} ({}); `docbuild gc` frees the files no other build shares",
                         plural(deleted.builds.len(), "build"),
                         id.krate.name(),
                         id.krate.version(),
                         id.registry,
-                        size(deleted.bytes)
                     ));
                     ExitCode::SUCCESS
                 }
@@ -459,7 +462,7 @@ fn size(bytes: u64) -> String {
 }
 
 pub async fn gc(args: GcArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
-    let service = match open(data_dir, config) {
+    let service = match open(data_dir, config).await {
         Ok(service) => service,
         Err(code) => return code,
     };
@@ -467,6 +470,7 @@ pub async fn gc(args: GcArgs, data_dir: Option<&Path>, config: Option<&Path>) ->
         keep_builds: args.keep_builds,
         dry_run: args.dry_run,
         check_cache: Some(CacheDirs::from_env()),
+        blob_grace: args.grace,
     };
     let report = match collect_garbage(&service, &options).await {
         Ok(report) => report,
@@ -490,12 +494,7 @@ pub async fn gc(args: GcArgs, data_dir: Option<&Path>, config: Option<&Path>) ->
         .iter()
         .map(|(path, why)| format!("kept {}: {why}", path.display()));
     let mut counts: Vec<String> = Vec::new();
-    for kind in [
-        Kind::WorkDir,
-        Kind::Build,
-        Kind::JobPackage,
-        Kind::StaticFile,
-    ] {
+    for kind in [Kind::WorkDir, Kind::Build, Kind::JobPackage, Kind::Blob] {
         let count = report.collected.iter().filter(|c| c.kind == kind).count();
         if count > 0 {
             counts.push(kind.count(count));
@@ -602,7 +601,7 @@ async fn check_paths_shared_with_host(
 }
 
 pub async fn worker(args: WorkerArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
-    let service = match open(data_dir, config) {
+    let service = match open(data_dir, config).await {
         Ok(service) => Arc::new(service),
         Err(code) => return code,
     };
@@ -660,7 +659,7 @@ pub struct WatchArgs {
 }
 
 pub async fn watch(args: WatchArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
-    let service = match open(data_dir, config) {
+    let service = match open(data_dir, config).await {
         Ok(service) => Arc::new(service),
         Err(code) => return code,
     };
@@ -762,7 +761,16 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
         Ok(config) => config,
         Err(error) => return fail(Outcome::InvalidInput, &error),
     };
-    let state = match docbuild_server::AppState::new(data.clone(), config.clone(), args.listen) {
+    let service = match Service::open(data, config).await {
+        Ok(service) => Arc::new(service),
+        Err(error) => return fail(Outcome::InfrastructureError, &error),
+    };
+    let state = match docbuild_server::AppState::new(
+        service.store.clone(),
+        service.data.clone(),
+        service.config.clone(),
+        args.listen,
+    ) {
         Ok(state) => state,
         Err(error) => return fail(Outcome::InfrastructureError, &error),
     };
@@ -770,10 +778,6 @@ pub async fn serve(args: ServeArgs, data_dir: Option<&Path>, config: Option<&Pat
     let cancel = shutdown.token();
     let mut workers = None;
     if args.with_worker {
-        let service = match Service::open(data, config) {
-            Ok(service) => Arc::new(service),
-            Err(error) => return fail(Outcome::InfrastructureError, &error),
-        };
         if let Err(code) =
             check_paths_shared_with_host(&service, args.build.toolchain.as_deref()).await
         {
@@ -838,24 +842,27 @@ pub enum TokenCommand {
     },
 }
 
-pub fn token(command: TokenCommand, data_dir: Option<&Path>) -> ExitCode {
-    let data = DataDir::resolve(data_dir);
-    let tokens = match Tokens::open(&data.database()) {
-        Ok(tokens) => tokens,
-        Err(error) => return fail(Outcome::InfrastructureError, &error),
+pub async fn token(
+    command: TokenCommand,
+    data_dir: Option<&Path>,
+    config: Option<&Path>,
+) -> ExitCode {
+    let tokens = match open(data_dir, config).await {
+        Ok(service) => service.store.tokens(),
+        Err(code) => return code,
     };
     match command {
         TokenCommand::Create { scope, json } => {
             let Ok(scope) = scope.parse::<Scope>() else {
                 return fail(Outcome::InvalidInput, &"unknown scope");
             };
-            match tokens.create(scope) {
+            match tokens.create(scope).await {
                 Ok(new) if json => output::finish(output::out(&serde_json::json!(new).to_string())),
                 Ok(new) => output::finish(output::out(&new.token)),
                 Err(error) => fail(Outcome::InfrastructureError, &error),
             }
         }
-        TokenCommand::List { json } => match tokens.list() {
+        TokenCommand::List { json } => match tokens.list().await {
             Ok(list) => output::finish(list.iter().try_for_each(|token| {
                 if json {
                     output::out(&serde_json::json!(token).to_string())
@@ -865,7 +872,7 @@ pub fn token(command: TokenCommand, data_dir: Option<&Path>) -> ExitCode {
             })),
             Err(error) => fail(Outcome::InfrastructureError, &error),
         },
-        TokenCommand::Revoke { id } => match tokens.revoke(id) {
+        TokenCommand::Revoke { id } => match tokens.revoke(id).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(error) => fail(Outcome::InvalidInput, &error),
         },

@@ -2,13 +2,10 @@
 //! and the API alike: queueing a registry crate (its newest version when none is
 //! named), rebuilding a release, removing a job, deleting a release's docs.
 
-use std::path::{Path, PathBuf};
-
 use crate::config::{CRATES_IO, LOCAL};
-use crate::copy::copy_sources;
 use crate::identity::{CrateId, CrateName, CrateVersion, RegistryName};
 use crate::outcome::{Failure, Outcome};
-use crate::queue::{BuildRecord, Job, PRIORITY_NEW, PRIORITY_REBUILD, QueueError, blocking};
+use crate::queue::{BuildRecord, Job, PRIORITY_NEW, PRIORITY_REBUILD, QueueError};
 use crate::registry::{LookupError, RegistryIndex};
 use crate::worker::Service;
 
@@ -24,7 +21,6 @@ pub struct Queued {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deleted {
     pub builds: Vec<BuildRecord>,
-    pub bytes: u64,
 }
 
 fn invalid(message: impl std::fmt::Display) -> Failure {
@@ -101,17 +97,15 @@ impl Service {
                 }
             }
         };
-        let (queue, registry, krate) = (self.queue.clone(), registry.clone(), krate.clone());
-        let queued = blocking(move || {
-            queue.enqueue(
-                registry.as_str(),
-                krate.name(),
-                &krate.version(),
-                PRIORITY_NEW,
-            )
-        })
-        .await
-        .map_err(infrastructure)?;
+        let release = CrateId {
+            registry: registry.clone(),
+            krate,
+        };
+        let queued = self
+            .queue
+            .enqueue(&release, PRIORITY_NEW)
+            .await
+            .map_err(infrastructure)?;
         Ok((
             Queued {
                 id: queued.0,
@@ -123,7 +117,7 @@ impl Service {
 
     /// The release `krate` names: in `registry` if given, else in the one registry
     /// the queue knows it from.
-    pub fn release(
+    pub async fn release(
         &self,
         krate: &CrateVersion,
         registry: Option<&str>,
@@ -131,6 +125,7 @@ impl Service {
         let known = self
             .queue
             .registries_of(krate.name(), &krate.version())
+            .await
             .map_err(infrastructure)?;
         let registry = match registry {
             Some(registry) => registry.to_string(),
@@ -160,46 +155,45 @@ impl Service {
     /// Queues a release docbuild knows again, after new releases. A local package
     /// is rebuilt from the package its newest job kept.
     pub async fn rebuild(&self, id: &CrateId) -> Result<Queued, Failure> {
-        let (name, version) = (id.krate.name().to_string(), id.krate.version());
-        let registry = id.registry.as_str().to_string();
-        let kept = if registry == LOCAL {
-            let jobs = self
-                .queue
-                .jobs_of(&registry, &name, &version)
-                .map_err(infrastructure)?;
-            let file = jobs
-                .iter()
-                .filter_map(|job| job.crate_file.clone())
-                .find(|file| file.exists())
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "the package of {} is no longer kept: queue its directory again",
-                        id.krate
-                    ))
-                })?;
-            Some(file)
+        let kept = if id.registry.as_str() == LOCAL {
+            let jobs = self.queue.jobs_of(id).await.map_err(infrastructure)?;
+            let mut package = None;
+            for key in jobs.iter().filter_map(|job| job.sources.as_deref()) {
+                let found = self.store.builds().sources(key).await;
+                if let Some(bytes) = found.map_err(infrastructure)? {
+                    package = Some(bytes);
+                    break;
+                }
+            }
+            let gone = || {
+                invalid(format!(
+                    "the package of {} is no longer kept: queue its directory again",
+                    id.krate
+                ))
+            };
+            Some(package.ok_or_else(gone)?)
         } else {
             None
         };
-        let (queue, r, n, v) = (self.queue.clone(), registry.clone(), name, version);
-        let (job, new) = blocking(move || queue.enqueue(&r, &n, &v, PRIORITY_REBUILD))
+        let (job, new) = self
+            .queue
+            .enqueue(id, PRIORITY_REBUILD)
             .await
             .map_err(infrastructure)?;
-        if let (Some(file), true) = (kept, new) {
-            let dest = self.data.job_dir(job);
-            let copied = blocking(move || copy_package(&file, &dest)).await;
-            match copied.and_then(|file| {
-                self.queue
-                    .set_crate_file(job, &file)
-                    .map_err(|e| e.to_string())
-            }) {
-                Ok(()) => {}
-                Err(error) => {
-                    let _ = self.queue.forget(job);
-                    return Err(infrastructure(format!(
-                        "cannot keep the package for the rebuild: {error}"
-                    )));
-                }
+        if let (Some(package), true) = (kept, new) {
+            let stored = match self.store.builds().put_sources(job, package).await {
+                Ok(key) => self
+                    .queue
+                    .set_sources(job, &key)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = stored {
+                let _ = self.queue.forget(job).await;
+                return Err(infrastructure(format!(
+                    "cannot keep the package for the rebuild: {error}"
+                )));
             }
         }
         Ok(Queued { id: job, new })
@@ -207,27 +201,27 @@ impl Service {
 
     /// Removes a job that is not running, and the package a local job kept.
     pub async fn remove_job(&self, id: i64) -> Result<Job, Failure> {
-        let queue = self.queue.clone();
-        let job = blocking(move || queue.remove(id))
-            .await
-            .map_err(queue_failure)?;
-        let dir = self.data.job_dir(id);
-        let _ = tokio::fs::remove_dir_all(dir).await;
+        let job = self.queue.remove(id).await.map_err(queue_failure)?;
+        if let Some(key) = &job.sources {
+            let _ = self.store.builds().delete_sources(key).await;
+        }
         Ok(job)
     }
 
     /// Deletes every stored build of a release (docs, logs, records), unless a job of
-    /// it is running. The viewer stops serving it at once.
+    /// it is running. The viewer stops serving it at once; the blobs only its builds
+    /// used go with the next `docbuild gc`.
     pub async fn delete_docs(&self, id: &CrateId) -> Result<Deleted, Failure> {
-        let (queue, key) = (self.queue.clone(), id.clone());
-        let ids: Vec<i64> = blocking(move || queue.builds())
+        let ids: Vec<i64> = self
+            .queue
+            .builds()
             .await
             .map_err(infrastructure)?
             .into_iter()
             .filter(|b| {
-                b.registry == key.registry.as_str()
-                    && b.name == key.krate.name()
-                    && b.version == key.krate.version()
+                b.registry == id.registry.as_str()
+                    && b.name == id.krate.name()
+                    && b.version == id.krate.version()
             })
             .map(|b| b.id)
             .collect();
@@ -237,50 +231,18 @@ impl Service {
                 id.krate, id.registry
             )));
         }
-        let queue = self.queue.clone();
-        let builds = blocking(move || queue.delete_builds(&ids))
+        let builds = self
+            .queue
+            .delete_builds(&ids)
             .await
             .map_err(queue_failure)?;
-        let dirs: Vec<PathBuf> = builds
-            .iter()
-            .map(|b| self.data.build_dir(id, b.id))
-            .collect();
-        let release_dir = self.data.build_dir(id, 0).parent().map(Path::to_path_buf);
-        let bytes = blocking(move || {
-            let mut bytes = 0;
-            for dir in dirs {
-                bytes += crate::gc::disk_usage(&dir);
-                match std::fs::remove_dir_all(&dir) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(error) => return Err(error.to_string()),
-                }
-            }
-            // The release's and the crate's directories, once empty.
-            if let Some(release) = release_dir {
-                let _ = std::fs::remove_dir(&release);
-                if let Some(name) = release.parent() {
-                    let _ = std::fs::remove_dir(name);
-                }
-            }
-            Ok(bytes)
-        })
-        .await
-        .map_err(infrastructure)?;
-        Ok(Deleted { builds, bytes })
+        for build in &builds {
+            self.store
+                .builds()
+                .delete(build.id)
+                .await
+                .map_err(infrastructure)?;
+        }
+        Ok(Deleted { builds })
     }
-}
-
-/// Copies a kept package (a `.crate`, or an unpacked one kept as a directory) into
-/// a new job's directory.
-fn copy_package(file: &Path, job_dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(job_dir).map_err(|e| e.to_string())?;
-    let name = file.file_name().ok_or("the kept package has no name")?;
-    let dest = job_dir.join(name);
-    if file.is_dir() {
-        copy_sources(file, &dest, file, &[]).map_err(|e| e.to_string())?;
-    } else {
-        std::fs::copy(file, &dest).map_err(|e| e.to_string())?;
-    }
-    Ok(dest)
 }

@@ -44,12 +44,12 @@ impl DataDir {
         self.root.join("docbuild.toml")
     }
 
-    /// Packaged `.crate` files of local-path jobs, kept with the job.
-    pub fn job_dir(&self, job: i64) -> PathBuf {
-        self.root.join("jobs").join(job.to_string())
+    /// Stored builds and packaged sources, when blob storage is the data directory.
+    pub fn storage(&self) -> PathBuf {
+        self.root.join("storage")
     }
 
-    /// One build's stored result: docs, log and record.
+    /// Where a build's docs are put together before they are stored.
     pub fn build_dir(&self, id: &CrateId, build: i64) -> PathBuf {
         self.root
             .join("crates")
@@ -61,11 +61,6 @@ impl DataDir {
     /// the release is rebuilt.
     pub fn work_dir(&self, id: &CrateId) -> PathBuf {
         self.root.join("work").join(id.relative_dir())
-    }
-
-    /// rustdoc's shared static files, one copy for all stored builds.
-    pub fn shared_static(&self) -> PathBuf {
-        self.root.join("static")
     }
 
     /// Build cache (docbuild's cargo home).
@@ -85,6 +80,53 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub image: ImageConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// `[database]`: where the queue, the build records and the tokens are.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…`; default: SQLite in the data directory.
+    pub url: Option<String>,
+}
+
+/// `[storage]`: where stored builds are.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `s3://bucket/prefix`, or a directory; default: the data directory.
+    pub url: Option<String>,
+    /// Any S3-compatible service's URL.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Config {
+    /// Where the store is: `[database]` and `[storage]`, each overridden by
+    /// `DOCBUILD_DATABASE_URL` and `DOCBUILD_STORAGE_URL`, else the data directory.
+    pub fn store_location(&self, data: &DataDir) -> Result<docbuild_store::StoreLocation, String> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let database = match env("DOCBUILD_DATABASE_URL").or_else(|| self.database.url.clone()) {
+            Some(url) => {
+                docbuild_store::DatabaseLocation::parse(&url).map_err(|e| e.to_string())?
+            }
+            None => docbuild_store::DatabaseLocation::Sqlite(data.database()),
+        };
+        let storage = match env("DOCBUILD_STORAGE_URL").or_else(|| self.storage.url.clone()) {
+            Some(url) => docbuild_store::StorageLocation::parse(
+                &url,
+                self.storage.endpoint.as_deref(),
+                self.storage.region.as_deref(),
+            )
+            .map_err(|e| format!("[storage] {e}"))?,
+            None => docbuild_store::StorageLocation::Directory(data.storage()),
+        };
+        Ok(docbuild_store::StoreLocation { database, storage })
+    }
 }
 
 /// `[image]`: which sandbox image builds use, and what docs.rs's environment gets

@@ -8,23 +8,24 @@
 //!   served (its newest successful build);
 //! - packages kept for local jobs that no rebuild needs (the newest job of a release
 //!   keeps its package);
-//! - rustdoc's shared static files of no kept build's toolchain (rustdoc names them
-//!   by content; each toolchain's set is kept in the cache), only while no build
-//!   runs (a running one may be about to use them).
+//! - blobs no stored build refers to (files identical across builds are stored once,
+//!   so a build's files go only when no other build has them), only while no build
+//!   runs anywhere (a running one may be storing them), and only once older than a
+//!   grace period.
 //!
 //! A dry run finds the same and removes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::check::CacheDirs;
 use crate::config::LOCAL;
 use crate::disk;
-use crate::identity::CrateId;
-use crate::queue::{JobStatus, QueueError, blocking};
-use crate::static_files::reference_dir;
+use crate::queue::{BuildState, JobStatus, QueueError};
 use crate::worker::Service;
+use docbuild_store::db::blocking;
 
 /// What `gc` is asked to do.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// `check`'s cache, whose per-package work directories are collected too.
     pub check_cache: Option<CacheDirs>,
+    /// Blobs younger than this are kept, whatever refers to them.
+    pub blob_grace: Duration,
 }
 
 /// Kinds of things collected.
@@ -43,7 +46,7 @@ pub enum Kind {
     WorkDir,
     Build,
     JobPackage,
-    StaticFile,
+    Blob,
 }
 
 impl Kind {
@@ -52,7 +55,7 @@ impl Kind {
             Kind::WorkDir => "work directory",
             Kind::Build => "build",
             Kind::JobPackage => "kept package",
-            Kind::StaticFile => "static file",
+            Kind::Blob => "unused stored file",
         }
     }
 
@@ -62,7 +65,7 @@ impl Kind {
             Kind::WorkDir => "work directories",
             Kind::Build => "builds",
             Kind::JobPackage => "kept packages",
-            Kind::StaticFile => "static files",
+            Kind::Blob => "unused stored files",
         };
         if count == 1 {
             format!("1 {}", self.describe())
@@ -98,6 +101,8 @@ impl GcReport {
 pub enum GcError {
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("storage: {0}")]
+    Storage(String),
     #[error("cannot read {0}: {1}")]
     Io(PathBuf, #[source] std::io::Error),
 }
@@ -120,7 +125,7 @@ pub async fn collect_garbage(service: &Service, options: &GcOptions) -> Result<G
     work_dirs(service, options, &mut report).await?;
     builds(service, options, &mut report).await?;
     job_packages(service, options, &mut report).await?;
-    static_files(service, options, &mut report).await?;
+    blobs(service, options, &mut report).await?;
     Ok(report)
 }
 
@@ -160,8 +165,9 @@ async fn work_dirs(
     options: &GcOptions,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
-    let queue = service.queue.clone();
-    let pending: BTreeSet<(String, String, String)> = blocking(move || queue.pending_releases())
+    let pending: BTreeSet<(String, String, String)> = service
+        .queue
+        .pending_releases()
         .await?
         .into_iter()
         .collect();
@@ -246,8 +252,7 @@ async fn builds(
     options: &GcOptions,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
-    let queue = service.queue.clone();
-    let all = blocking(move || queue.builds()).await?;
+    let all = service.queue.builds().await?;
     let mut by_release: BTreeMap<(String, String, String), Vec<_>> = BTreeMap::new();
     for build in all {
         by_release
@@ -259,58 +264,51 @@ async fn builds(
             .or_default()
             .push(build);
     }
+    let success = BuildState::Finished(crate::outcome::Outcome::Success);
     for ((registry, name, version), builds) in by_release {
         // Newest first, as the queue lists them.
-        let served = builds.iter().find(|b| b.outcome == "success").map(|b| b.id);
+        let served = builds.iter().find(|b| b.outcome == success).map(|b| b.id);
         let old: Vec<i64> = builds
             .iter()
             .skip(options.keep_builds)
-            .filter(|b| Some(b.id) != served && b.outcome != "running")
+            .filter(|b| Some(b.id) != served && b.outcome != BuildState::Running)
             .map(|b| b.id)
             .collect();
         if old.is_empty() {
             continue;
         }
-        let Ok(id) = CrateId::new(&registry, &name, &version) else {
-            continue;
-        };
+        let release = PathBuf::from(format!("{registry}/{name}/{version}"));
         let deleted = if options.dry_run {
             old
         } else {
-            let queue = service.queue.clone();
-            match blocking(move || queue.delete_builds(&old)).await {
+            match service.queue.delete_builds(&old).await {
                 Ok(deleted) => deleted.into_iter().map(|b| b.id).collect(),
                 Err(QueueError::Running(_)) => {
-                    let release = service.data.build_dir(&id, 0);
-                    report.kept.push((
-                        release.parent().map_or(release.clone(), Path::to_path_buf),
-                        "a job of its release is running".into(),
-                    ));
+                    report
+                        .kept
+                        .push((release, "a job of its release is running".into()));
                     continue;
                 }
                 Err(error) => return Err(error.into()),
             }
         };
         for build in deleted {
-            let dir = service.data.build_dir(&id, build);
-            remove_tree(report, Kind::Build, dir, options.dry_run).await;
+            if !options.dry_run {
+                service
+                    .store
+                    .builds()
+                    .delete(build)
+                    .await
+                    .map_err(|e| GcError::Storage(e.to_string()))?;
+            }
+            report.collected.push(Collected {
+                kind: Kind::Build,
+                path: release.join(build.to_string()),
+                bytes: 0,
+            });
         }
     }
     Ok(())
-}
-
-/// Measures a tree docbuild wrote, removes it unless this is a dry run, and counts it.
-async fn remove_tree(report: &mut GcReport, kind: Kind, path: PathBuf, dry_run: bool) {
-    let measured = path.clone();
-    let bytes = blocking(move || {
-        let bytes = disk_usage(&measured);
-        if !dry_run {
-            let _ = std::fs::remove_dir_all(&measured);
-        }
-        bytes
-    })
-    .await;
-    report.collected.push(Collected { kind, path, bytes });
 }
 
 async fn job_packages(
@@ -318,124 +316,70 @@ async fn job_packages(
     options: &GcOptions,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
-    let queue = service.queue.clone();
-    let jobs = blocking(move || queue.jobs()).await?;
+    let jobs = service.queue.jobs().await?;
     // The newest job of each local release keeps its package, for `queue rebuild`;
     // pending jobs need theirs.
-    let mut needed = BTreeSet::new();
     let mut newest_seen = BTreeSet::new();
     for job in &jobs {
+        let Some(key) = &job.sources else { continue };
         let release = (job.name.clone(), job.version.clone());
-        if job.status != JobStatus::Done
-            || (job.registry == LOCAL && job.crate_file.is_some() && newest_seen.insert(release))
-        {
-            needed.insert(job.id.to_string());
-        }
-    }
-    for dir in dirs_at(&service.data.root().join("jobs"), 1) {
-        let id = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if needed.contains(&id) {
+        if job.status != JobStatus::Done || (job.registry == LOCAL && newest_seen.insert(release)) {
             continue;
         }
-        remove_tree(report, Kind::JobPackage, dir, options.dry_run).await;
+        let builds = service.store.builds();
+        let Ok(Some(info)) = builds.blobs().head(key).await else {
+            continue;
+        };
+        if !options.dry_run {
+            builds
+                .delete_sources(key)
+                .await
+                .map_err(|e| GcError::Storage(e.to_string()))?;
+        }
+        report.collected.push(Collected {
+            kind: Kind::JobPackage,
+            path: PathBuf::from(key),
+            bytes: info.size,
+        });
     }
     Ok(())
 }
 
-async fn static_files(
+async fn blobs(
     service: &Service,
     options: &GcOptions,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
-    let shared = service.data.shared_static();
-    let queue = service.queue.clone();
-    if blocking(move || queue.running()).await? > 0 {
-        if shared.is_dir() {
-            report
-                .kept
-                .push((shared, "builds are running; static files are kept".into()));
-        }
+    let storage = PathBuf::from(service.store.builds().blobs().describe());
+    if service.queue.running().await? > 0 {
+        report.kept.push((
+            storage,
+            "builds are running; unused stored files are kept".into(),
+        ));
         return Ok(());
     }
-    let removed: BTreeSet<PathBuf> = report
-        .collected
-        .iter()
-        .filter(|c| c.kind == Kind::Build)
-        .map(|c| c.path.clone())
-        .collect();
-    let crates = service.data.root().join("crates");
-    let references = service.data.cache().root().to_path_buf();
-    let dry_run = options.dry_run;
-    let collected = blocking(move || -> Result<Result<Vec<Collected>, String>, GcError> {
-        let Ok(entries) = std::fs::read_dir(&shared) else {
-            return Ok(Ok(Vec::new()));
-        };
-        let names: BTreeSet<String> = entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| !name.starts_with('.'))
-            .collect();
-        // A build's pages use its toolchain's static files (rustdoc names them by
-        // content): those of every kept build's toolchain stay.
-        let mut toolchains = BTreeSet::new();
-        for build in dirs_at(&crates, 4) {
-            if removed.contains(&build) || !build.join("docs").is_dir() {
-                continue;
-            }
-            let toolchain = std::fs::read(build.join("record.json"))
-                .ok()
-                .and_then(|record| serde_json::from_slice::<serde_json::Value>(&record).ok())
-                .and_then(|record| record["toolchain"].as_str().map(str::to_string));
-            match toolchain {
-                Some(toolchain) => {
-                    toolchains.insert(toolchain);
-                }
-                None => {
-                    return Ok(Err(format!(
-                        "{} names no toolchain; static files are kept",
-                        build.display()
-                    )));
-                }
-            }
+    let builds: Vec<i64> = service.queue.builds().await?.iter().map(|b| b.id).collect();
+    let unused = service
+        .store
+        .builds()
+        .unused(&builds, options.blob_grace)
+        .await
+        .map_err(|e| GcError::Storage(e.to_string()))?;
+    for blob in unused {
+        if !options.dry_run {
+            service
+                .store
+                .builds()
+                .blobs()
+                .delete(&blob.key)
+                .await
+                .map_err(|e| GcError::Storage(e.to_string()))?;
         }
-        let mut used = BTreeSet::new();
-        for toolchain in toolchains {
-            let reference = reference_dir(&toolchain, &references);
-            let Ok(files) = std::fs::read_dir(&reference) else {
-                return Ok(Err(format!(
-                    "the static files of {toolchain} are no longer in {}; static files are kept",
-                    reference.display()
-                )));
-            };
-            used.extend(
-                files
-                    .flatten()
-                    .map(|f| f.file_name().to_string_lossy().into_owned()),
-            );
-        }
-        let mut collected = Vec::new();
-        for name in names.difference(&used) {
-            let path = shared.join(name);
-            let bytes = std::fs::symlink_metadata(&path).map_or(0, |m| m.blocks() * 512);
-            if !dry_run {
-                std::fs::remove_file(&path).map_err(|e| GcError::Io(path.clone(), e))?;
-            }
-            collected.push(Collected {
-                kind: Kind::StaticFile,
-                path,
-                bytes,
-            });
-        }
-        Ok(Ok(collected))
-    })
-    .await?;
-    match collected {
-        Ok(collected) => report.collected.extend(collected),
-        Err(why) => report.kept.push((service.data.shared_static(), why)),
+        report.collected.push(Collected {
+            kind: Kind::Blob,
+            path: PathBuf::from(blob.key),
+            bytes: blob.size,
+        });
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ pub mod metadata;
 pub mod outcome;
 pub mod plan;
 pub mod prepare;
-pub mod queue;
+pub use docbuild_store::queue;
 pub mod registry;
 pub mod static_files;
 pub mod toolchain;

@@ -22,8 +22,9 @@ use serde::Deserialize;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::{PRIORITY_NEW, Queue, QueueError, blocking};
+use crate::queue::{PRIORITY_NEW, Queue, QueueError};
 use crate::registry::{CrateVersion, CrateVersionError};
+use docbuild_store::db::blocking;
 
 /// How long one `git` command (a clone or fetch of the index included) may take.
 pub const GIT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -152,13 +153,23 @@ pub async fn watch_once(
 }
 
 /// Queues the versions not yanked; returns them as `name@version`.
-fn enqueue(queue: &Queue, registry: &str, listed: &[Listed]) -> Result<Vec<String>, QueueError> {
+async fn enqueue(
+    queue: &Queue,
+    registry: &str,
+    listed: &[Listed],
+) -> Result<Vec<String>, WatchError> {
+    let registry = crate::identity::RegistryName::new(registry)
+        .map_err(|_| WatchError::RegistryName(registry.to_string()))?;
     let mut queued = Vec::new();
     for Listed { krate, yanked } in listed {
         if *yanked {
             continue;
         }
-        let (_, fresh) = queue.enqueue(registry, krate.name(), &krate.version(), PRIORITY_NEW)?;
+        let id = crate::identity::CrateId {
+            registry: registry.clone(),
+            krate: krate.clone(),
+        };
+        let (_, fresh) = queue.enqueue(&id, PRIORITY_NEW).await?;
         if fresh {
             queued.push(krate.to_string());
         }
@@ -168,12 +179,12 @@ fn enqueue(queue: &Queue, registry: &str, listed: &[Listed]) -> Result<Vec<Strin
 
 /// The crates a sparse index is polled for: those ever queued from it and `extra`,
 /// each checked as a crate name (an invalid one is skipped with a warning).
-fn followed_crates(
+async fn followed_crates(
     queue: &Queue,
     registry: &str,
     extra: &[String],
 ) -> Result<BTreeSet<String>, QueueError> {
-    let known = queue.known_crates(registry)?;
+    let known = queue.known_crates(registry).await?;
     Ok(known
         .iter()
         .chain(extra)
@@ -201,14 +212,17 @@ fn poll_sparse(
     extra_crates: &[String],
     cancel: &CancellationToken,
 ) -> Result<Vec<String>, WatchError> {
+    // Runs on a blocking thread (the index is read with a blocking client); the
+    // queue's calls are waited for here.
+    let runtime = tokio::runtime::Handle::current();
     let agent = crate::http::agent(Duration::from_secs(30));
     let mut queued = Vec::new();
-    for name in followed_crates(queue, &registry.name, extra_crates)? {
+    for name in runtime.block_on(followed_crates(queue, &registry.name, extra_crates))? {
         if cancel.is_cancelled() {
             return Err(WatchError::Cancelled);
         }
         let key = format!("crate:{name}");
-        let saved = queue.watch_state(&registry.name, &key)?;
+        let saved = runtime.block_on(queue.watch_state(&registry.name, &key))?;
         let first_pass = saved.is_none();
         let state: SparseState = saved
             .and_then(|text| serde_json::from_str(&text).ok())
@@ -253,14 +267,14 @@ fn poll_sparse(
                 .collect();
             // Queued before the state moves on, so that a failure in between loses
             // nothing: the next pass finds the same versions new again.
-            queued.extend(enqueue(queue, &registry.name, &new)?);
+            queued.extend(runtime.block_on(enqueue(queue, &registry.name, &new))?);
         }
         let state = SparseState { etag, versions };
-        queue.set_watch_state(
+        runtime.block_on(queue.set_watch_state(
             &registry.name,
             &key,
             &serde_json::to_string(&state).unwrap_or_default(),
-        )?;
+        ))?;
     }
     Ok(queued)
 }
@@ -335,11 +349,11 @@ async fn follow_git(
         "HEAD"
     };
     let head = git.run(Some(git_dir), &["rev-parse", head_ref]).await?;
-    let (q, name) = (queue.clone(), registry.name.clone());
-    let last = blocking(move || q.watch_state(&name, "git:last")).await?;
+    let last = queue.watch_state(&registry.name, "git:last").await?;
     let Some(last) = last else {
-        let (q, name, head) = (queue.clone(), registry.name.clone(), head.clone());
-        blocking(move || q.set_watch_state(&name, "git:last", &head)).await?;
+        queue
+            .set_watch_state(&registry.name, "git:last", &head)
+            .await?;
         return Ok(Vec::new());
     };
     let diff = git
@@ -362,14 +376,11 @@ async fn follow_git(
             parse_line(line, file, expected)
         })
         .collect();
-    let (q, name) = (queue.clone(), registry.name.clone());
-    let queued = blocking(move || -> Result<Vec<String>, QueueError> {
-        // Queued before the commit seen moves on, so that a failure loses nothing.
-        let queued = enqueue(&q, &name, &new)?;
-        q.set_watch_state(&name, "git:last", &head)?;
-        Ok(queued)
-    })
-    .await?;
+    // Queued before the commit seen moves on, so that a failure loses nothing.
+    let queued = enqueue(queue, &registry.name, &new).await?;
+    queue
+        .set_watch_state(&registry.name, "git:last", &head)
+        .await?;
     Ok(queued)
 }
 
@@ -481,16 +492,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_valid_names_are_followed() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
-        // Queued before names were checked everywhere.
-        queue
-            .enqueue("r", "../../x", "1.0.0", PRIORITY_NEW)
+    #[tokio::test(flavor = "multi_thread")]
+    async fn only_valid_names_are_followed() {
+        let database = docbuild_store::testing::TestDatabase::sqlite();
+        let store = docbuild_store::Store::open(&database.store_location())
+            .await
             .unwrap();
-        queue.enqueue("r", "crâte", "1.0.0", PRIORITY_NEW).unwrap();
-        queue.enqueue("r", "good", "1.0.0", PRIORITY_NEW).unwrap();
+        let queue = store.queue();
+        // Queued before names were checked everywhere.
+        for name in ["../../x", "crâte", "good"] {
+            store
+                .db()
+                .write(move |conn| {
+                    conn.execute(
+                        "INSERT INTO jobs (registry, name, version, created_at)
+                         VALUES ('r', $1, '1.0.0', 0)",
+                        docbuild_store::params![name],
+                    )
+                })
+                .await
+                .unwrap();
+        }
         let followed = followed_crates(
             &queue,
             "r",
@@ -500,6 +522,7 @@ mod tests {
                 "x/y".to_string(),
             ],
         )
+        .await
         .unwrap();
         assert_eq!(
             followed.into_iter().collect::<Vec<_>>(),

@@ -1,10 +1,12 @@
 //! Workers: claim a job, get its sources, build them through the same path as
 //! `check`, store the result, settle the job.
 //!
-//! A build's result is stored under the data directory at
-//! `crates/<registry>/<name>/<version>/<build>/`: `docs/` (the default target's docs
-//! at the top, other targets in `docs/<target>/`), `build.log` and `record.json`
-//! (the [`CrateReport`], with paths inside that directory).
+//! A build's docs are put together under the data directory at
+//! `crates/<registry>/<name>/<version>/<build>/docs/` (the default target's docs at
+//! the top, other targets in `docs/<target>/`, the toolchain's `static.files/`), then
+//! stored in the store's blob storage with the build's log; the report is recorded
+//! in the database. The data directory is only a cache: workers on several machines
+//! share one database and one storage.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,11 +25,13 @@ use crate::host_cargo::HostCargo;
 use crate::identity::CrateId;
 use crate::outcome::{CrateReport, Failure, Outcome};
 use crate::prepare::{LocalPackage, SourceMode, prepare_source};
-use crate::queue::{Job, PRIORITY_NEW, Queue, QueueError, blocking};
+use crate::queue::{BuildResult, Job, PRIORITY_NEW, Queue, QueueError};
 use crate::registry::fetch_crate;
-use crate::static_files::{STATIC_FILES, reference_dir, share_static_files};
+use crate::static_files::{STATIC_FILES, reference_dir};
 use crate::toolchain::Toolchain;
 use crate::unpack::unpack_crate;
+use docbuild_store::Store;
+use docbuild_store::db::blocking;
 
 /// How workers run.
 #[derive(Debug, Clone)]
@@ -120,16 +124,37 @@ impl Default for WorkerOptions {
 pub struct Service {
     pub data: DataDir,
     pub config: Config,
+    pub store: Store,
     pub queue: Queue,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("docbuild.toml: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] docbuild_store::StoreError),
+    #[error("cannot move the data directory's builds into storage: {0}")]
+    Import(String),
+}
+
 impl Service {
-    pub fn open(data: DataDir, config: Config) -> Result<Self, QueueError> {
-        let queue = Queue::open(&data.database())?;
+    /// Opens the store `config` names (migrating its schema) for the data directory.
+    pub async fn open(data: DataDir, config: Config) -> Result<Self, ServiceError> {
+        let location = config.store_location(&data).map_err(ServiceError::Config)?;
+        let store = Store::open(&location).await?;
+        // A data directory of docbuild 0.1.0 kept builds as loose files.
+        let imported = docbuild_store::legacy::import(&store, data.root())
+            .await
+            .map_err(|e| ServiceError::Import(e.to_string()))?;
+        if imported != Default::default() {
+            tracing::info!(?imported, "moved the data directory's builds into storage");
+        }
         Ok(Self {
             data,
             config,
-            queue,
+            queue: store.queue(),
+            store,
         })
     }
 
@@ -151,54 +176,70 @@ impl Service {
             .map_err(|e| Failure::from(BuildError::Io("cannot create the cargo home", e)))?;
         let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
         let package = LocalPackage::locate(path, &cargo).await?;
+        let release = CrateId::new(LOCAL, package.name(), &package.version())
+            .map_err(|e| Failure::new(Outcome::InvalidInput, e))?;
         let (id, new) = self
             .queue
-            .enqueue(LOCAL, package.name(), &package.version(), PRIORITY_NEW)
+            .enqueue(&release, PRIORITY_NEW)
+            .await
             .map_err(|e| Failure::new(Outcome::InfrastructureError, e))?;
         let queued = crate::admin::Queued { id, new };
         if !new {
             return Ok(queued);
         }
-        match self.package_local(&package, &cargo, id).await {
-            Ok(file) => self
-                .queue
-                .set_crate_file(id, &file)
-                .map(|()| queued)
+        let kept = match self.package_local(&package, &cargo, id).await {
+            Ok(package) => self
+                .store
+                .builds()
+                .put_sources(id, package.into())
+                .await
                 .map_err(|e| Failure::new(Outcome::InfrastructureError, e)),
-            Err(error) => {
-                let _ = self.queue.forget(id);
-                Err(error.into())
-            }
+            Err(error) => Err(error.into()),
+        };
+        let kept = match kept {
+            Ok(key) => self
+                .queue
+                .set_sources(id, &key)
+                .await
+                .map_err(|e| Failure::new(Outcome::InfrastructureError, e)),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = kept {
+            let _ = self.queue.forget(id).await;
+            return Err(error);
         }
+        Ok(queued)
     }
 
+    /// The package of a local crate, as a `.crate` archive.
     async fn package_local(
         &self,
         package: &LocalPackage,
         cargo: &HostCargo,
         job: i64,
-    ) -> Result<PathBuf, BuildError> {
-        let job_dir = self.data.job_dir(job);
+    ) -> Result<Vec<u8>, BuildError> {
+        let job_dir = self.data.root().join("jobs").join(job.to_string());
         tokio::fs::create_dir_all(&job_dir)
             .await
             .map_err(BuildError::io("cannot create the job's directory"))?;
-        if package.already_packaged {
-            // An unpacked `.crate`: keep a copy of the directory as it is.
-            let copy = job_dir.join("src");
-            prepare_source(package, SourceMode::AsIs, &copy, &job_dir, cargo).await?;
-            return Ok(copy);
-        }
         let prefix = package.id.archive_prefix();
-        let file = job_dir.join(format!("{prefix}.crate"));
-        cargo.package(&package.manifest, &[], &job_dir).await?;
-        tokio::fs::rename(
-            job_dir.join("package").join(format!("{prefix}.crate")),
-            &file,
-        )
-        .await
-        .map_err(BuildError::io("cannot keep the package"))?;
-        let _ = tokio::fs::remove_dir_all(job_dir.join("package")).await;
-        Ok(file)
+        let packaged = if package.already_packaged {
+            // An unpacked `.crate`: archive a copy of the directory as it is.
+            let copy = job_dir.join("src");
+            match prepare_source(package, SourceMode::AsIs, &copy, &job_dir, cargo).await {
+                Ok(_) => blocking(move || crate::unpack::pack_dir(&copy, &prefix)).await,
+                Err(error) => Err(error),
+            }
+        } else {
+            match cargo.package(&package.manifest, &[], &job_dir).await {
+                Ok(_) => tokio::fs::read(job_dir.join("package").join(format!("{prefix}.crate")))
+                    .await
+                    .map_err(BuildError::io("cannot read the package")),
+                Err(error) => Err(error.into()),
+            }
+        };
+        let _ = tokio::fs::remove_dir_all(&job_dir).await;
+        packaged
     }
 }
 
@@ -242,10 +283,7 @@ async fn worker_loop(
 ) -> usize {
     let mut built = 0;
     while !cancel.is_cancelled() {
-        let claimed = {
-            let (queue, name, lease) = (service.queue.clone(), name.clone(), options.lease);
-            blocking(move || queue.claim(&name, lease)).await
-        };
+        let claimed = service.queue.claim(&name, options.lease).await;
         let job = match claimed {
             Ok(Some(job)) => job,
             Ok(None) if options.once => break,
@@ -352,7 +390,7 @@ impl LeaseKeeper {
                         // Stopped, or the keeper was dropped.
                         _ => return,
                     }
-                    match queue.renew(job, &worker, lease) {
+                    match queue.renew_blocking(job, &worker, lease) {
                         Ok(true) => renewed = Instant::now(),
                         Ok(false) => {
                             if matches!(
@@ -436,11 +474,8 @@ async fn build_job(
     let give_back = |keeper: LeaseKeeper, build: Option<i64>| {
         let (queue, job, worker) = (service.queue.clone(), job.clone(), worker.to_string());
         async move {
-            let released = blocking(move || {
-                keeper.stop();
-                queue.release(&job, &worker, build)
-            })
-            .await?;
+            blocking(move || keeper.stop()).await;
+            let released = queue.release(&job, &worker, build).await?;
             Ok(if released {
                 Settled::Released
             } else {
@@ -472,10 +507,7 @@ async fn build_job(
     if job_cancel.is_cancelled() {
         return give_back(keeper, None).await;
     }
-    let begun = {
-        let (queue, job) = (service.queue.clone(), job.clone());
-        blocking(move || queue.begin_build(&job)).await
-    };
+    let begun = service.queue.begin_build(job).await;
     let build = match begun {
         Ok(build) => build,
         Err(error) => {
@@ -495,26 +527,25 @@ async fn build_job(
     if stopped {
         return give_back(keeper, Some(build)).await;
     }
-    if let Err(error) = store(&mut report, &work, &build_dir, data).await {
-        report.outcome = error.outcome();
-        report.message = format!("cannot store the build: {error}");
-    }
-    let (queue, owned_job, owned_worker, retry_base) = (
-        service.queue.clone(),
-        job.clone(),
-        worker.to_string(),
-        options.retry_base,
-    );
-    let settled = blocking(move || {
-        // Renewal ends first, so that it cannot see the settled job as a lost lease.
-        keeper.stop();
-        queue
-            .finish(&owned_job, &owned_worker, build, &report, retry_base)
-            .map(|()| report)
-    })
-    .await;
+    let stored = match store(&mut report, &work, &build_dir, build, service).await {
+        Ok(()) => true,
+        Err(error) => {
+            report.outcome = error.outcome();
+            report.message = format!("cannot store the build: {error}");
+            false
+        }
+    };
+    // The data directory is a cache: the build lives in the store now.
+    let _ = tokio::fs::remove_dir_all(&build_dir).await;
+    let result = build_result(&report, stored);
+    // Renewal ends first, so that it cannot see the settled job as a lost lease.
+    blocking(move || keeper.stop()).await;
+    let settled = service
+        .queue
+        .finish(job, worker, build, result, options.retry_base)
+        .await;
     match settled {
-        Ok(report) => Ok(Settled::Built(Box::new(report))),
+        Ok(()) => Ok(Settled::Built(Box::new(report))),
         Err(QueueError::LeaseLost(_)) => Ok(Settled::LeaseLost),
         Err(error) => Err(error),
     }
@@ -529,20 +560,28 @@ async fn give_back_or_settle_invalid(
     error: &crate::identity::CrateVersionError,
 ) -> Result<Settled, QueueError> {
     let report = CrateReport::early(Outcome::InvalidInput, error.to_string());
-    let (queue, job, worker, retry) = (
-        service.queue.clone(),
-        job.clone(),
-        worker.to_string(),
-        options.retry_base,
-    );
-    let report = blocking(move || {
-        let build = queue.begin_build(&job)?;
-        queue
-            .finish(&job, &worker, build, &report, retry)
-            .map(|()| report)
-    })
-    .await?;
+    let build = service.queue.begin_build(job).await?;
+    service
+        .queue
+        .finish(
+            job,
+            worker,
+            build,
+            build_result(&report, false),
+            options.retry_base,
+        )
+        .await?;
     Ok(Settled::Built(Box::new(report)))
+}
+
+/// A report as the queue records it.
+fn build_result(report: &CrateReport, stored: bool) -> BuildResult {
+    BuildResult {
+        outcome: report.outcome,
+        message: Some(report.message.clone()),
+        record: serde_json::to_string(report).unwrap_or_else(|_| "{}".into()),
+        stored,
+    }
 }
 
 /// Gets the job's sources into `work/job-src` and builds them.
@@ -603,18 +642,22 @@ async fn get_job_sources(
             .map_err(BuildError::io(WHAT))?;
     }
     if job.registry == LOCAL {
-        let file = job
-            .crate_file
-            .clone()
-            .ok_or_else(|| BuildError::Io(WHAT, std::io::Error::other("the package is missing")))?;
+        let missing = || BuildError::Io(WHAT, std::io::Error::other("the package is missing"));
+        let key = job.sources.clone().ok_or_else(missing)?;
+        let package = service
+            .store
+            .builds()
+            .sources(&key)
+            .await
+            .map_err(|e| BuildError::Io(WHAT, std::io::Error::other(e)))?
+            .ok_or_else(missing)?;
+        let file = work.join("job.crate");
+        tokio::fs::write(&file, &package)
+            .await
+            .map_err(BuildError::io(WHAT))?;
         let (prefix, source) = (id.krate.archive_prefix(), source.to_path_buf());
         return crate::prepare::blocking(move || {
-            if file.is_dir() {
-                // An unpacked `.crate` kept as it was queued (links already resolved).
-                copy_sources(&file, &source, &file, &[]).map_err(BuildError::Sources)?;
-            } else {
-                unpack_crate(&file, &prefix, &source)?;
-            }
+            unpack_crate(&file, &prefix, &source)?;
             crate::prepare::make_standalone(&source)
                 .map_err(BuildError::io("cannot read the crate's manifest"))
         })
@@ -649,57 +692,60 @@ async fn get_job_sources(
     .await
 }
 
-/// Moves the log next to the docs, keeps rustdoc's shared static files once for all
-/// builds (the toolchain's own, never the build's), and writes the record, with paths
-/// inside the build's directory. The docs were copied by `check` with the
-/// link-refusing copier; their `static.files/` are dropped here.
+/// Stores the build's docs and log. The docs were copied by `check` with the
+/// link-refusing copier; their `static.files/` (the build's, so the crate's to
+/// tamper with) are replaced by the toolchain's own.
 async fn store(
     report: &mut CrateReport,
     work: &Path,
     build_dir: &Path,
-    data: &DataDir,
+    build: i64,
+    service: &Service,
 ) -> Result<(), BuildError> {
     const WHAT: &str = "cannot store the build";
-    tokio::fs::create_dir_all(build_dir)
-        .await
-        .map_err(BuildError::io(WHAT))?;
-    let log = build_dir.join("build.log");
-    if tokio::fs::copy(work.join("build.log"), &log).await.is_ok() {
-        report.log = Some(log);
+    let log = tokio::fs::read(work.join("build.log")).await.ok();
+    if log.is_some() {
+        report.log = Some(work.join("build.log"));
     }
     let docs = build_dir.join("docs");
-    if tokio::fs::symlink_metadata(&docs)
+    let has_docs = tokio::fs::symlink_metadata(&docs)
         .await
-        .is_ok_and(|m| m.is_dir())
-    {
+        .is_ok_and(|m| m.is_dir());
+    if has_docs {
         // The build made its toolchain's static files before its docs were copied.
         let version = report.toolchain.as_deref().unwrap_or_default();
-        let reference = reference_dir(version, data.cache().root());
+        let reference = reference_dir(version, service.data.cache().root());
         if !reference.is_dir() {
             return Err(BuildError::Io(
                 WHAT,
                 std::io::Error::other(format!("no static files for `{version}`")),
             ));
         }
-        share_static_files(&reference, &data.shared_static()).await?;
         let docs_dir = docs.clone();
-        report.docs_size_bytes = Some(
-            crate::prepare::blocking(move || {
-                drop_static_files(&docs_dir)?;
-                Ok(crate::copy::tree_size(&docs_dir))
-            })
-            .await?,
-        );
+        blocking(move || {
+            drop_static_files(&docs_dir)?;
+            copy_sources(&reference, &docs_dir.join(STATIC_FILES), &reference, &[])
+                .map_err(BuildError::Sources)
+        })
+        .await?;
     }
-    let record = serde_json::to_vec_pretty(report)
-        .map_err(|e| BuildError::Io(WHAT, std::io::Error::other(e)))?;
-    tokio::fs::write(build_dir.join("record.json"), record)
+    let stats = service
+        .store
+        .builds()
+        .put(
+            build,
+            has_docs.then_some(docs.as_path()),
+            log.map(Into::into),
+        )
         .await
-        .map_err(BuildError::io(WHAT))
+        .map_err(|e| BuildError::Io(WHAT, std::io::Error::other(e)))?;
+    if let Some(stats) = stats {
+        report.docs_size_bytes = Some(stats.bytes);
+    }
+    Ok(())
 }
 
-/// Removes every target's `static.files/` from stored docs: the viewer serves the
-/// shared copy.
+/// Removes every target's `static.files/` from the docs a build wrote.
 fn drop_static_files(docs: &Path) -> Result<(), BuildError> {
     let dirs: Vec<PathBuf> = walkdir::WalkDir::new(docs)
         .max_depth(2)
@@ -717,19 +763,29 @@ fn drop_static_files(docs: &Path) -> Result<(), BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use docbuild_store::testing::TestDatabase;
 
-    fn queue_with_a_job() -> (tempfile::TempDir, Queue) {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
-        queue.enqueue("r", "a", "1.0.0", PRIORITY_NEW).unwrap();
-        (dir, queue)
+    /// A store on SQLite with one job, and the runtime that opened it.
+    fn queue_with_a_job() -> (TestDatabase, tokio::runtime::Runtime, Queue) {
+        let database = TestDatabase::sqlite();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let queue = runtime.block_on(async {
+            let store = Store::open(&database.store_location()).await.unwrap();
+            let id = CrateId::new("r", "a", "1.0.0").unwrap();
+            store.queue().enqueue(&id, PRIORITY_NEW).await.unwrap();
+            store.queue()
+        });
+        (database, runtime, queue)
     }
 
     #[test]
     fn the_lease_is_renewed_while_the_runtime_is_blocked() {
-        let (_dir, queue) = queue_with_a_job();
+        let (_database, store_runtime, queue) = queue_with_a_job();
         let lease = Duration::from_secs(2);
-        let job = queue.claim("one", lease).unwrap().unwrap();
+        let job = store_runtime
+            .block_on(queue.claim("one", lease))
+            .unwrap()
+            .unwrap();
         let cancel = CancellationToken::new();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -740,30 +796,34 @@ mod tests {
             // The runtime's only thread is busy with blocking work for more than two
             // leases; no task of it runs meanwhile.
             std::thread::sleep(lease * 5 / 2);
-            assert!(
-                queue.claim("two", lease).unwrap().is_none(),
-                "the lease was renewed"
-            );
             assert!(!keeper.lost() && !cancel.is_cancelled());
             keeper.stop();
         });
+        let claim = |worker| store_runtime.block_on(queue.claim(worker, lease)).unwrap();
+        assert!(claim("two").is_none(), "the lease was renewed");
         // Without renewal the lease runs out.
         std::thread::sleep(lease + Duration::from_millis(1100));
-        let taken = queue.claim("two", lease).unwrap().unwrap();
+        let taken = claim("two").unwrap();
         assert!(taken.taken_over);
         assert_eq!(taken.attempts, 2);
     }
 
     #[test]
     fn a_lost_lease_stops_the_build() {
-        let (_dir, queue) = queue_with_a_job();
+        let (_database, runtime, queue) = queue_with_a_job();
         let lease = Duration::from_secs(3);
-        let job = queue.claim("one", lease).unwrap().unwrap();
+        let job = runtime
+            .block_on(queue.claim("one", lease))
+            .unwrap()
+            .unwrap();
         let cancel = CancellationToken::new();
         let keeper = LeaseKeeper::start(queue.clone(), job.id, "one", lease, cancel.clone());
         // Another worker gets the job (as after a lease that ran out).
-        assert!(queue.release(&job, "one", None).unwrap());
-        queue.claim("two", lease).unwrap().unwrap();
+        assert!(runtime.block_on(queue.release(&job, "one", None)).unwrap());
+        runtime
+            .block_on(queue.claim("two", lease))
+            .unwrap()
+            .unwrap();
         let waited = Instant::now();
         while !cancel.is_cancelled() {
             assert!(waited.elapsed() < lease * 10, "the renewal never noticed");
@@ -771,7 +831,11 @@ mod tests {
         }
         assert!(keeper.lost());
         assert_eq!(
-            queue.job(job.id).unwrap().worker.as_deref(),
+            runtime
+                .block_on(queue.job(job.id))
+                .unwrap()
+                .worker
+                .as_deref(),
             Some("two"),
             "the other worker's claim stands"
         );

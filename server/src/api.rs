@@ -104,18 +104,8 @@ pub async fn enqueue(
 
 /// Queues a release and answers `202 {"id"}`.
 async fn queue_build(state: &SharedState, id: CrateId, priority: i64) -> Response {
-    let queue = state.queue.clone();
-    let enqueue = move || {
-        queue.enqueue(
-            id.registry.as_str(),
-            id.krate.name(),
-            &id.krate.version(),
-            priority,
-        )
-    };
-    match tokio::task::spawn_blocking(enqueue).await {
-        Ok(Ok((id, _))) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
+    match state.queue.enqueue(&id, priority).await {
+        Ok((id, _)) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
     }
 }
@@ -129,13 +119,11 @@ pub async fn build_status(State(state): State<SharedState>, Path(id): Path<Strin
             "the build id must be a number",
         );
     };
-    let queue = state.queue.clone();
-    match tokio::task::spawn_blocking(move || queue.job(id)).await {
-        Ok(Ok(job)) => Json(job).into_response(),
-        Ok(Err(docbuild_builder::queue::QueueError::NoSuchJob(_))) => {
+    match state.queue.job(id).await {
+        Ok(job) => Json(job).into_response(),
+        Err(docbuild_builder::queue::QueueError::NoSuchJob(_)) => {
             error(StatusCode::NOT_FOUND, None, format!("no build {id}"))
         }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
     }
 }
@@ -145,9 +133,9 @@ pub async fn rebuild(
     State(state): State<SharedState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
-    let catalog = state.catalog.clone();
-    let (n, v) = (name.clone(), version.clone());
-    let builds = tokio::task::spawn_blocking(move || catalog.builds(&n, &v).unwrap_or_default())
+    let builds = state
+        .catalog
+        .builds(&name, &version)
         .await
         .unwrap_or_default();
     let Some(last) = builds.first() else {
@@ -163,11 +151,12 @@ pub async fn rebuild(
     }
 }
 
-/// A service over the server's data directory and queue, for admin operations.
+/// A service over the server's data directory and store, for admin operations.
 fn service(state: &SharedState) -> docbuild_builder::worker::Service {
     docbuild_builder::worker::Service {
-        data: state.catalog.data().clone(),
+        data: state.data.clone(),
         config: state.config.clone(),
+        store: state.catalog.store().clone(),
         queue: state.queue.clone(),
     }
 }
@@ -178,33 +167,34 @@ pub async fn delete_docs(
     State(state): State<SharedState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
-    let queue = state.queue.clone();
     let wanted = (crate::catalog::normalize(&name), version.clone());
-    let found = tokio::task::spawn_blocking(move || {
-        let builds = queue.builds()?;
+    let found = async {
+        let builds = state.queue.builds().await?;
         let Some(build) = builds
             .into_iter()
             .find(|b| crate::catalog::normalize(&b.name) == wanted.0 && b.version == wanted.1)
         else {
             return Ok(None);
         };
-        let jobs = queue.jobs_of(&build.registry, &build.name, &build.version)?;
+        let Some(id) = build.crate_id() else {
+            return Ok(None);
+        };
+        let jobs = state.queue.jobs_of(&id).await?;
         let running = jobs
             .iter()
             .any(|j| j.status == docbuild_builder::queue::JobStatus::Running);
         Ok::<_, docbuild_builder::queue::QueueError>(Some((build, running)))
-    })
+    }
     .await;
     let (build, running) = match found {
-        Ok(Ok(Some(found))) => found,
-        Ok(Ok(None)) => {
+        Ok(Some(found)) => found,
+        Ok(None) => {
             return error(
                 StatusCode::NOT_FOUND,
                 None,
                 format!("no build of {name} {version}"),
             );
         }
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
     };
     if running {
@@ -219,9 +209,7 @@ pub async fn delete_docs(
         Err(e) => return error(StatusCode::BAD_REQUEST, None, e),
     };
     match service(&state).delete_docs(&id).await {
-        Ok(deleted) => {
-            Json(json!({ "deleted": deleted.builds.len(), "bytes": deleted.bytes })).into_response()
-        }
+        Ok(deleted) => Json(json!({ "deleted": deleted.builds.len() })).into_response(),
         Err(failure) => error(StatusCode::CONFLICT, None, failure.message),
     }
 }
@@ -236,20 +224,18 @@ pub async fn remove_build(State(state): State<SharedState>, Path(id): Path<Strin
             "the build id must be a number",
         );
     };
-    let queue = state.queue.clone();
-    match tokio::task::spawn_blocking(move || queue.job(id)).await {
-        Ok(Ok(job)) if job.status == docbuild_builder::queue::JobStatus::Running => {
+    match state.queue.job(id).await {
+        Ok(job) if job.status == docbuild_builder::queue::JobStatus::Running => {
             return error(
                 StatusCode::CONFLICT,
                 None,
                 format!("build {id} is running; try again once it is done"),
             );
         }
-        Ok(Ok(_)) => {}
-        Ok(Err(docbuild_builder::queue::QueueError::NoSuchJob(_))) => {
+        Ok(_) => {}
+        Err(docbuild_builder::queue::QueueError::NoSuchJob(_)) => {
             return error(StatusCode::NOT_FOUND, None, format!("no build {id}"));
         }
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e),
     }
     match service(&state).remove_job(id).await {
@@ -263,12 +249,7 @@ pub async fn status(
     State(state): State<SharedState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
-    let catalog = state.catalog.clone();
-    let (n, v) = (name.clone(), version.clone());
-    let release = tokio::task::spawn_blocking(move || catalog.resolve(&n, &v).ok().flatten())
-        .await
-        .ok()
-        .flatten();
+    let release = state.catalog.resolve(&name, &version).await.ok().flatten();
     let body = match &release {
         Some(release) => json!({ "version": release.version.to_string(), "doc_status": true }),
         None => json!({ "version": version, "doc_status": false }),
@@ -285,12 +266,7 @@ pub async fn status(
 
 /// `GET /{name}/badge.svg`: the newest version's doc status.
 pub async fn badge(State(state): State<SharedState>, Path(name): Path<String>) -> Response {
-    let catalog = state.catalog.clone();
-    let release =
-        tokio::task::spawn_blocking(move || catalog.resolve(&name, "latest").ok().flatten())
-            .await
-            .ok()
-            .flatten();
+    let release = state.catalog.resolve(&name, "latest").await.ok().flatten();
     let (text, color) = match &release {
         Some(release) => (release.version.to_string(), "#4c1"),
         None => ("none".to_string(), "#9f9f9f"),

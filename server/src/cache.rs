@@ -1,11 +1,13 @@
 //! What the hot path needs, in memory: releases, tokens and file responses.
 //!
-//! Each request checks whether the database changed: in WAL mode every commit (by a
-//! worker, a `token` command, the API) appends to `docbuild.db-wal`, and checkpoints
-//! write `docbuild.db`, so their sizes and modification times change. Two `stat`
-//! calls, no lock. Only then are releases, tokens and rewritten pages (whose bar
-//! lists the versions) dropped. Stored builds never change once written, so other
-//! files stay cached until the cache is full.
+//! Requests check whether the store changed. On SQLite, every commit (by a worker, a
+//! `token` command, the API) appends to `docbuild.db-wal`, and checkpoints write
+//! `docbuild.db`, so their sizes and modification times change: two `stat` calls, no
+//! lock, at most once a millisecond. On PostgreSQL (shared by several machines) the
+//! store's change counter is read, at most every [`GENERATION_INTERVAL`]. Only on a
+//! change are releases, tokens and rewritten pages (whose bar lists the versions)
+//! dropped. Stored builds never change once written, so other files stay cached
+//! until the cache is full.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -16,12 +18,15 @@ use std::sync::{Arc, RwLock};
 use axum::body::Bytes;
 
 use crate::catalog::Release;
-use crate::tokens::Scope;
+use docbuild_store::tokens::Scope;
 
 /// The most bytes of file bodies kept; past it the file cache starts over.
 const MAX_FILE_BYTES: usize = 256 << 20;
 /// Files larger than this are read from disk each time.
 const MAX_CACHED_FILE: usize = 8 << 20;
+
+/// How often PostgreSQL's change counter is read.
+pub const GENERATION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A file ready to send, headers included.
 #[derive(Debug)]
@@ -32,13 +37,62 @@ pub struct CachedFile {
     /// Both, ready to send.
     pub etag_values: [Option<axum::http::HeaderValue>; 2],
     pub headers: axum::http::HeaderMap,
-    pub body: Bytes,
-    /// The body gzipped, made on the first request that accepts it (text only).
+    /// The body as it is: given, or decompressed from the stored gzip on the first
+    /// request that does not accept gzip.
+    body: std::sync::OnceLock<Bytes>,
+    /// The body gzipped: as stored, or made on the first request that accepts it
+    /// (text only).
     pub gzip: std::sync::OnceLock<Option<Bytes>>,
+    /// Bytes held, for the cache's budget.
+    size: usize,
 }
 
 impl CachedFile {
-    /// The gzipped body, if the file is text worth compressing.
+    pub fn new(
+        etag: String,
+        headers: axum::http::HeaderMap,
+        body: Option<Bytes>,
+        gzip: Option<Bytes>,
+    ) -> Self {
+        let gzip_etag = format!("{}-gzip\"", etag.trim_end_matches('"'));
+        let etag_values = [&etag, &gzip_etag].map(|t| axum::http::HeaderValue::from_str(t).ok());
+        let size = body.as_ref().map_or(0, Bytes::len) + gzip.as_ref().map_or(0, Bytes::len);
+        let cell = |value: Option<Bytes>| {
+            let cell = std::sync::OnceLock::new();
+            if let Some(value) = value {
+                let _ = cell.set(value);
+            }
+            cell
+        };
+        Self {
+            etag,
+            gzip_etag,
+            etag_values,
+            headers,
+            body: cell(body),
+            gzip: match gzip {
+                Some(gzip) => std::sync::OnceLock::from(Some(gzip)),
+                None => std::sync::OnceLock::new(),
+            },
+            size,
+        }
+    }
+
+    /// The body as it is.
+    pub fn body(&self) -> &Bytes {
+        self.body.get_or_init(|| {
+            let stored = self.gzip.get().cloned().flatten().unwrap_or_default();
+            let mut raw = Vec::new();
+            // Stored gzip was checked when it was stored; a corrupt one sends less.
+            let _ = std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&stored[..]),
+                &mut raw,
+            );
+            Bytes::from(raw)
+        })
+    }
+
+    /// The gzipped body, if the file is stored gzipped or is text worth compressing.
     pub fn gzipped(&self) -> Option<&Bytes> {
         self.gzip
             .get_or_init(|| {
@@ -49,12 +103,13 @@ impl CachedFile {
                     .ok()?;
                 let text =
                     kind.starts_with("text/") || kind.contains("json") || kind.contains("svg");
-                if !text || self.body.len() < 256 {
+                let body = self.body();
+                if !text || body.len() < 256 {
                     return None;
                 }
                 let mut encoder =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                std::io::Write::write_all(&mut encoder, &self.body).ok()?;
+                std::io::Write::write_all(&mut encoder, body).ok()?;
                 encoder.finish().ok().map(Bytes::from)
             })
             .as_ref()
@@ -67,9 +122,16 @@ struct Files {
     bytes: usize,
 }
 
+/// How the cache learns of changes.
+enum Changes {
+    /// The SQLite file and its write-ahead log.
+    Files { database: PathBuf, wal: PathBuf },
+    /// PostgreSQL's change counter.
+    Generation(docbuild_store::Catalog),
+}
+
 pub struct Cache {
-    database: PathBuf,
-    wal: PathBuf,
+    changes: Changes,
     /// What the database files looked like when the caches were filled.
     seen: AtomicU64,
     /// When they were last looked at, in nanoseconds since `started`.
@@ -82,12 +144,20 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn new(database: &Path) -> Self {
-        let mut wal = database.as_os_str().to_owned();
-        wal.push("-wal");
+    pub fn new(store: &docbuild_store::Store) -> Self {
+        let changes = match &store.location().database {
+            docbuild_store::DatabaseLocation::Sqlite(database) => {
+                let mut wal = database.as_os_str().to_owned();
+                wal.push("-wal");
+                Changes::Files {
+                    database: database.clone(),
+                    wal: PathBuf::from(wal),
+                }
+            }
+            docbuild_store::DatabaseLocation::Postgres(_) => Changes::Generation(store.catalog()),
+        };
         Self {
-            database: database.to_path_buf(),
-            wal: PathBuf::from(wal),
+            changes,
             seen: AtomicU64::new(0),
             checked: AtomicU64::new(0),
             started: std::time::Instant::now(),
@@ -98,14 +168,17 @@ impl Cache {
         }
     }
 
-    /// Drops what may have changed since the caches were filled. Looks at most once
-    /// a millisecond: under load that is nothing, and a change (a revoked token) is
-    /// seen within a millisecond of its commit.
-    pub fn refresh(&self) {
-        const INTERVAL_NANOS: u64 = 1_000_000;
-        let now = self.started.elapsed().as_nanos() as u64 + INTERVAL_NANOS;
+    /// Drops what may have changed since the caches were filled. On SQLite it looks
+    /// at most once a millisecond: under load that is nothing, and a change (a
+    /// revoked token) is seen within a millisecond of its commit.
+    pub async fn refresh(&self) {
+        let interval = match self.changes {
+            Changes::Files { .. } => 1_000_000,
+            Changes::Generation(_) => GENERATION_INTERVAL.as_nanos() as u64,
+        };
+        let now = self.started.elapsed().as_nanos() as u64 + interval;
         let last = self.checked.load(Ordering::Acquire);
-        if now.saturating_sub(last) < INTERVAL_NANOS
+        if now.saturating_sub(last) < interval
             || self
                 .checked
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
@@ -113,7 +186,17 @@ impl Cache {
         {
             return;
         }
-        let now = self.fingerprint();
+        let now = match &self.changes {
+            Changes::Files { database, wal } => fingerprint(database, wal),
+            // Never 0, which stands for "not filled yet"; unreadable: assume changed.
+            Changes::Generation(catalog) => match catalog.generation().await {
+                Ok(generation) => (generation as u64) << 1 | 1,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the store's change counter");
+                    self.seen.load(Ordering::Acquire).wrapping_add(2) | 1
+                }
+            },
+        };
         if self.seen.swap(now, Ordering::AcqRel) != now {
             if let Ok(mut releases) = self.releases.write() {
                 releases.clear();
@@ -125,19 +208,6 @@ impl Cache {
                 *pages = Files::default();
             }
         }
-    }
-
-    /// Sizes and modification times of the database and its write-ahead log.
-    fn fingerprint(&self) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
-        for path in [&self.database, &self.wal] {
-            match std::fs::metadata(path) {
-                Ok(metadata) => (metadata.len(), metadata.modified().ok()).hash(&mut hasher),
-                Err(_) => 0u8.hash(&mut hasher),
-            }
-        }
-        // Never 0, which stands for "not filled yet".
-        hasher.finish() | 1
     }
 
     pub fn releases(&self, key: &str) -> Option<Arc<Vec<Arc<Release>>>> {
@@ -167,16 +237,29 @@ impl Cache {
     }
 
     pub fn set_file(&self, path: &Path, page: bool, file: Arc<CachedFile>) {
-        if file.body.len() > MAX_CACHED_FILE {
+        if file.size > MAX_CACHED_FILE {
             return;
         }
         let files = if page { &self.pages } else { &self.files };
         if let Ok(mut files) = files.write() {
-            if files.bytes + file.body.len() > MAX_FILE_BYTES {
+            if files.bytes + file.size > MAX_FILE_BYTES {
                 *files = Files::default();
             }
-            files.bytes += file.body.len();
+            files.bytes += file.size;
             files.entries.insert(path.to_path_buf(), file);
         }
     }
+}
+
+/// Sizes and modification times of the database and its write-ahead log.
+fn fingerprint(database: &Path, wal: &Path) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for path in [database, wal] {
+        match std::fs::metadata(path) {
+            Ok(metadata) => (metadata.len(), metadata.modified().ok()).hash(&mut hasher),
+            Err(_) => 0u8.hash(&mut hasher),
+        }
+    }
+    // Never 0, which stands for "not filled yet".
+    hasher.finish() | 1
 }

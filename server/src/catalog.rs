@@ -1,39 +1,34 @@
-//! What has been built and where its files are: the read side of the builds that
-//! workers store (`crates/<registry>/<name>/<version>/<build>/`).
+//! What has been built and where its files are: the store's catalog, with the
+//! releases the hot path needs kept in memory.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use docbuild_builder::CrateReport;
-use docbuild_builder::config::DataDir;
-use docbuild_builder::identity::CrateId;
-use rusqlite::{Connection, OptionalExtension, params};
+use docbuild_store::archive::Manifest;
+use docbuild_store::{DbError, Store};
 use semver::{Version, VersionReq};
 
 use crate::cache::Cache;
 
+pub use docbuild_store::catalog::normalize;
+
 /// One release with docs: its newest successful build.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Release {
     pub registry: String,
     pub name: String,
     pub version: Version,
     pub build: i64,
-    /// The stored build's directory.
-    pub dir: PathBuf,
     pub record: Option<CrateReport>,
     lib_name: Option<String>,
     other_targets: Vec<String>,
+    /// Where its files are, read from storage on the first request for one.
+    manifest: tokio::sync::OnceCell<Arc<Manifest>>,
 }
 
 impl Release {
-    /// Root of the docs: the default target's at the top, others in `<target>/`.
-    pub fn docs(&self) -> PathBuf {
-        self.dir.join("docs")
-    }
-
-    fn new(registry: String, name: String, version: Version, build: i64, dir: PathBuf) -> Self {
-        let record = read_record(&dir);
+    fn new(entry: docbuild_store::catalog::ReleaseBuild) -> Self {
+        let record: Option<CrateReport> = serde_json::from_str(&entry.record).ok();
         let lib_name = record
             .as_ref()
             .and_then(|r| r.docs())
@@ -51,18 +46,18 @@ impl Release {
             })
             .unwrap_or_default();
         Self {
-            registry,
-            name,
-            version,
-            build,
-            dir,
+            registry: entry.build.registry,
+            name: entry.build.name,
+            version: entry.version,
+            build: entry.build.id,
             record,
             lib_name,
             other_targets,
+            manifest: Default::default(),
         }
     }
 
-    /// The library's crate name, from where its `index.html` was stored.
+    /// The library's crate name, from where its `index.html` was put.
     pub fn lib_name(&self) -> Option<&str> {
         self.lib_name.as_deref()
     }
@@ -74,6 +69,24 @@ impl Release {
     /// Targets besides the default one that have docs.
     pub fn other_targets(&self) -> &[String] {
         &self.other_targets
+    }
+
+    /// Its files: read once, then kept with the release.
+    pub async fn manifest(&self, store: &Store) -> Option<Arc<Manifest>> {
+        self.manifest
+            .get_or_try_init(|| async {
+                match store.builds().manifest(self.build).await {
+                    Ok(Some(manifest)) => Ok(Arc::new(manifest)),
+                    Ok(None) => Err(()),
+                    Err(error) => {
+                        tracing::error!(build = self.build, %error, "cannot read a build's manifest");
+                        Err(())
+                    }
+                }
+            })
+            .await
+            .ok()
+            .cloned()
     }
 }
 
@@ -92,121 +105,70 @@ pub struct BuildSummary {
 
 #[derive(Debug, thiserror::Error)]
 #[error("catalog: {0}")]
-pub struct CatalogError(#[from] rusqlite::Error);
+pub struct CatalogError(#[from] DbError);
 
 /// Read access to the builds.
 #[derive(Clone)]
 pub struct Catalog {
-    data: DataDir,
+    store: Store,
     cache: Arc<Cache>,
 }
 
-/// Crate names match with `-` and `_` alike, as on crates.io.
-pub fn normalize(name: &str) -> String {
-    name.to_ascii_lowercase().replace('-', "_")
-}
-
 impl Catalog {
-    pub fn new(data: DataDir) -> Self {
-        let cache = Arc::new(Cache::new(&data.database()));
-        Self { data, cache }
+    pub fn new(store: Store) -> Self {
+        let cache = Arc::new(Cache::new(&store));
+        Self { store, cache }
     }
 
     pub fn cache(&self) -> &Cache {
         &self.cache
     }
 
-    pub fn data(&self) -> &DataDir {
-        &self.data
-    }
-
-    fn connect(&self) -> Result<Connection, CatalogError> {
-        let connection = Connection::open(self.data.database())?;
-        connection.busy_timeout(std::time::Duration::from_secs(10))?;
-        Ok(connection)
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Every crate with at least one successful build, with its newest version.
-    pub fn crates(&self) -> Result<Vec<(String, String)>, CatalogError> {
-        let connection = self.connect()?;
-        let mut statement = connection
-            .prepare("SELECT name, version FROM builds WHERE outcome = 'success' ORDER BY name")?;
-        let rows: Vec<(String, String)> = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let mut newest: std::collections::BTreeMap<String, Version> = Default::default();
-        for (name, version) in rows {
-            let Ok(version) = Version::parse(&version) else {
-                continue;
-            };
-            let entry = newest.entry(name).or_insert_with(|| version.clone());
-            if version > *entry {
-                *entry = version;
-            }
-        }
-        Ok(newest
+    pub async fn crates(&self) -> Result<Vec<(String, String)>, CatalogError> {
+        Ok(self
+            .store
+            .catalog()
+            .crates()
+            .await?
             .into_iter()
-            .map(|(n, v)| (n, v.to_string()))
+            .map(|(name, version)| (name, version.to_string()))
             .collect())
     }
 
     /// Releases of a crate with docs, newest version first; kept in memory until the
-    /// database changes.
-    pub fn releases(&self, name: &str) -> Result<Arc<Vec<Arc<Release>>>, CatalogError> {
+    /// store changes.
+    pub async fn releases(&self, name: &str) -> Result<Arc<Vec<Arc<Release>>>, CatalogError> {
         let key = normalize(name);
         if let Some(releases) = self.cache.releases(&key) {
             return Ok(releases);
         }
-        let releases = Arc::new(
-            self.load_releases(&key)?
+        let releases: Arc<Vec<Arc<Release>>> = Arc::new(
+            self.store
+                .catalog()
+                .releases(&key)
+                .await?
                 .into_iter()
-                .map(Arc::new)
+                .map(|entry| Arc::new(Release::new(entry)))
                 .collect(),
         );
         self.cache.set_releases(&key, Arc::clone(&releases));
         Ok(releases)
     }
 
-    fn load_releases(&self, name: &str) -> Result<Vec<Release>, CatalogError> {
-        let connection = self.connect()?;
-        let mut statement = connection.prepare(
-            "SELECT registry, name, version, MAX(id) FROM builds
-             WHERE outcome = 'success' AND replace(lower(name), '-', '_') = ?1
-             GROUP BY registry, name, version",
-        )?;
-        let rows: Vec<(String, String, String, i64)> = statement
-            .query_map(params![normalize(name)], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut releases: Vec<Release> = rows
-            .into_iter()
-            .filter_map(|(registry, name, version, build)| {
-                // Rows are validated when written; one that is not is never a path.
-                let id = CrateId::new(&registry, &name, &version).ok()?;
-                let dir = self.data.build_dir(&id, build);
-                Some(Release::new(
-                    registry,
-                    name,
-                    id.krate.semver().clone(),
-                    build,
-                    dir,
-                ))
-            })
-            .collect();
-        releases.sort_by(|a, b| b.version.cmp(&a.version).then(b.build.cmp(&a.build)));
-        Ok(releases)
-    }
-
     /// The release a URL's version names: `latest`, an exact version, or a semver
     /// requirement (`1`, `~1.2`, `*`). "Latest" prefers releases that are not
     /// pre-releases.
-    pub fn resolve(
+    pub async fn resolve(
         &self,
         name: &str,
         requested: &str,
     ) -> Result<Option<Arc<Release>>, CatalogError> {
-        let releases = self.releases(name)?;
+        let releases = self.releases(name).await?;
         if requested == "latest" || requested == "newest" || requested.is_empty() {
             let stable = releases.iter().find(|r| r.version.pre.is_empty());
             return Ok(stable.or(releases.first()).cloned());
@@ -226,54 +188,46 @@ impl Catalog {
     }
 
     /// Every build of a crate version, newest first, successful or not.
-    pub fn builds(&self, name: &str, version: &str) -> Result<Vec<BuildSummary>, CatalogError> {
-        let connection = self.connect()?;
-        let mut statement = connection.prepare(
-            "SELECT id, registry, outcome, finished_at, record FROM builds
-             WHERE replace(lower(name), '-', '_') = ?1 AND version = ?2 ORDER BY id DESC",
-        )?;
-        let builds = statement
-            .query_map(params![normalize(name), version], |row| {
-                let record: String = row.get(4)?;
-                let report = serde_json::from_str::<serde_json::Value>(&record).unwrap_or_default();
-                Ok(BuildSummary {
-                    id: row.get(0)?,
-                    registry: row.get(1)?,
-                    outcome: row.get(2)?,
-                    finished_at: row.get(3)?,
+    pub async fn builds(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<BuildSummary>, CatalogError> {
+        let builds = self.store.catalog().builds(name, version).await?;
+        Ok(builds
+            .into_iter()
+            .map(|entry| {
+                let report =
+                    serde_json::from_str::<serde_json::Value>(&entry.record).unwrap_or_default();
+                BuildSummary {
+                    id: entry.build.id,
+                    registry: entry.build.registry,
+                    outcome: entry.build.outcome.to_string(),
+                    finished_at: entry.build.finished_at,
                     message: report["message"].as_str().map(str::to_string),
                     toolchain: report["toolchain"].as_str().map(str::to_string),
                     duration_ms: report["duration_ms"].as_u64(),
                     memory_peak_bytes: report["memory_peak_bytes"].as_u64(),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(builds)
+                }
+            })
+            .collect())
     }
 
-    /// Where a build of a crate version keeps its files.
-    pub fn build_dir(
-        &self,
-        name: &str,
-        version: &str,
-        build: i64,
-    ) -> Result<Option<PathBuf>, CatalogError> {
-        let row: Option<(String, String)> = self
-            .connect()?
-            .query_row(
-                "SELECT registry, name FROM builds WHERE id = ?1
-                 AND replace(lower(name), '-', '_') = ?2 AND version = ?3",
-                params![build, normalize(name), version],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        Ok(row
-            .and_then(|(registry, name)| CrateId::new(&registry, &name, version).ok())
-            .map(|id| self.data.build_dir(&id, build)))
+    /// The log of a build of a crate version, if it is one of that version's and has
+    /// a log.
+    pub async fn log(&self, name: &str, version: &str, build: i64) -> Option<String> {
+        let entry = self
+            .store
+            .catalog()
+            .build(name, version, build)
+            .await
+            .ok()??;
+        match self.store.builds().log(entry.build.id).await {
+            Ok(log) => log,
+            Err(error) => {
+                tracing::error!(build, %error, "cannot read a build's log");
+                None
+            }
+        }
     }
-}
-
-fn read_record(dir: &std::path::Path) -> Option<CrateReport> {
-    let bytes = std::fs::read(dir.join("record.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }

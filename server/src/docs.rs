@@ -5,8 +5,8 @@
 //! - `/{name}/{version}/{lib_name}/…` serves the default target's docs,
 //!   `/{name}/{version}/{target}/{lib_name}/…` another target's; a URL that spells
 //!   out the default target redirects to the one without it;
-//! - rustdoc's `static.files/` are served from the store shared by all builds (the
-//!   toolchain's, made by docbuild), never from a build;
+//! - rustdoc's `static.files/` are served from the build's root `static.files/`,
+//!   which the worker made from the toolchain (never the build's own);
 //! - every file is sent with a policy for its kind (`files::respond`): pages may run
 //!   docbuild's scripts only, anything else from a build runs nothing;
 //! - a page missing in this version is a 404 linking to the crate's root.
@@ -19,13 +19,37 @@ use std::sync::Arc;
 
 use crate::SharedState;
 use crate::catalog::Release;
-use crate::files::{CachePolicy, Source, respond, safe_segments};
+use crate::files::{CachePolicy, Source, StoredFile, respond, safe_segments};
 use crate::pages::{escape, not_found};
 
 /// Kept in memory after the first request for a crate, so no blocking work remains
 /// on the hot path.
 async fn resolve(state: &SharedState, name: &str, version: &str) -> Option<Arc<Release>> {
-    state.catalog.resolve(name, version).ok().flatten()
+    state.catalog.resolve(name, version).await.ok().flatten()
+}
+
+/// A file of a release's stored docs, by its path below the docs' root.
+async fn load(state: &SharedState, release: &Release, path: &str) -> Option<StoredFile> {
+    let store = state.catalog.store();
+    let manifest = release.manifest(store).await?;
+    let entry = manifest.files.get(path)?;
+    let bytes = docbuild_store::archive::load(store.builds().blobs(), entry)
+        .await
+        .map_err(|error| tracing::error!(build = release.build, path, %error, "cannot read a stored file"))
+        .ok()?;
+    Some(StoredFile {
+        bytes,
+        gzip: entry.encoding == docbuild_store::archive::Encoding::Gzip,
+        hash: entry.hash.clone(),
+    })
+}
+
+/// Whether `dir/index.html` is in a release's docs.
+async fn has_index(state: &SharedState, release: &Release, dir: &str) -> bool {
+    let Some(manifest) = release.manifest(state.catalog.store()).await else {
+        return false;
+    };
+    manifest.files.contains_key(&format!("{dir}/index.html"))
 }
 
 fn release_root(release: &Release) -> String {
@@ -93,27 +117,24 @@ pub async fn file(
     }
     let others = release.other_targets();
     let (base, rest, target) = match segments.first() {
-        Some(first) if others.iter().any(|t| t == first) => (
-            release.docs().join(first),
-            &segments[1..],
-            Some(first.to_string()),
-        ),
-        _ => (release.docs(), &segments[..], None),
+        Some(first) if others.iter().any(|t| t == first) => {
+            (format!("{first}/"), &segments[1..], Some(first.to_string()))
+        }
+        _ => (String::new(), &segments[..], None),
     };
 
-    // rustdoc's shared files are stored once for all builds, made from the
-    // toolchain: a build's own copy is never served.
+    // rustdoc's shared files: the toolchain's, at the root of the stored docs.
     if let Some(position) = rest.iter().position(|s| *s == "static.files")
         && position + 2 == rest.len()
     {
-        let shared = state
-            .catalog
-            .data()
-            .shared_static()
-            .join(rest[position + 1]);
+        let stored = format!("static.files/{}", rest[position + 1]);
+        let key = std::path::PathBuf::from(format!("{}/{stored}", release.build));
+        let loaded = load(&state, &release, &stored);
         return match respond(
             state.catalog.cache(),
-            shared,
+            key,
+            std::path::Path::new(&stored),
+            loaded,
             &headers,
             CachePolicy::Immutable,
             Source::Toolchain,
@@ -126,15 +147,28 @@ pub async fn file(
         };
     }
 
-    let mut file = base.join(rest.join("/"));
+    let mut stored = format!("{base}{}", rest.join("/"));
     if path.ends_with('/') || rest.is_empty() {
-        file.push("index.html");
+        if !stored.is_empty() && !stored.ends_with('/') {
+            stored.push('/');
+        }
+        stored.push_str("index.html");
     }
-    // The bar is made only when the page is not cached yet.
-    let rewrite = |html: &str| TopBar::new(&state, &release, target.as_deref()).insert(html);
+    // The bar is made only when the page is not cached yet, from the releases known
+    // now (kept in memory).
+    let releases = state
+        .catalog
+        .releases(&release.name)
+        .await
+        .unwrap_or_default();
+    let rewrite =
+        |html: &str| TopBar::new(&state, &releases, &release, target.as_deref()).insert(html);
+    let key = std::path::PathBuf::from(format!("{}/{stored}", release.build));
     if let Some(response) = respond(
         state.catalog.cache(),
-        file.clone(),
+        key,
+        std::path::Path::new(&stored),
+        load(&state, &release, &stored),
         &headers,
         CachePolicy::Revalidate,
         Source::Build,
@@ -145,7 +179,7 @@ pub async fn file(
         return response;
     }
     // A directory without its trailing slash, as rustdoc's relative links need it.
-    if file.is_dir() && file.join("index.html").is_file() {
+    if !path.ends_with('/') && has_index(&state, &release, &stored).await {
         return Redirect::permanent(&format!("/{name}/{exact}/{path}/")).into_response();
     }
     not_found(
@@ -167,8 +201,12 @@ struct TopBar {
 }
 
 impl TopBar {
-    fn new(state: &SharedState, release: &Release, target: Option<&str>) -> Self {
-        let releases = state.catalog.releases(&release.name).unwrap_or_default();
+    fn new(
+        state: &SharedState,
+        releases: &[Arc<Release>],
+        release: &Release,
+        target: Option<&str>,
+    ) -> Self {
         let name = escape(&release.name);
         let version = release.version.to_string();
         let versions: String = releases

@@ -1,5 +1,6 @@
 //! Answering with a stored file: safe paths, content types, policies, ETags and
-//! caching.
+//! caching. A file sent as stored (not rewritten) passes its stored gzip through to
+//! clients that accept it, and is decompressed only for those that do not.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,9 +78,35 @@ fn etag(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
-/// The tag of the gzipped representation of the body tagged `tag`.
-fn gzip_etag(tag: &str) -> String {
-    format!("{}-gzip\"", tag.trim_end_matches('"'))
+/// A file as storage holds it.
+pub struct StoredFile {
+    pub bytes: Bytes,
+    /// `bytes` are gzip.
+    pub gzip: bool,
+    /// The SHA-256 of the content, hex.
+    pub hash: String,
+}
+
+impl StoredFile {
+    fn content(self) -> Option<Vec<u8>> {
+        if !self.gzip {
+            return Some(self.bytes.to_vec());
+        }
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.bytes[..]), &mut raw)
+            .ok()?;
+        Some(raw)
+    }
+}
+
+/// Whether a file goes out as it is stored: anything but pages to rewrite and a
+/// build's scripts.
+fn sent_as_stored(kind: &str, source: Source, rewrite: bool) -> bool {
+    match kind {
+        "text/html; charset=utf-8" => !rewrite,
+        "text/javascript; charset=utf-8" => source == Source::Toolchain,
+        _ => true,
+    }
 }
 
 /// How a file from `source` is sent: its body, type and policy. HTML is given the top
@@ -115,28 +142,42 @@ fn prepare(
     }
 }
 
-/// The file at `path` (a regular file, not a link), with its ETag honoured; served
-/// from memory once read. Rewritten pages are cached apart, since they change when
-/// the set of versions does.
+/// The file named `key` in the cache (`load` fetches it on a miss; `path` gives its
+/// type), with its ETag honoured; served from memory once read. Rewritten pages are
+/// cached apart, since they change when the set of versions does.
+#[allow(clippy::too_many_arguments)]
 pub async fn respond(
     cache: &Cache,
-    path: PathBuf,
+    key: PathBuf,
+    path: &Path,
+    load: impl Future<Output = Option<StoredFile>>,
     request_headers: &HeaderMap,
     policy: CachePolicy,
     source: Source,
     rewrite: Option<Rewrite<'_>>,
 ) -> Option<Response> {
-    let page = rewrite.is_some() && content_type(&path) == "text/html; charset=utf-8";
-    let file = match cache.file(&path, page) {
+    let kind = content_type(path);
+    let page = rewrite.is_some() && kind == "text/html; charset=utf-8";
+    let file = match cache.file(&key, page) {
         Some(file) => file,
         None => {
-            let metadata = tokio::fs::symlink_metadata(&path).await.ok()?;
-            if !metadata.is_file() {
-                return None;
-            }
-            let bytes = tokio::fs::read(&path).await.ok()?;
-            let (body, kind, csp) = prepare(&path, bytes, source, rewrite);
-            let tag = etag(&body);
+            let stored = load.await?;
+            let as_stored = sent_as_stored(kind, source, rewrite.is_some());
+            let (tag, body, gzip, kind, csp) = if as_stored {
+                let csp = if kind == "text/html; charset=utf-8" {
+                    policy::DOCS_FRAGMENT
+                } else {
+                    policy::INERT
+                };
+                let tag = format!("\"{}\"", &stored.hash[..stored.hash.len().min(24)]);
+                match stored.gzip {
+                    true => (tag, None, Some(stored.bytes), kind, csp),
+                    false => (tag, Some(stored.bytes), None, kind, csp),
+                }
+            } else {
+                let (body, kind, csp) = prepare(path, stored.content()?, source, rewrite);
+                (etag(&body), Some(body), None, kind, csp)
+            };
             let mut headers = HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
             headers.insert(
@@ -155,17 +196,8 @@ pub async fn respond(
                 HeaderValue::from_static(csp),
             );
             headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-            let gzip_tag = gzip_etag(&tag);
-            let etags = [&tag, &gzip_tag].map(|t| HeaderValue::from_str(t).ok());
-            let file = Arc::new(CachedFile {
-                etag: tag,
-                gzip_etag: gzip_tag,
-                etag_values: etags,
-                headers,
-                body,
-                gzip: Default::default(),
-            });
-            cache.set_file(&path, page, Arc::clone(&file));
+            let file = Arc::new(CachedFile::new(tag, headers, body, gzip));
+            cache.set_file(&key, page, Arc::clone(&file));
             file
         }
     };
@@ -207,7 +239,7 @@ pub async fn respond(
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         return Some((StatusCode::OK, headers, Body::from(gzipped.clone())).into_response());
     }
-    Some((StatusCode::OK, headers, Body::from(file.body.clone())).into_response())
+    Some((StatusCode::OK, headers, Body::from(file.body().clone())).into_response())
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ mod pages;
 mod policy;
 mod scripts;
 mod session;
-pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,11 +34,13 @@ use crate::catalog::Catalog;
 use crate::listen::Limits;
 use crate::origins::DocsOrigin;
 use crate::session::Signer;
-use crate::tokens::{Scope, Tokens};
+use docbuild_store::tokens::{self, Scope, Tokens};
 
 /// Shared by every request.
 pub struct AppState {
     pub catalog: Catalog,
+    /// For admin operations (a cache; never read by the viewer).
+    pub data: DataDir,
     pub queue: Queue,
     pub tokens: Tokens,
     pub config: Config,
@@ -62,10 +63,6 @@ pub type SharedState = Arc<AppState>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error(transparent)]
-    Queue(#[from] docbuild_builder::queue::QueueError),
-    #[error(transparent)]
-    Tokens(#[from] tokens::TokenError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, #[source] std::io::Error),
     #[error("cannot make a signing key: {0}")]
@@ -75,9 +72,15 @@ pub enum ServeError {
 }
 
 impl AppState {
-    pub fn new(data: DataDir, config: Config, listen: SocketAddr) -> Result<Self, ServeError> {
-        let queue = Queue::open(&data.database())?;
-        let tokens = Tokens::open(&data.database())?;
+    /// The viewer over `store`, listening on `listen`.
+    pub fn new(
+        store: docbuild_store::Store,
+        data: DataDir,
+        config: Config,
+        listen: SocketAddr,
+    ) -> Result<Self, ServeError> {
+        let queue = store.queue();
+        let tokens = store.tokens();
         let port = listen.port();
         let mut allowed_hosts = vec![
             format!("localhost:{port}"),
@@ -132,7 +135,8 @@ impl AppState {
         let secure_cookies = viewer_url.is_some_and(|url| url.starts_with("https://"));
         let limits = Limits::from_config(&config.server);
         Ok(Self {
-            catalog: Catalog::new(data),
+            catalog: Catalog::new(store),
+            data,
             queue,
             tokens,
             config,
@@ -148,12 +152,12 @@ impl AppState {
     }
 
     /// The tokens in force, by hash, from memory when the database has not changed.
-    fn active_tokens(&self) -> Result<Arc<HashMap<String, Scope>>, tokens::TokenError> {
+    async fn active_tokens(&self) -> Result<Arc<HashMap<String, Scope>>, tokens::TokenError> {
         let cache = self.catalog.cache();
         if let Some(active) = cache.tokens() {
             return Ok(active);
         }
-        let active = Arc::new(self.tokens.active()?);
+        let active = Arc::new(self.tokens.active().await?);
         cache.set_tokens(Arc::clone(&active));
         Ok(active)
     }

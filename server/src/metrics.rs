@@ -14,7 +14,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use rusqlite::Connection;
 
 use crate::SharedState;
 
@@ -86,11 +85,12 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<SharedState>) -> Response {
-    let database = state.catalog.data().database();
-    let http = state.metrics.clone();
-    let encoded = tokio::task::spawn_blocking(move || encode(&database, &http)).await;
+    let encoded = match state.catalog.store().catalog().metrics().await {
+        Ok(stored) => encode(&stored, &state.metrics),
+        Err(error) => Err(error.to_string()),
+    };
     match encoded {
-        Ok(Ok(text)) => (
+        Ok(text) => (
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -98,20 +98,14 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
             text,
         )
             .into_response(),
-        Ok(Err(error)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
     }
 }
 
-fn encode(database: &std::path::Path, http: &HttpMetrics) -> Result<String, String> {
-    let connection = Connection::open_with_flags(
-        database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| e.to_string())?;
-    connection
-        .busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
+fn encode(
+    stored: &docbuild_store::catalog::StoreMetrics,
+    http: &HttpMetrics,
+) -> Result<String, String> {
     let mut registry = Registry::default();
 
     let jobs = Family::<Labels, Gauge>::default();
@@ -120,17 +114,9 @@ fn encode(database: &std::path::Path, http: &HttpMetrics) -> Result<String, Stri
         jobs.get_or_create(&vec![("state", state.to_string())])
             .set(0);
     }
-    let mut statement = connection
-        .prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-        .map_err(|e| e.to_string())?;
-    let rows = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })
-        .map_err(|e| e.to_string())?;
-    for row in rows {
-        let (state, count) = row.map_err(|e| e.to_string())?;
-        jobs.get_or_create(&vec![("state", state)]).set(count);
+    for (state, count) in &stored.jobs {
+        jobs.get_or_create(&vec![("state", state.clone())])
+            .set(*count);
     }
     registry.register("docbuild_jobs", "Jobs in the queue by state", jobs);
 
@@ -138,20 +124,13 @@ fn encode(database: &std::path::Path, http: &HttpMetrics) -> Result<String, Stri
     let durations = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
         duration_histogram as fn() -> Histogram,
     );
-    let mut statement = connection
-        .prepare("SELECT outcome, json_extract(record, '$.duration_ms') FROM builds")
-        .map_err(|e| e.to_string())?;
-    let rows = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?))
-        })
-        .map_err(|e| e.to_string())?;
-    for row in rows {
-        let (outcome, duration_ms) = row.map_err(|e| e.to_string())?;
-        let labels = vec![("outcome", outcome)];
+    for (outcome, duration_ms) in &stored.builds {
+        let labels = vec![("outcome", outcome.clone())];
         builds.get_or_create(&labels).inc();
         if let Some(ms) = duration_ms {
-            durations.get_or_create(&labels).observe(ms as f64 / 1000.0);
+            durations
+                .get_or_create(&labels)
+                .observe(*ms as f64 / 1000.0);
         }
     }
     registry.register("docbuild_builds", "Builds finished, by outcome", builds);

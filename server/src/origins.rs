@@ -21,8 +21,8 @@ use axum::{Extension, Json};
 use docbuild_builder::config::url_origin;
 
 use crate::session::{self, DOCS_COOKIE, LOGIN_COOKIE, encode, local_path};
-use crate::tokens::{self, Scope};
 use crate::{SharedState, pages, policy};
+use docbuild_store::tokens::{self, Scope};
 
 /// Which origin a request was made to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ pub async fn guard(State(state): State<SharedState>, mut request: Request, next:
         // A page of another site reaching this server through DNS rebinding.
         return (StatusCode::MISDIRECTED_REQUEST, "unknown host\n").into_response();
     };
-    state.catalog.cache().refresh();
+    state.catalog.cache().refresh().await;
     request.extensions_mut().insert(site);
     let mut response = match site {
         Site::Viewer => viewer_gate(&state, request, next).await,
@@ -194,7 +194,7 @@ async fn viewer_gate(state: &SharedState, request: Request, next: Next) -> Respo
         && is_safe(request.method())
     {
         let wanted = path_and_query(&request);
-        let active = match state.active_tokens() {
+        let active = match state.active_tokens().await {
             Ok(active) => active,
             Err(error) => return token_store_failed(&error),
         };
@@ -227,7 +227,7 @@ async fn viewer_gate(state: &SharedState, request: Request, next: Next) -> Respo
             return next.run(request).await;
         }
     }
-    let active = match state.active_tokens() {
+    let active = match state.active_tokens().await {
         Ok(active) => active,
         Err(error) => return token_store_failed(&error),
     };
@@ -277,7 +277,7 @@ async fn docs_gate(state: &SharedState, request: Request, next: Next) -> Respons
     let path = request.uri().path().to_string();
     if path == "/-/session" {
         let query = Query::<SessionQuery>::try_from_uri(request.uri()).ok();
-        return docs_landing(state, query.map(|q| q.0));
+        return docs_landing(state, query.map(|q| q.0)).await;
     }
     if path.starts_with("/-/static/") {
         return next.run(request).await;
@@ -286,7 +286,7 @@ async fn docs_gate(state: &SharedState, request: Request, next: Next) -> Respons
     if !is_docs_path(&path) {
         return Redirect::temporary(&format!("{}{wanted}", state.viewer_base)).into_response();
     }
-    let active = match state.active_tokens() {
+    let active = match state.active_tokens().await {
         Ok(active) => active,
         Err(error) => return token_store_failed(&error),
     };
@@ -314,7 +314,7 @@ async fn docs_gate(state: &SharedState, request: Request, next: Next) -> Respons
 
 /// `/-/session?ticket=…&next=…` on the docs origin: the ticket becomes the docs
 /// origin's own session cookie.
-fn docs_landing(state: &SharedState, query: Option<SessionQuery>) -> Response {
+async fn docs_landing(state: &SharedState, query: Option<SessionQuery>) -> Response {
     let Some(docs) = &state.docs else {
         return pages::not_found("There is nothing here.", None);
     };
@@ -324,7 +324,7 @@ fn docs_landing(state: &SharedState, query: Option<SessionQuery>) -> Response {
         retry: None,
     });
     let next = local_path(&query.next).unwrap_or("/").to_string();
-    let active = match state.active_tokens() {
+    let active = match state.active_tokens().await {
         Ok(active) => active,
         Err(error) => return token_store_failed(&error),
     };
@@ -371,7 +371,7 @@ pub async fn docs_session(
         return pages::not_found("There is nothing here.", None);
     };
     let next = local_path(&query.next).unwrap_or("/").to_string();
-    let active = match state.active_tokens() {
+    let active = match state.active_tokens().await {
         Ok(active) => active,
         Err(error) => return token_store_failed(&error),
     };

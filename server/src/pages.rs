@@ -150,10 +150,7 @@ pub async fn crate_list(
     State(state): State<SharedState>,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let catalog = state.catalog.clone();
-    let crates = tokio::task::spawn_blocking(move || catalog.crates().unwrap_or_default())
-        .await
-        .unwrap_or_default();
+    let crates = state.catalog.crates().await.unwrap_or_default();
     let filter = query.q.unwrap_or_default().to_lowercase();
     let items: String = crates
         .iter()
@@ -185,16 +182,12 @@ pub async fn crate_page(
     State(state): State<SharedState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
-    let catalog = state.catalog.clone();
-    let (n, v) = (name.clone(), version.clone());
-    let (release, builds) = tokio::task::spawn_blocking(move || {
-        (
-            catalog.resolve(&n, &v).ok().flatten(),
-            catalog.builds(&n, &v).unwrap_or_default(),
-        )
-    })
-    .await
-    .unwrap_or((None, Vec::new()));
+    let release = state.catalog.resolve(&name, &version).await.ok().flatten();
+    let builds = state
+        .catalog
+        .builds(&name, &version)
+        .await
+        .unwrap_or_default();
     if builds.is_empty() {
         return not_found(
             &format!(
@@ -283,15 +276,9 @@ pub async fn build_log(
     State(state): State<SharedState>,
     Path((name, version, id)): Path<(String, String, i64)>,
 ) -> Response {
-    let catalog = state.catalog.clone();
-    let (n, v) = (name.clone(), version.clone());
-    let dir = tokio::task::spawn_blocking(move || catalog.build_dir(&n, &v, id).ok().flatten())
-        .await
-        .ok()
-        .flatten();
-    match dir.map(|dir| std::fs::read(dir.join("build.log"))) {
+    match state.catalog.log(&name, &version, id).await {
         // What a build printed: never run as anything.
-        Some(Ok(log)) => (
+        Some(log) => (
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
                 (header::CONTENT_SECURITY_POLICY, policy::INERT),
@@ -388,13 +375,8 @@ pub async fn login(
             ),
         );
     }
-    let tokens = state.tokens.clone();
     let token = form.token.trim().to_string();
-    let presented = token.clone();
-    let valid =
-        tokio::task::spawn_blocking(move || tokens.check(&presented).ok().flatten().is_some())
-            .await
-            .unwrap_or(false);
+    let valid = state.tokens.check(&token).await.ok().flatten().is_some();
     let next = local_path(&form.next).unwrap_or("/");
     if !valid || !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return login_page(

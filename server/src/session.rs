@@ -13,7 +13,7 @@ use std::io::Read;
 use axum::http::{HeaderMap, HeaderValue, header};
 use sha2::{Digest, Sha256};
 
-use crate::tokens::Scope;
+use docbuild_store::tokens::Scope;
 
 /// The cookie the login form sets on the viewer's origin.
 pub const LOGIN_COOKIE: &str = "docbuild_token";
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn signed_values_hold_only_for_their_kind_and_token() {
         let signer = Signer::new().unwrap();
-        let hash = crate::tokens::hash("dbt_secret");
+        let hash = docbuild_store::tokens::hash("dbt_secret");
         let mut active = HashMap::from([(hash.clone(), Scope::Read)]);
         let ticket = signer.ticket(&hash);
         assert_eq!(

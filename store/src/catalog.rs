@@ -185,4 +185,42 @@ impl Catalog {
             })
             .await
     }
+
+    /// Jobs by status, and every finished build's outcome and duration: what
+    /// `/metrics` reports.
+    pub async fn metrics(&self) -> Result<StoreMetrics, DbError> {
+        self.db
+            .read(|conn| {
+                let duration = match conn.dialect() {
+                    crate::db::Dialect::Sqlite => "json_extract(record, '$.duration_ms')",
+                    crate::db::Dialect::Postgres => "(record::json->>'duration_ms')::BIGINT",
+                };
+                let jobs = conn
+                    .query("SELECT status, COUNT(*) FROM jobs GROUP BY status", &[])?
+                    .iter()
+                    .map(|row| Ok((row.get(0)?, row.get(1)?)))
+                    .collect::<Result<_, DbError>>()?;
+                let builds = conn
+                    .query(
+                        &format!(
+                            "SELECT outcome, {duration} FROM builds WHERE outcome != 'running'"
+                        ),
+                        &[],
+                    )?
+                    .iter()
+                    .map(|row| Ok((row.get(0)?, row.get(1)?)))
+                    .collect::<Result<_, DbError>>()?;
+                Ok(StoreMetrics { jobs, builds })
+            })
+            .await
+    }
+}
+
+/// What the database says for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct StoreMetrics {
+    /// (status, count).
+    pub jobs: Vec<(String, i64)>,
+    /// (outcome, duration in milliseconds) of every finished build.
+    pub builds: Vec<(String, Option<i64>)>,
 }

@@ -7,23 +7,29 @@
 //! [`queue::JobStatus`], [`tokens::Scope`]), never loose strings. The queue, the
 //! catalog and the tokens are views of one database handle ([`db::Db`]).
 
+pub mod archive;
+pub mod blobs;
 pub mod catalog;
 pub mod db;
 pub mod identity;
+pub mod legacy;
 pub mod outcome;
 pub mod queue;
 pub mod schema;
+pub mod stored;
 #[doc(hidden)]
 pub mod testing;
 pub mod tokens;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use blobs::{Blobs, StorageLocation};
 pub use catalog::Catalog;
 pub use db::{DatabaseLocation, Db, DbError};
 pub use identity::{CrateId, CrateName, CrateVersion, RegistryName};
 pub use outcome::Outcome;
 pub use queue::{Queue, QueueError};
+pub use stored::StoredBuilds;
 pub use tokens::Tokens;
 
 /// Now, in Unix seconds: how every time is stored.
@@ -37,34 +43,58 @@ pub fn now() -> i64 {
 pub enum StoreError {
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] blobs::BlobError),
 }
 
-/// The store: one database pool, and the views over it.
-#[derive(Debug, Clone)]
+/// Where the store keeps things: `[database]` and `[storage]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreLocation {
+    pub database: DatabaseLocation,
+    pub storage: StorageLocation,
+}
+
+/// The store: one database pool and one blob storage, and the views over them.
+#[derive(Clone)]
 pub struct Store {
     db: Db,
-    location: DatabaseLocation,
+    location: StoreLocation,
+    builds: StoredBuilds,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} and {}",
+            self.db.name(),
+            self.location.storage.describe()
+        )
+    }
 }
 
 impl Store {
-    /// Connects and brings the schema up to date.
-    pub async fn open(location: &DatabaseLocation) -> Result<Self, StoreError> {
-        let db = Db::connect(location)?;
+    /// Connects to both and brings the schema up to date. Must be called on a Tokio
+    /// runtime.
+    pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
+        let blobs = Blobs::open(&location.storage)?;
+        let db = Db::connect(&location.database)?;
         let applied = db
             .write(|conn| schema::migrate(conn))
             .await
             .map_err(|e| match e {
                 DbError::TooNew(_, found, known) => {
-                    DbError::TooNew(location.describe(), found, known)
+                    DbError::TooNew(location.database.describe(), found, known)
                 }
                 other => other,
             })?;
         if !applied.is_empty() {
-            tracing::info!(database = %location.describe(), ?applied, "database schema migrated");
+            tracing::info!(database = %location.database.describe(), ?applied, "database schema migrated");
         }
         Ok(Self {
             db,
             location: location.clone(),
+            builds: StoredBuilds::new(blobs),
         })
     }
 
@@ -72,8 +102,13 @@ impl Store {
         &self.db
     }
 
-    pub fn location(&self) -> &DatabaseLocation {
+    pub fn location(&self) -> &StoreLocation {
         &self.location
+    }
+
+    /// Stored builds' docs and logs, and local jobs' sources.
+    pub fn builds(&self) -> &StoredBuilds {
+        &self.builds
     }
 
     pub fn queue(&self) -> Queue {

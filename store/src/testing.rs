@@ -13,10 +13,10 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://docbuild:docbuild@127.0.0.1:5432/docbuild".into())
 }
 
-/// A database that exists as long as this does.
+/// A database that exists as long as this does, with a storage directory.
 pub struct TestDatabase {
     pub location: DatabaseLocation,
-    _dir: Option<tempfile::TempDir>,
+    dir: tempfile::TempDir,
     postgres: Option<String>,
 }
 
@@ -25,7 +25,7 @@ impl TestDatabase {
         let dir = tempfile::tempdir().expect("a temporary directory");
         Self {
             location: DatabaseLocation::Sqlite(dir.path().join("docbuild.db")),
-            _dir: Some(dir),
+            dir,
             postgres: None,
         }
     }
@@ -45,7 +45,7 @@ impl TestDatabase {
             .map_or(admin.as_str(), |(base, _)| base);
         Self {
             location: DatabaseLocation::Postgres(format!("{base}/{name}")),
-            _dir: None,
+            dir: tempfile::tempdir().expect("a temporary directory"),
             postgres: Some(name),
         }
     }
@@ -53,6 +53,14 @@ impl TestDatabase {
     /// One of each engine.
     pub fn both() -> [Self; 2] {
         [Self::sqlite(), Self::postgres()]
+    }
+
+    /// This database, with blob storage in a directory of its own.
+    pub fn store_location(&self) -> crate::StoreLocation {
+        crate::StoreLocation {
+            database: self.location.clone(),
+            storage: crate::StorageLocation::Directory(self.dir.path().join("storage")),
+        }
     }
 
     pub fn engine(&self) -> &'static str {

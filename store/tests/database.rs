@@ -15,7 +15,7 @@ const LEASE: Duration = Duration::from_secs(60);
 macro_rules! on_both {
     ($test:ident) => {
         for database in TestDatabase::both() {
-            let store = Store::open(&database.location)
+            let store = Store::open(&database.store_location())
                 .await
                 .unwrap_or_else(|e| panic!("{}: {e}", database.engine()));
             eprintln!("on {}", database.engine());
@@ -451,8 +451,8 @@ async fn watch_state_is_kept_per_registry() {
 #[tokio::test(flavor = "multi_thread")]
 async fn opening_twice_migrates_once_and_a_newer_schema_is_refused() {
     for database in TestDatabase::both() {
-        Store::open(&database.location).await.unwrap();
-        let store = Store::open(&database.location).await.unwrap();
+        Store::open(&database.store_location()).await.unwrap();
+        let store = Store::open(&database.store_location()).await.unwrap();
         let versions: i64 = store
             .db()
             .read(|conn| conn.value("SELECT COUNT(*) FROM schema_version", &[]))
@@ -469,7 +469,7 @@ async fn opening_twice_migrates_once_and_a_newer_schema_is_refused() {
             .write(|conn| conn.execute("INSERT INTO schema_version VALUES (999, 0)", &[]))
             .await
             .unwrap();
-        let error = Store::open(&database.location)
+        let error = Store::open(&database.store_location())
             .await
             .unwrap_err()
             .to_string();

@@ -1,0 +1,167 @@
+//! Builds in blob storage: a build's docs as a manifest of content-addressed blobs
+//! (identical files across builds and versions are stored once), its log, and the
+//! packaged sources of local jobs.
+//!
+//! Keys: `builds/<build>/manifest.json.gz`, `builds/<build>/build.log.gz`,
+//! `sources/<job>.crate`, and the blobs themselves under `blobs/`.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::archive::{self, ArchiveError, Manifest, StoreStats};
+use crate::blobs::{BlobError, BlobInfo, Blobs};
+
+fn manifest_key(build: i64) -> String {
+    format!("builds/{build}/manifest.json.gz")
+}
+
+fn log_key(build: i64) -> String {
+    format!("builds/{build}/build.log.gz")
+}
+
+fn sources_key(job: i64) -> String {
+    format!("sources/{job}.crate")
+}
+
+/// The stored builds: a view of the store's blob storage. Cheap to clone.
+#[derive(Clone)]
+pub struct StoredBuilds {
+    blobs: Blobs,
+}
+
+impl std::fmt::Debug for StoredBuilds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.blobs.describe())
+    }
+}
+
+impl StoredBuilds {
+    pub fn new(blobs: Blobs) -> Self {
+        Self { blobs }
+    }
+
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// Stores a build's docs (the tree below `docs`, if any) and its log. Every blob
+    /// is durable when this returns, so the build may be recorded as stored.
+    pub async fn put(
+        &self,
+        build: i64,
+        docs: Option<&Path>,
+        log: Option<Bytes>,
+    ) -> Result<Option<StoreStats>, ArchiveError> {
+        if let Some(log) = log {
+            let compressed = tokio::task::spawn_blocking(move || gzip(&log))
+                .await
+                .map_err(|e| ArchiveError::Task(e.to_string()))?;
+            self.blobs.put(&log_key(build), compressed.into()).await?;
+        }
+        let Some(docs) = docs else { return Ok(None) };
+        let (manifest, stats) = archive::store_tree(&self.blobs, docs).await?;
+        self.put_manifest(build, &manifest).await?;
+        Ok(Some(stats))
+    }
+
+    /// Records where a build's files are; written last, once every blob is durable.
+    pub async fn put_manifest(&self, build: i64, manifest: &Manifest) -> Result<(), BlobError> {
+        self.blobs
+            .put(&manifest_key(build), manifest.to_bytes().into())
+            .await
+    }
+
+    /// A build's manifest; `None` when it has no docs.
+    pub async fn manifest(&self, build: i64) -> Result<Option<Manifest>, ArchiveError> {
+        match self.blobs.get(&manifest_key(build)).await? {
+            Some(bytes) => Manifest::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A build's log, as text; `None` when it has none.
+    pub async fn log(&self, build: i64) -> Result<Option<String>, ArchiveError> {
+        let Some(stored) = self.blobs.get(&log_key(build)).await? else {
+            return Ok(None);
+        };
+        let text = tokio::task::spawn_blocking(move || gunzip(&stored, LOG_LIMIT))
+            .await
+            .map_err(|e| ArchiveError::Task(e.to_string()))?
+            .map_err(|reason| ArchiveError::Corrupt {
+                key: log_key(build),
+                reason,
+            })?;
+        Ok(Some(String::from_utf8_lossy(&text).into_owned()))
+    }
+
+    /// Removes a build's manifest and log; its blobs go with the next sweep, if no
+    /// other build refers to them.
+    pub async fn delete(&self, build: i64) -> Result<(), BlobError> {
+        self.blobs.delete(&manifest_key(build)).await?;
+        self.blobs.delete(&log_key(build)).await
+    }
+
+    /// Keeps a local job's packaged sources; returns their key.
+    pub async fn put_sources(&self, job: i64, package: Bytes) -> Result<String, BlobError> {
+        let key = sources_key(job);
+        self.blobs.put(&key, package).await?;
+        Ok(key)
+    }
+
+    pub async fn sources(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        self.blobs.get(key).await
+    }
+
+    pub async fn delete_sources(&self, key: &str) -> Result<(), BlobError> {
+        self.blobs.delete(key).await
+    }
+
+    /// Blobs no stored build refers to and older than `grace`: what a sweep may
+    /// delete. `builds` are every build the database knows; the grace period keeps
+    /// the blobs of a build being stored now, before its manifest is written.
+    pub async fn unused(
+        &self,
+        builds: &[i64],
+        grace: Duration,
+    ) -> Result<Vec<BlobInfo>, ArchiveError> {
+        let mut referenced = HashSet::new();
+        for build in builds {
+            if let Some(manifest) = self.manifest(*build).await? {
+                referenced.extend(manifest.blob_keys());
+            }
+        }
+        let now = std::time::SystemTime::now();
+        Ok(self
+            .blobs
+            .list("blobs")
+            .await?
+            .into_iter()
+            .filter(|blob| !referenced.contains(&blob.key))
+            .filter(|blob| now.duration_since(blob.modified).unwrap_or_default() >= grace)
+            .collect())
+    }
+}
+
+/// Logs are capped when they are made; this only bounds a corrupt blob.
+const LOG_LIMIT: u64 = 256 << 20;
+
+fn gzip(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(raw);
+    encoder.finish().unwrap_or_default()
+}
+
+fn gunzip(stored: &[u8], limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(stored)
+        .take(limit)
+        .read_to_end(&mut raw)
+        .map_err(|e| e.to_string())?;
+    Ok(raw)
+}
