@@ -101,7 +101,7 @@ pub struct GcArgs {
     dry_run: bool,
     /// Stored files no build refers to are removed once this old (a build being
     /// stored on another machine may be about to refer to a newer one).
-    #[arg(long, value_name = "DURATION", default_value = "2days", value_parser = crate::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2days", value_parser = humantime::parse_duration)]
     grace: Duration,
 }
 
@@ -393,8 +393,9 @@ fn show_job(service: &Service, job: &Job) -> std::io::Result<()> {
     if let Some(log) = log_of(service, job) {
         lines.push(format!("log:       {}", log.display()));
     }
-    // The viewer's address, when the configuration names it.
-    if let (Some(Outcome::Success), Some(url)) = (job.outcome, &service.config.server.url) {
+    // Where the viewer serves them (its address, when the configuration names it).
+    if job.outcome == Some(Outcome::Success) {
+        let url = service.config.server.url.as_deref().unwrap_or_default();
         lines.push(format!(
             "docs:      {}/{}/{}/",
             url.trim_end_matches('/'),

@@ -10,6 +10,7 @@
 //!   `SameSite` cookies) posts forms to rebuild and to queue with a logged-in admin's
 //!   cookie: refused, while the same requests from the viewer's own page pass.
 
+mod common;
 mod webdriver;
 
 use std::io::{Read, Write};
@@ -53,18 +54,22 @@ fn built() -> &'static Path {
         docbuild(&data, &["worker", "--once", "--jobs", "2"]);
         let jobs = docbuild(&data, &["queue", "list", "--json"]);
         assert_eq!(jobs.matches("\"outcome\":\"success\"").count(), 2, "{jobs}");
-        for build in std::fs::read_dir(data.join("crates/local/hostile-scripts/0.2.0")).unwrap() {
-            let docs = build.unwrap().path().join("docs");
-            for planted in ["x.js", "evil.svg", "hostile_scripts/x.js"] {
-                assert!(
-                    docs.join(planted).is_file(),
-                    "{planted} is not among the docs"
-                );
-            }
-            let sidebar =
-                std::fs::read_to_string(docs.join("hostile_scripts/sidebar-items.js")).unwrap();
-            assert!(sidebar.contains("hostile-scripts-tampered"), "{sidebar}");
+        let store = common::stored::DataStore::open(&data);
+        let build = store.current_build("hostile-scripts", "0.2.0");
+        let builds = store.store().builds();
+        let manifest = store.block_on(builds.manifest(build)).unwrap().unwrap();
+        for planted in ["x.js", "evil.svg", "hostile_scripts/x.js"] {
+            assert!(
+                manifest.files.contains_key(planted),
+                "{planted} is not among the docs"
+            );
         }
+        let sidebar = &manifest.files["hostile_scripts/sidebar-items.js"];
+        let stored = store
+            .block_on(docbuild_store::archive::load(builds.blobs(), sidebar))
+            .unwrap();
+        let sidebar = docbuild_store::archive::decode(sidebar, stored).unwrap();
+        assert!(String::from_utf8_lossy(&sidebar).contains("hostile-scripts-tampered"));
         data
     })
 }
@@ -88,7 +93,7 @@ impl Viewer {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             // Not the build's work directories (target directory images).
-            if name.starts_with("docbuild.db") || name == "crates" || name == "static" {
+            if name.starts_with("docbuild.db") || name == "storage" {
                 let copied = Command::new("cp")
                     .arg("-r")
                     .arg(entry.path())

@@ -604,19 +604,23 @@ impl World {
         (path, secret)
     }
 
-    /// The stored build of a finished job.
-    fn build_dir(&self, job: &Value) -> PathBuf {
-        self.data()
-            .join("crates")
-            .join(job["registry"].as_str().unwrap())
-            .join(job["name"].as_str().unwrap())
-            .join(job["version"].as_str().unwrap())
-            .join(job["build"].as_i64().unwrap().to_string())
-    }
-
-    /// What workers store and serve: stored builds and the shared static files.
-    fn stored(&self) -> [PathBuf; 2] {
-        [self.data().join("crates"), self.data().join("static")]
+    /// Every file of a finished job's stored docs, by path, as the viewer serves it.
+    fn stored_files(&self, job: &Value) -> Vec<(String, Vec<u8>)> {
+        let store = common::stored::DataStore::open(&self.data());
+        let build = job["build"].as_i64().unwrap();
+        let builds = store.store().builds();
+        let manifest = store.block_on(builds.manifest(build)).unwrap().unwrap();
+        manifest
+            .files
+            .iter()
+            .map(|(path, entry)| {
+                let stored = store
+                    .block_on(docbuild_store::archive::load(builds.blobs(), entry))
+                    .unwrap();
+                let content = docbuild_store::archive::decode(entry, stored).unwrap();
+                (path.clone(), content.to_vec())
+            })
+            .collect()
     }
 }
 
@@ -723,16 +727,19 @@ fn links_planted_among_the_docs_are_not_followed_by_a_worker() {
     world.work();
     let job = world.job(id);
     assert_eq!(job["outcome"], "success", "{job:#}");
+    let files = world.stored_files(&job);
     assert!(
-        world
-            .build_dir(&job)
-            .join("docs/hostile_links/index.html")
-            .is_file()
+        files
+            .iter()
+            .any(|(path, _)| path == "hostile_links/index.html")
     );
-    for stored in world.stored() {
-        assert_no_links(&stored);
+    assert_no_links(&world.data().join("storage"));
+    for (path, content) in &files {
         for secret in &secrets {
-            assert_nowhere(&stored, secret);
+            assert!(
+                !String::from_utf8_lossy(content).contains(secret.as_str()),
+                "{path} holds a secret"
+            );
         }
     }
 }
@@ -795,16 +802,24 @@ fn poisoned_static_files_are_not_stored_by_a_worker() {
     world.work();
     let job = world.job(id);
     assert_eq!(job["outcome"], "success", "{job:#}");
+    let files = world.stored_files(&job);
     assert!(
-        world
-            .build_dir(&job)
-            .join("docs/hostile_static/index.html")
-            .is_file()
+        files
+            .iter()
+            .any(|(path, _)| path == "hostile_static/index.html")
     );
-    for stored in world.stored() {
-        let poisoned = poisoned_main_js(&stored);
-        assert!(poisoned.is_empty(), "poisoned: {poisoned:#?}");
-    }
+    let main_js: Vec<&String> = files
+        .iter()
+        .filter(|(path, _)| path.starts_with("static.files/main-") && path.ends_with(".js"))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(!main_js.is_empty(), "rustdoc's main.js is stored");
+    let poisoned: Vec<&String> = files
+        .iter()
+        .filter(|(_, content)| String::from_utf8_lossy(content).contains("hostile-static-poison"))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(poisoned.is_empty(), "poisoned: {poisoned:#?}");
 }
 
 // Attacks 6 and 7: what a local package pulls in, and what it finds left over.

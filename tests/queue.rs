@@ -1,6 +1,7 @@
 //! The queue and its workers end to end: the real binary, the real Docker engine, and
 //! a sparse registry served on 127.0.0.1 by the test.
 
+mod common;
 mod registry;
 
 use std::path::{Path, PathBuf};
@@ -55,12 +56,23 @@ fn work(data: &Path, extra: &[&str]) {
 }
 
 /// The stored build of a job: its directory under the data directory.
-fn build_dir(data: &Path, job: &Value) -> PathBuf {
-    data.join("crates")
-        .join(job["registry"].as_str().unwrap())
-        .join(job["name"].as_str().unwrap())
-        .join(job["version"].as_str().unwrap())
-        .join(job["build"].as_i64().unwrap().to_string())
+/// A finished job's build in the data directory's store.
+fn stored(data: &Path, job: &Value) -> (common::stored::DataStore, i64) {
+    (
+        common::stored::DataStore::open(data),
+        job["build"].as_i64().unwrap(),
+    )
+}
+
+/// A file of a finished job's stored docs.
+fn stored_file(data: &Path, job: &Value, path: &str) -> String {
+    let (store, build) = stored(data, job);
+    String::from_utf8(
+        store
+            .file(build, path)
+            .unwrap_or_else(|| panic!("no {path}")),
+    )
+    .unwrap()
 }
 
 fn config(data: &Path, registry: &TestRegistry, token: Option<&str>) {
@@ -120,14 +132,11 @@ fn registry_crates_are_built_stored_and_linked_to_each_other() {
         let job = job(&data, id);
         assert_eq!(job["status"], "done", "{job:#}");
         assert_eq!(job["outcome"], "success", "{job:#}");
-        let stored = build_dir(&data, &job);
-        let record: Value =
-            serde_json::from_slice(&std::fs::read(stored.join("record.json")).unwrap()).unwrap();
-        assert_eq!(record["outcome"], "success");
-        assert!(stored.join("build.log").is_file());
+        let (store, build) = stored(&data, &job);
+        assert_eq!(store.record(build)["outcome"], "success");
+        assert!(store.log(build).is_some_and(|log| !log.is_empty()));
     }
-    let b_docs = build_dir(&data, &job(&data, b)).join("docs/app_b/fn.make.html");
-    let html = std::fs::read_to_string(&b_docs).unwrap();
+    let html = stored_file(&data, &job(&data, b), "app_b/fn.make.html");
     assert!(
         html.contains("http://docs.test/shared-a/0.1.0/shared_a/struct.Thing.html"),
         "app-b links shared-a's docs on this server"
@@ -280,8 +289,7 @@ fn local_paths_are_packaged_when_queued() {
     let job = job(&data, id);
     assert_eq!(job["outcome"], "success", "{job:#}");
     assert_eq!(job["registry"], "local");
-    let docs = build_dir(&data, &job).join("docs/snapshot/all.html");
-    let html = std::fs::read_to_string(docs).unwrap();
+    let html = stored_file(&data, &job, "snapshot/all.html");
     assert!(html.contains("Queued") && !html.contains("Later"));
 }
 
@@ -395,11 +403,12 @@ fn two_workers_build_each_job_once() {
         let job = job(&data, id);
         assert_eq!(job["outcome"], "success", "{job:#}");
         assert_eq!(job["attempts"], 1, "built once: {job:#}");
-        let release = build_dir(&data, &job);
-        let builds = std::fs::read_dir(release.parent().unwrap())
-            .unwrap()
-            .count();
-        assert_eq!(builds, 1, "one stored build of {}", job["name"]);
+        let (store, _) = stored(&data, &job);
+        let builds = store.builds_of(
+            job["name"].as_str().unwrap(),
+            job["version"].as_str().unwrap(),
+        );
+        assert_eq!(builds.len(), 1, "one stored build of {}", job["name"]);
         // Worker names are `worker-<pid>-<slot>`.
         let worker = job["worker"].as_str().expect("the job names its worker");
         let pid = pids
@@ -747,10 +756,8 @@ fn a_lease_shorter_than_the_build_is_renewed_with_more_workers_than_cores() {
     }
     for id in slow {
         let job = job(&data, id);
-        let record: Value = serde_json::from_slice(
-            &std::fs::read(build_dir(&data, &job).join("record.json")).unwrap(),
-        )
-        .unwrap();
+        let (store, build) = stored(&data, &job);
+        let record = store.record(build);
         let took = record["targets"][0]["duration_ms"].as_u64().unwrap();
         assert!(took > 9_000, "the build outlasted three leases: {took} ms");
     }

@@ -1,6 +1,10 @@
 //! `docbuild serve` over real HTTP: every route, redirect, error, the API, access
 //! control, path traversal and foreign hosts. The builds it serves are made once per
-//! test run by a real worker; each test serves its own copy.
+//! test run by a real worker; each test serves its own copy. With
+//! `DOCBUILD_TEST_DATABASE=postgres` every server's database is PostgreSQL (each a
+//! copy of the one the worker filled), else SQLite.
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::stored::{DataStore, database_config, test_database};
+use docbuild_store::testing::TestDatabase;
 use serde_json::Value;
 
 fn docbuild(data: &Path) -> Command {
@@ -30,6 +36,9 @@ fn run(data: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// The built data's database, when it is PostgreSQL: servers get copies of it.
+static BUILT_DATABASE: OnceLock<Option<TestDatabase>> = OnceLock::new();
+
 /// Builds, once: `documented` 0.1.0 and 0.2.0, `metadata` (with features) and
 /// `proc-macro-fixture` (a name with dashes).
 fn built() -> &'static Path {
@@ -38,6 +47,9 @@ fn built() -> &'static Path {
         let root =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{}", std::process::id()));
         let data = root.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let database = BUILT_DATABASE.get_or_init(test_database).as_ref();
+        std::fs::write(data.join("docbuild.toml"), database_config(database)).unwrap();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let newer = root.join("documented-0.2.0");
         std::fs::create_dir_all(newer.join("src")).unwrap();
@@ -65,37 +77,19 @@ fn built() -> &'static Path {
 }
 
 /// Only the host's standard library is installed here, so one stored build is given
-/// a second target's docs the way a worker stores them: under `docs/<target>/`, and
+/// a second target's docs the way a worker stores them: under `<target>/`, and
 /// listed in the record.
 fn add_second_target(data: &Path) {
     const OTHER: &str = "wasm32-unknown-unknown";
-    let release = data.join("crates/local/documented/0.1.0");
-    let build = std::fs::read_dir(&release)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let docs = build.join("docs");
-    std::fs::create_dir_all(docs.join(OTHER)).unwrap();
-    let copied = Command::new("cp")
-        .arg("-r")
-        .arg(docs.join("documented"))
-        .arg(docs.join(OTHER).join("documented"))
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    let record_path = build.join("record.json");
-    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
-    let mut target = record["targets"][0].clone();
-    target["target"] = OTHER.into();
-    target["docs"] = docs
-        .join(OTHER)
-        .join("documented/index.html")
-        .to_string_lossy()
-        .into();
-    record["targets"].as_array_mut().unwrap().push(target);
-    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let store = DataStore::open(data);
+    let build = store.current_build("documented", "0.1.0");
+    store.copy_dir(build, "documented", &format!("{OTHER}/documented"));
+    store.update_record(build, |record| {
+        let mut target = record["targets"][0].clone();
+        target["target"] = OTHER.into();
+        target["docs"] = format!("/docs/{OTHER}/documented/index.html").into();
+        record["targets"].as_array_mut().unwrap().push(target);
+    });
 }
 
 /// A server of its own over a copy of the built data.
@@ -104,6 +98,8 @@ struct Server {
     data: PathBuf,
     child: Child,
     _dir: tempfile::TempDir,
+    /// Its PostgreSQL database, if that is the engine.
+    _database: Option<TestDatabase>,
 }
 
 impl Server {
@@ -122,27 +118,41 @@ impl Server {
             .status()
             .unwrap();
         assert!(copied.success());
-        Self::on_with(dir, data, config, extra)
+        let database = BUILT_DATABASE
+            .get()
+            .unwrap()
+            .as_ref()
+            .map(TestDatabase::copy);
+        Self::on_with(dir, data, config, database, extra)
     }
 
+    /// A server over a new data directory.
     fn on(dir: tempfile::TempDir, data: PathBuf, extra: &[&str]) -> Self {
-        Self::on_with(dir, data, "", extra)
+        Self::on_with(dir, data, "", test_database(), extra)
     }
 
-    fn on_with(dir: tempfile::TempDir, data: PathBuf, config: &str, extra: &[&str]) -> Self {
+    fn on_with(
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        config: &str,
+        database: Option<TestDatabase>,
+        extra: &[&str],
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        if !config.is_empty() {
-            std::fs::create_dir_all(&data).unwrap();
-            std::fs::write(
-                data.join("docbuild.toml"),
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            data.join("docbuild.toml"),
+            format!(
+                "{}{}",
                 config.replace("{port}", &port.to_string()),
-            )
-            .unwrap();
-        }
+                database_config(database.as_ref())
+            ),
+        )
+        .unwrap();
         let listen = format!("127.0.0.1:{port}");
         let child = docbuild(&data)
             .args(["serve", "--listen", &listen])
@@ -161,6 +171,7 @@ impl Server {
             data,
             child,
             _dir: dir,
+            _database: database,
         }
     }
 
@@ -460,8 +471,41 @@ fn files_are_cached_validated_and_compressed() {
         Some("public, max-age=31536000, immutable")
     );
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
-    // Stored once for every build, not in each build's directory.
-    assert!(server.data.join("static").join(stylesheet).is_file());
+    // Sent as stored, gzip, to a client that takes it; decompressed for one that
+    // does not. Identical files of every build are stored once: both versions'
+    // stylesheets are one blob.
+    let store = DataStore::open(&server.data);
+    let entry = |version: &str| {
+        let build = store.current_build("documented", version);
+        let manifest = store
+            .block_on(store.store().builds().manifest(build))
+            .unwrap()
+            .unwrap();
+        manifest.files[&format!("static.files/{stylesheet}")].clone()
+    };
+    let stored = entry("0.1.0");
+    assert_eq!(stored.key(), entry("0.2.0").key());
+    assert_eq!(stored.encoding, docbuild_store::archive::Encoding::Gzip);
+    let blob = store
+        .block_on(docbuild_store::archive::load(
+            store.store().builds().blobs(),
+            &stored,
+        ))
+        .unwrap();
+    drop(store);
+    let host = format!("127.0.0.1:{}", server.port);
+    let path = format!("/documented/0.1.0/static.files/{stylesheet}");
+    let split = |response: Vec<u8>| {
+        let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&response[..end]).to_lowercase();
+        (head, response[end + 4..].to_vec())
+    };
+    let (head, body) = split(server.raw_response(&path, &host, "Accept-Encoding: gzip\r\n"));
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert_eq!(body, blob.to_vec(), "the stored bytes, as they are");
+    let (head, body) = split(server.raw_response(&path, &host, ""));
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("font-family"));
 
     let etag = page.header("etag").unwrap().to_string();
     let again = server.request(
@@ -471,7 +515,6 @@ fn files_are_cached_validated_and_compressed() {
         None,
     );
     assert_eq!(again.status, 304);
-    let host = format!("127.0.0.1:{}", server.port);
     let gzipped = server.raw_response(
         "/documented/0.1.0/documented/",
         &host,
@@ -725,44 +768,30 @@ fn serve_with_worker_is_a_whole_service() {
     assert_eq!(server.get("/documented/0.1.0/documented/").status, 200);
 }
 
-/// The stored docs of `documented` 0.1.0 in a server's data.
-fn documented_docs(data: &Path) -> PathBuf {
-    let release = data.join("crates/local/documented/0.1.0");
-    let build = std::fs::read_dir(&release)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    build.join("docs")
-}
-
 #[test]
 fn nothing_a_crate_wrote_runs_as_a_script() {
     let server = Server::start(&[]);
     // What a build script could leave among the docs: a script of its own, an SVG
     // with a script, a rewritten data script, an HTML file that is no page, and a
     // script among rustdoc's static files.
-    let docs = documented_docs(&server.data);
     let evil = "document.title = 'pwned'; fetch('/api/v1/builds', {method: 'POST'});";
-    std::fs::write(docs.join("x.js"), evil).unwrap();
-    std::fs::write(
-        docs.join("documented/evil.svg"),
-        "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("documented/sidebar-items.js"),
-        format!("window.SIDEBAR_ITEMS = {{}}; {evil}"),
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("documented/part.html"),
-        "<script>alert(1)</script>",
-    )
-    .unwrap();
-    std::fs::create_dir_all(docs.join("static.files")).unwrap();
-    std::fs::write(docs.join("static.files/evil-0123abcd.js"), evil).unwrap();
+    let sidebar = format!("window.SIDEBAR_ITEMS = {{}}; {evil}");
+    {
+        let store = DataStore::open(&server.data);
+        let build = store.current_build("documented", "0.1.0");
+        store.add_files(
+            build,
+            &[
+                ("x.js", evil.as_bytes()),
+                (
+                    "documented/evil.svg",
+                    b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
+                ),
+                ("documented/sidebar-items.js", sidebar.as_bytes()),
+                ("documented/part.html", b"<script>alert(1)</script>"),
+            ],
+        );
+    }
 
     let inert = |reply: &Reply| {
         let csp = reply.header("content-security-policy").unwrap_or_default();
@@ -801,7 +830,7 @@ fn nothing_a_crate_wrote_runs_as_a_script() {
             .get("/documented/0.1.0/static.files/evil-0123abcd.js")
             .status,
         404,
-        "static files come from the toolchain's store only"
+        "static files are the toolchain's only"
     );
 
     // rustdoc's own data scripts are served, remade from their data.

@@ -29,6 +29,8 @@ impl DataDir {
             .or_else(|| std::env::var_os("DOCBUILD_DATA_DIR").map(PathBuf::from))
             .or_else(|| dirs::data_dir().map(|dir| dir.join("docbuild")))
             .unwrap_or_else(|| PathBuf::from(".docbuild"));
+        // Absolute, so that every path below it stays right wherever a command runs.
+        let root = std::path::absolute(&root).unwrap_or(root);
         Self { root }
     }
 
@@ -49,12 +51,10 @@ impl DataDir {
         self.root.join("storage")
     }
 
-    /// Where a build's docs are put together before they are stored.
-    pub fn build_dir(&self, id: &CrateId, build: i64) -> PathBuf {
-        self.root
-            .join("crates")
-            .join(id.relative_dir())
-            .join(build.to_string())
+    /// Where a build's docs are put together before they are stored (`crates/` is
+    /// where docbuild 0.1.0 kept them for good).
+    pub fn build_dir(&self, build: i64) -> PathBuf {
+        self.root.join("staging").join(build.to_string())
     }
 
     /// Work directory of a release's builds; its target directory is reused when

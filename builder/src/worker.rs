@@ -2,7 +2,7 @@
 //! `check`, store the result, settle the job.
 //!
 //! A build's docs are put together under the data directory at
-//! `crates/<registry>/<name>/<version>/<build>/docs/` (the default target's docs at
+//! `staging/<build>/docs/` (the default target's docs at
 //! the top, other targets in `docs/<target>/`, the toolchain's `static.files/`), then
 //! stored in the store's blob storage with the build's log; the report is recorded
 //! in the database. The data directory is only a cache: workers on several machines
@@ -516,7 +516,7 @@ async fn build_job(
             return Err(error);
         }
     };
-    let build_dir = data.build_dir(&id, build);
+    let build_dir = data.build_dir(build);
 
     let mut report =
         build_sources(service, options, job, &id, &work, &build_dir, &job_cancel).await;

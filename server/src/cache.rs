@@ -210,6 +210,11 @@ impl Cache {
         }
     }
 
+    /// Makes the next [`Cache::refresh`] look for changes, however recent the last.
+    pub fn expire(&self) {
+        self.checked.store(0, Ordering::Release);
+    }
+
     pub fn releases(&self, key: &str) -> Option<Arc<Vec<Arc<Release>>>> {
         self.releases.read().ok()?.get(key).cloned()
     }

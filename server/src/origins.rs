@@ -131,10 +131,15 @@ pub async fn guard(State(state): State<SharedState>, mut request: Request, next:
     };
     state.catalog.cache().refresh().await;
     request.extensions_mut().insert(site);
+    let changes = request.method() != Method::GET && request.method() != Method::HEAD;
     let mut response = match site {
         Site::Viewer => viewer_gate(&state, request, next).await,
         Site::Docs => docs_gate(&state, request, next).await,
     };
+    if changes {
+        // What this request changed is seen by the next one, whatever the engine.
+        state.catalog.cache().expire();
+    }
     response
         .headers_mut()
         .entry(header::X_CONTENT_TYPE_OPTIONS)

@@ -415,11 +415,16 @@ struct SqliteConn<'a> {
 /// SQLite reads `$1` as a parameter named "$1", numbered by first appearance; `?1`
 /// is numbered by its digits, as PostgreSQL numbers `$1`.
 fn sqlite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
-    if sql.contains('$') {
-        sql.replace('$', "?").into()
-    } else {
-        sql.into()
+    let bytes = sql.as_bytes();
+    let placeholder =
+        |i: usize| bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+    if !(0..bytes.len()).any(placeholder) {
+        return sql.into();
     }
+    sql.char_indices()
+        .map(|(i, c)| if placeholder(i) { '?' } else { c })
+        .collect::<String>()
+        .into()
 }
 
 impl rusqlite::ToSql for Value {
@@ -583,4 +588,16 @@ fn postgres_value(row: &tokio_postgres::Row, index: usize) -> Result<Value, DbEr
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_numbered_parameters_are_renamed_for_sqlite() {
+        assert_eq!(
+            super::sqlite_sql("SELECT json_extract(record, '$.x') FROM t WHERE a = $1 AND b = $12"),
+            "SELECT json_extract(record, '$.x') FROM t WHERE a = ?1 AND b = ?12"
+        );
+        assert_eq!(super::sqlite_sql("SELECT 1"), "SELECT 1");
+    }
 }

@@ -58,7 +58,24 @@ pub async fn import(store: &Store, root: &Path) -> Result<Imported, ImportError>
         }
     }
     imported.packages = import_packages(store, root).await?;
+    // What is left of the old layout: empty directories, and the static files every
+    // moved build now holds itself (kept while a build is still to move).
+    if !holds_files(&crates) {
+        let _ = tokio::fs::remove_dir_all(&crates).await;
+        let _ = tokio::fs::remove_dir_all(&static_files).await;
+    }
+    if !holds_files(&root.join("jobs")) {
+        let _ = tokio::fs::remove_dir_all(root.join("jobs")).await;
+    }
     Ok(imported)
+}
+
+/// Whether anything but directories is below `dir` (a missing one holds nothing).
+fn holds_files(dir: &Path) -> bool {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .any(|entry| !entry.file_type().is_dir())
 }
 
 async fn import_build(

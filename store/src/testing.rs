@@ -31,6 +31,19 @@ impl TestDatabase {
     }
 
     pub fn postgres() -> Self {
+        Self::postgres_from(None)
+    }
+
+    /// A new PostgreSQL database with the content of this one, which nothing may be
+    /// connected to meanwhile (PostgreSQL copies it as a template).
+    pub fn copy(&self) -> Self {
+        match &self.postgres {
+            Some(name) => Self::postgres_from(Some(name)),
+            None => panic!("only PostgreSQL test databases are copied this way"),
+        }
+    }
+
+    fn postgres_from(template: Option<&str>) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "docbuild_test_{}_{}_{}",
@@ -39,7 +52,8 @@ impl TestDatabase {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let admin = postgres_admin_url();
-        admin_statement(&admin, &format!("CREATE DATABASE {name}"));
+        let template = template.map_or(String::new(), |t| format!(" TEMPLATE {t}"));
+        admin_statement(&admin, &format!("CREATE DATABASE {name}{template}"));
         let base = admin
             .rsplit_once('/')
             .map_or(admin.as_str(), |(base, _)| base);
@@ -114,9 +128,9 @@ fn admin_statement(url: &str, statement: &str) {
     })
     .join()
     .expect("the PostgreSQL admin thread");
-    if let Err(error) = outcome {
-        if !std::thread::panicking() {
-            panic!("{error}");
-        }
+    if let Err(error) = outcome
+        && !std::thread::panicking()
+    {
+        panic!("{error}");
     }
 }

@@ -3,6 +3,8 @@
 
 //! Fixture crates for the tests: each test works on a copy in a directory of its own.
 
+pub mod stored;
+
 use std::path::{Path, PathBuf};
 
 /// A copy of `tests/fixtures/NAME` in a new temporary directory.
