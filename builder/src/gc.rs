@@ -1,7 +1,8 @@
 //! `docbuild gc`: giving disk space back. What it removes, in this order:
 //!
 //! - work directories no build uses (the data directory's `work/<registry>/<name>/
-//!   <version>/` without a queued or running job, and `check`'s per-package and
+//!   <version>/` without a queued or running job, `staging/<build>/` of a build
+//!   that is not running, and `check`'s per-package and
 //!   per-workspace directories in its cache), each unmounted first, since its target
 //!   directory may be a mounted filesystem image; one locked by a build is kept;
 //! - stored builds of a release beyond the newest `keep`, never the one whose docs are
@@ -188,6 +189,26 @@ async fn work_dirs(
             continue;
         }
         candidates.push(dir);
+    }
+    // Docs put together for a build that is no longer running (its worker died
+    // before storing them).
+    for dir in dirs_at(&service.data.root().join("staging"), 1) {
+        let build = dir
+            .file_name()
+            .and_then(|name| name.to_str()?.parse::<i64>().ok());
+        let running = match build {
+            Some(build) => service
+                .queue
+                .build(build)
+                .await?
+                .is_some_and(|b| b.outcome == BuildState::Running),
+            None => false,
+        };
+        if running {
+            report.kept.push((dir, "its build is running".into()));
+        } else {
+            candidates.push(dir);
+        }
     }
     if let Some(cache) = &options.check_cache {
         for area in ["check", "workspaces"] {
