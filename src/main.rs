@@ -595,6 +595,7 @@ async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) 
         dependencies: Vec::new(),
         workspace_members: Vec::new(),
         deny_warnings: args.deny_warnings,
+        about: false,
     };
     let verbosity = if args.quiet {
         Verbosity::Quiet

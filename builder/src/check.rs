@@ -58,6 +58,9 @@ pub struct CheckOptions {
     pub workspace_members: Vec<String>,
     /// rustdoc's warnings are errors, as with `RUSTDOCFLAGS="-D warnings"`.
     pub deny_warnings: bool,
+    /// Keep what the package says about itself (description, links, README) in the
+    /// report, for the viewer.
+    pub about: bool,
 }
 
 /// Where docbuild keeps its state on this machine.
@@ -240,6 +243,17 @@ impl CheckRun<'_> {
         report.version = Some(package.version());
         report.features = package.features.clone();
         report.package_dir = Some(package.dir.clone());
+        if options.about {
+            let mut about = package.about.clone();
+            if let Some(readme) = package.readme.clone() {
+                about = blocking(move || {
+                    about.read_readme(&readme);
+                    Ok(about)
+                })
+                .await?;
+            }
+            report.about = Some(about);
+        }
 
         // plan
         let plan = plan_build(&package, options, toolchain)?;

@@ -5,6 +5,7 @@
 //! [`execute`] (the sandboxed `cargo rustdoc`) → [`outcome`] (classify and report).
 //! [`check`] runs that path for `docbuild check`.
 
+pub mod about;
 pub mod admin;
 pub mod check;
 pub mod config;

@@ -101,6 +101,10 @@ pub struct CrateReport {
     /// Bytes of the stored docs (uncompressed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_size_bytes: Option<u64>,
+    /// What the package says about itself: kept with a worker's builds for the
+    /// viewer (`check` leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<crate::about::PackageAbout>,
     /// The commands the build ran, host-side cargo and the sandbox's `docker run`,
     /// as they can be replayed by hand (tokens hidden).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -146,6 +150,7 @@ impl CrateReport {
             stage: None,
             features: Default::default(),
             docs_size_bytes: None,
+            about: None,
             commands: Vec::new(),
             omitted: Omitted::default(),
             package_dir: None,

@@ -39,6 +39,10 @@ pub struct LocalPackage {
     pub features: std::collections::BTreeMap<String, Vec<String>>,
     /// Where links in its sources may point: its git repository, else its workspace.
     pub project_root: PathBuf,
+    /// What it says about itself (its README not read yet).
+    pub about: crate::about::PackageAbout,
+    /// Its README, checked to lie inside the project.
+    pub readme: Option<PathBuf>,
 }
 
 /// The input is not something we can build. `invalid-input`.
@@ -165,6 +169,8 @@ impl LocalPackage {
             .iter()
             .find(|t| t.kind.iter().any(|k| library_kinds.contains(k)));
         Ok(Self {
+            about: crate::about::PackageAbout::from_package(&package),
+            readme: package.readme.as_ref().map(|readme| dir.join(readme)),
             id: CrateVersion::new(&package.name, &package.version.to_string())?,
             lib_name: lib.map(|t| t.name.replace('-', "_")),
             proc_macro: lib.is_some_and(|t| t.is_proc_macro()),

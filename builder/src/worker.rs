@@ -618,6 +618,7 @@ async fn build_sources(
         dependencies: Vec::new(),
         workspace_members: Vec::new(),
         deny_warnings: false,
+        about: true,
     };
     let cache = service.data.cache();
     check(&check_options, &cache, &|_: &str| {}, cancel).await
