@@ -135,6 +135,36 @@ impl<R: Read> Read for CappedReader<R> {
     }
 }
 
+/// Packs a directory of sources into a `.crate` archive (gzipped tar, every path
+/// below `prefix/`), as `cargo package` would lay it out. Only directories and
+/// regular files are taken; links are not followed.
+pub fn pack_dir(dir: &Path, prefix: &str) -> Result<Vec<u8>, crate::error::BuildError> {
+    let failed = |e| crate::error::BuildError::Io("cannot archive the package", e);
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut archive = tar::Builder::new(encoder);
+    archive.follow_symlinks(false);
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| failed(io::Error::other(e)))?;
+        let Ok(relative) = entry.path().strip_prefix(dir) else {
+            continue;
+        };
+        if relative.as_os_str().is_empty() || !entry.file_type().is_file() {
+            continue;
+        }
+        let name = Path::new(prefix).join(relative);
+        archive
+            .append_path_with_name(entry.path(), &name)
+            .map_err(failed)?;
+    }
+    archive
+        .into_inner()
+        .and_then(|encoder| encoder.finish())
+        .map_err(failed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,34 +297,4 @@ mod tests {
         assert_eq!(unpacked_size_cap(1 << 20), 512 << 20);
         assert_eq!(unpacked_size_cap(100 << 20), 2000 << 20);
     }
-}
-
-/// Packs a directory of sources into a `.crate` archive (gzipped tar, every path
-/// below `prefix/`), as `cargo package` would lay it out. Only directories and
-/// regular files are taken; links are not followed.
-pub fn pack_dir(dir: &Path, prefix: &str) -> Result<Vec<u8>, crate::error::BuildError> {
-    let failed = |e| crate::error::BuildError::Io("cannot archive the package", e);
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut archive = tar::Builder::new(encoder);
-    archive.follow_symlinks(false);
-    for entry in walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let entry = entry.map_err(|e| failed(io::Error::other(e)))?;
-        let Ok(relative) = entry.path().strip_prefix(dir) else {
-            continue;
-        };
-        if relative.as_os_str().is_empty() || !entry.file_type().is_file() {
-            continue;
-        }
-        let name = Path::new(prefix).join(relative);
-        archive
-            .append_path_with_name(entry.path(), &name)
-            .map_err(failed)?;
-    }
-    archive
-        .into_inner()
-        .and_then(|encoder| encoder.finish())
-        .map_err(failed)
 }

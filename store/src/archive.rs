@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +54,7 @@ pub struct FileEntry {
     pub size: u64,
     /// Size of the blob as stored (Content-Length when served as stored).
     pub stored: u64,
+    /// How the blob holds the content (and so which key it has).
     pub encoding: Encoding,
 }
 
@@ -100,6 +102,7 @@ pub struct SweepStats {
     pub freed_bytes: u64,
 }
 
+/// Any failure of storing or reading a tree, in one line naming the path or the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("`{0}` is not a directory (or is a link); only a real directory is stored")]
@@ -120,10 +123,11 @@ pub enum ArchiveError {
     Task(String),
 }
 
-/// gzip level of stored blobs. Measured on tokio's documentation (bench/store.sh):
-/// level 9 stores a few percent less than level 6 and costs about twice the CPU,
-/// which is paid once per build while the bytes are kept and served for years.
-pub const GZIP_LEVEL: u32 = 9;
+/// gzip level of stored blobs, by measurement (bench/store.sh, tokio 1.40.0's docs):
+/// level 9 stores the same bytes as level 6 to 0.1% (tokio's HTML: 18.6% of raw both)
+/// for 40% more CPU; level 1 stores a quarter more. zopfli, gzip that every client
+/// reads, would save 6% more at a hundred times the CPU.
+pub const GZIP_LEVEL: u32 = 6;
 
 /// A blob is kept as gzip only when that saves at least this share (in tenths).
 const MIN_SAVING_TENTHS: u64 = 1;
@@ -136,8 +140,10 @@ pub const REFRESH_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// The grace period to give [`sweep`] in production (see [`REFRESH_AFTER`]).
 pub const SWEEP_GRACE: Duration = Duration::from_secs(2 * 24 * 60 * 60);
 
-/// Files read, compressed or uploaded at once: enough to keep S3's latency hidden.
-const IN_FLIGHT: usize = 16;
+/// Files read, compressed or uploaded at once. Storing is bound by requests, one per
+/// new blob: at 20-50 ms per request to a remote service, 32 in flight make 600-1,600
+/// a second. Memory is bounded by [`BYTES_IN_FLIGHT`] whatever the number.
+const IN_FLIGHT: usize = 32;
 
 /// Raw bytes held in memory at once while storing, however large the files.
 const BYTES_IN_FLIGHT: u32 = 256 << 20;
@@ -295,7 +301,22 @@ enum Upload {
     Present,
 }
 
-async fn put_blob(blobs: &Blobs, encoded: Encoded) -> Result<(FileEntry, Upload), ArchiveError> {
+/// Which request comes first when uploading a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Write unless present (one request for a new blob; a present one costs its
+    /// upload, refused, and a look-up): for trees of mostly new content.
+    WriteFirst,
+    /// Look up, then write if missing (one request for a present blob, two for a new
+    /// one): for trees stored before, such as a rebuild.
+    LookFirst,
+}
+
+async fn put_blob(
+    blobs: &Blobs,
+    encoded: Encoded,
+    probe: Probe,
+) -> Result<(FileEntry, Upload), ArchiveError> {
     let entry = FileEntry {
         hash: encoded.hash,
         size: encoded.size,
@@ -303,15 +324,22 @@ async fn put_blob(blobs: &Blobs, encoded: Encoded) -> Result<(FileEntry, Upload)
         encoding: encoded.encoding,
     };
     let key = entry.key();
+    if probe == Probe::WriteFirst && blobs.put_new(&key, encoded.stored.clone()).await? {
+        return Ok((entry, Upload::New));
+    }
+    // Kept if young enough that no sweep can take it before this store's manifest is
+    // recorded, and whole (a crash before the file system synced can leave a short
+    // file).
     let upload = match blobs.head(&key).await? {
-        None => Upload::New,
         Some(info)
             if info.size == entry.stored
                 && age(SystemTime::now(), info.modified) < REFRESH_AFTER =>
         {
             Upload::Present
         }
-        Some(_) => Upload::Refreshed,
+        None if probe == Probe::LookFirst => Upload::New,
+        // Old, damaged, or swept between the two requests.
+        _ => Upload::Refreshed,
     };
     if upload != Upload::Present {
         blobs.put(&key, encoded.stored).await?;
@@ -332,7 +360,7 @@ pub async fn store_file(blobs: &Blobs, bytes: Bytes) -> Result<FileEntry, Archiv
     let encoded = tokio::task::spawn_blocking(move || encode(hash(&bytes), bytes))
         .await
         .map_err(task_failed)?;
-    Ok(put_blob(blobs, encoded).await?.0)
+    Ok(put_blob(blobs, encoded, Probe::WriteFirst).await?.0)
 }
 
 /// The blob of `entry` as stored: gzip when `entry.encoding` is gzip, ready to be
@@ -366,14 +394,13 @@ pub fn decode(entry: &FileEntry, stored: Bytes) -> Result<Bytes, ArchiveError> {
         }
     };
     if raw.len() as u64 != entry.size {
+        let found = if raw.len() as u64 > entry.size {
+            format!("more than {}", entry.size)
+        } else {
+            raw.len().to_string()
+        };
         return Err(corrupt(format!(
-            "its content is {}{} bytes, the manifest says {}",
-            if raw.len() as u64 > entry.size {
-                "over "
-            } else {
-                ""
-            },
-            raw.len(),
+            "its content is {found} bytes, the manifest says {}",
             entry.size
         )));
     }
@@ -565,6 +592,9 @@ struct Run {
     root_path: PathBuf,
     budget: Semaphore,
     claimed: Mutex<HashSet<String>>,
+    /// Blobs found missing and present so far, to choose each upload's [`Probe`].
+    new: AtomicU64,
+    present: AtomicU64,
 }
 
 async fn store_one(run: Arc<Run>, walked: Walked) -> Result<Stored, ArchiveError> {
@@ -602,7 +632,19 @@ async fn store_one(run: Arc<Run>, walked: Walked) -> Result<Stored, ArchiveError
     let encoded = tokio::task::spawn_blocking(move || encode(hash, Bytes::from(content)))
         .await
         .map_err(task_failed)?;
-    let (entry, upload) = put_blob(&run.blobs, encoded).await?;
+    // Whichever the blobs so far say is more likely: a new version's pages are all
+    // new (each shows the version), a rebuild's are all present.
+    let probe = if run.present.load(Ordering::Relaxed) > run.new.load(Ordering::Relaxed) {
+        Probe::LookFirst
+    } else {
+        Probe::WriteFirst
+    };
+    let (entry, upload) = put_blob(&run.blobs, encoded, probe).await?;
+    match upload {
+        Upload::New => &run.new,
+        Upload::Present | Upload::Refreshed => &run.present,
+    }
+    .fetch_add(1, Ordering::Relaxed);
     Ok(Stored::First {
         path,
         entry,
@@ -632,6 +674,8 @@ pub async fn store_tree(
         root_path,
         budget: Semaphore::new(BYTES_IN_FLIGHT as usize),
         claimed: Mutex::new(HashSet::new()),
+        new: AtomicU64::new(0),
+        present: AtomicU64::new(0),
     });
     let results: Vec<Stored> = futures_util::stream::iter(files)
         .map(|walked| store_one(Arc::clone(&run), walked))
@@ -721,16 +765,10 @@ pub async fn sweep(
             doomed.push(info);
         }
     }
-    let deleted: Vec<u64> = futures_util::stream::iter(doomed)
-        .map(|info| async move {
-            blobs.delete(&info.key).await?;
-            Ok::<_, ArchiveError>(info.size)
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .try_collect()
-        .await?;
-    stats.deleted = deleted.len() as u64;
-    stats.freed_bytes = deleted.iter().sum();
+    let keys: Vec<String> = doomed.iter().map(|info| info.key.clone()).collect();
+    blobs.delete_many(&keys).await?;
+    stats.deleted = doomed.len() as u64;
+    stats.freed_bytes = doomed.iter().map(|info| info.size).sum();
     tracing::info!(
         storage = %blobs.describe(),
         examined = stats.examined,
@@ -802,7 +840,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("krate/linked-dir")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("krate/fifo"),
+            root.join("krate/fifo"),
             rustix::fs::FileType::Fifo,
             Mode::from_raw_mode(0o644),
             0,
@@ -916,6 +954,19 @@ mod tests {
             assert_eq!(store_file(&blobs, binary).await.unwrap(), entry, "{what}");
             assert_eq!(blobs.list("blobs").await.unwrap().len(), 2, "{what}");
 
+            // Both ways of uploading tell new from present.
+            let fresh = Bytes::from_static(b"looked up first");
+            for (probe, expected) in [
+                (Probe::LookFirst, Upload::New),
+                (Probe::LookFirst, Upload::Present),
+                (Probe::WriteFirst, Upload::Present),
+            ] {
+                let encoded = encode(hash(&fresh), fresh.clone());
+                let (entry, upload) = put_blob(&blobs, encoded, probe).await.unwrap();
+                assert_eq!(upload, expected, "{what}: {probe:?}");
+                assert_eq!(load(&blobs, &entry).await.unwrap(), fresh, "{what}");
+            }
+
             blobs.delete(&entry.key()).await.unwrap();
             let missing = load(&blobs, &entry).await.unwrap_err();
             assert!(matches!(missing, ArchiveError::Missing { .. }), "{what}");
@@ -984,6 +1035,7 @@ mod tests {
     async fn old_or_damaged_blobs_are_written_again() {
         let backend = backends("refresh").swap_remove(0);
         let (blobs, storage) = (&backend.blobs, backend.root().unwrap());
+        let storage = storage.as_path();
         let content = Bytes::from(page("refresh"));
         let entry = store_file(blobs, content.clone()).await.unwrap();
         let file = storage.join(entry.key());
@@ -1148,7 +1200,7 @@ mod tests {
             ..entry.clone()
         };
         let error = decode(&short, gzip.clone().into()).unwrap_err().to_string();
-        assert!(error.contains("over 100 bytes"), "{error}");
+        assert!(error.contains("more than 100 bytes"), "{error}");
         let wrong = FileEntry {
             hash: hash(b"other"),
             ..entry.clone()

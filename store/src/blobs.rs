@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -60,7 +60,7 @@ pub enum BlobError {
         backend: String,
         message: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
 }
 
@@ -333,7 +333,7 @@ impl Blobs {
             key: key.to_string(),
             backend: self.describe(),
             message: one_line(&source),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -346,6 +346,26 @@ impl Blobs {
             .await
             .map_err(|e| self.failed("write", key, e))?;
         Ok(())
+    }
+
+    /// Writes `bytes` under `key` only if there is no object there yet, in one
+    /// request (S3's `If-None-Match: *`; a hard link in a directory), and says whether
+    /// it wrote. Content-addressed blobs are mostly new, so this saves the look-up
+    /// that would come first. A service that ignores the condition overwrites, which
+    /// for a blob named by its content changes nothing.
+    pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool, BlobError> {
+        let path = self.path(key)?;
+        // In a directory the condition costs a whole write (a staging file that then
+        // fails to link), and a look-up only a stat: look first.
+        if self.directory.is_some() && self.exists(key).await? {
+            return Ok(false);
+        }
+        let options = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self.store.put_opts(&path, bytes.into(), options).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.failed("write", key, e)),
+        }
     }
 
     /// The object's bytes, `None` when there is no such object.
@@ -392,6 +412,27 @@ impl Blobs {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.failed("delete", key, e)),
         }
+    }
+
+    /// Removes many objects: S3 takes a thousand per request (`DeleteObjects`), a
+    /// directory deletes them concurrently. Ones already gone are fine.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), BlobError> {
+        let paths = keys
+            .iter()
+            .map(|key| self.path(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let locations = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let mut results = self.store.delete_stream(locations);
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    let key = format!("one of {} keys", keys.len());
+                    return Err(self.failed("delete", &key, e));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every object below `prefix`, a folder matched by whole segments (`blobs`,
@@ -454,10 +495,10 @@ impl Blobs {
             key: String::new(),
             backend: self.describe(),
             message: one_line(&source),
-            source: object_store::Error::Generic {
+            source: Box::new(object_store::Error::Generic {
                 store: "LocalFileSystem",
                 source: source.into(),
-            },
+            }),
         };
         tokio::task::spawn_blocking(move || {
             let dir = std::fs::File::open(&directory)?;
@@ -489,8 +530,8 @@ pub(crate) mod testing {
 
     impl Backend {
         /// The storage's directory (tests that age files by hand).
-        pub fn root(&self) -> Option<&std::path::Path> {
-            self.directory.as_ref().map(|d| d.path())
+        pub fn root(&self) -> Option<PathBuf> {
+            self.directory.as_ref().map(|d| d.path().join("storage"))
         }
     }
 
@@ -605,13 +646,46 @@ mod tests {
                 .unwrap_or_default();
             assert!(age.as_secs() < 600, "{what}: modified {age:?} ago");
 
+            // Written only when missing; what was there stays.
+            assert!(
+                !blobs
+                    .put_new("blobs/ab/one", Bytes::from_static(b"other"))
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                blobs.get("blobs/ab/one").await.unwrap().as_deref(),
+                Some(&b"1st"[..]),
+                "{what}"
+            );
+            assert!(
+                blobs
+                    .put_new("blobs/ef/new", Bytes::from_static(b"new"))
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                blobs.get("blobs/ef/new").await.unwrap().as_deref(),
+                Some(&b"new"[..]),
+                "{what}"
+            );
+            blobs.delete("blobs/ef/new").await.unwrap();
+
             blobs.delete("blobs/ab/one").await.unwrap();
             blobs.delete("blobs/ab/one").await.unwrap(); // already gone: fine
             assert!(!blobs.exists("blobs/ab/one").await.unwrap(), "{what}");
             assert_eq!(blobs.list("blobs").await.unwrap().len(), 1, "{what}");
-            for info in blobs.list("").await.unwrap() {
-                blobs.delete(&info.key).await.unwrap();
-            }
+            let rest: Vec<String> = blobs
+                .list("")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|b| b.key)
+                .collect();
+            assert_eq!(rest.len(), 2, "{what}");
+            let mut doomed = rest.clone();
+            doomed.push("blobs/00/never-there".into());
+            blobs.delete_many(&doomed).await.unwrap();
             assert!(blobs.list("").await.unwrap().is_empty(), "{what}");
         }
     }
@@ -638,6 +712,8 @@ mod tests {
                     matches!(put, Err(BlobError::Key { .. })),
                     "{key:?}: {put:?}"
                 );
+                let put_new = blobs.put_new(key, Bytes::from_static(b"x")).await;
+                assert!(matches!(put_new, Err(BlobError::Key { .. })), "{key:?}");
                 assert!(matches!(blobs.get(key).await, Err(BlobError::Key { .. })));
                 assert!(matches!(
                     blobs.exists(key).await,
