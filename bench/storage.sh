@@ -43,6 +43,7 @@ log=$(stat -c %s "$storage/builds/$build/build.log.gz" 2>/dev/null || echo 0)
 
 echo
 echo "== 1. $large: stored against raw (built and stored in ${large_seconds}s, build $build)"
+python3 "$stored_py" describe "$data" "$build"
 printf '%-34s %14s %14s %10s %8s\n' what raw_bytes stored_bytes stored/raw goal
 printf '%-34s %14s %14s %10s %8s\n' "whole tree (files under storage/)" "$raw" "$stored" "$(pct "$stored" "$raw")" "<=15%"
 printf '%-34s %14s %14s %10s %8s\n' "HTML only ($html_files files)" "$html_raw" "$html_stored" "$(pct "$html_stored" "$html_raw")" "<=15%"

@@ -8,6 +8,7 @@ it is stored as it is (store/src/archive.rs, `blob_key`).
 
     stored.py build DATA_DIR NAME VERSION       id of the release's newest successful build (SQLite)
     stored.py record DATA_DIR BUILD             docs_size_bytes of the build's record (SQLite)
+    stored.py describe DATA_DIR BUILD           the build's toolchain, features and doc command
     stored.py kinds STORAGE BUILD               raw and stored bytes by kind of file
     stored.py alone STORAGE BUILD               bytes the build takes in storage on its own
     stored.py dedup STORAGE BUILD...            by kind: stored bytes of each build alone, summed,
@@ -74,6 +75,18 @@ def cmd_record(data_dir, build):
     db = sqlite3.connect(os.path.join(data_dir, "docbuild.db"))
     (record,) = db.execute("SELECT record FROM builds WHERE id = ?", (int(build),)).fetchone()
     print(json.loads(record)["docs_size_bytes"])
+
+
+def cmd_describe(data_dir, build):
+    db = sqlite3.connect(os.path.join(data_dir, "docbuild.db"))
+    (record,) = db.execute("SELECT record FROM builds WHERE id = ?", (int(build),)).fetchone()
+    record = json.loads(record)
+    print(f"toolchain: {record.get('toolchain')}; features: {json.dumps(record.get('features'))}")
+    for command in record.get("commands") or []:
+        # The cargo command inside the sandbox's `docker run`.
+        at = max(command.find("cargo rustdoc"), command.find("cargo doc"))
+        if at >= 0:
+            print(f"command: {command[at:]}")
 
 
 def cmd_kinds(storage, build):
@@ -228,7 +241,7 @@ def cmd_mirror(base_url, out):
 
 
 if __name__ == "__main__":
-    commands = {"build": cmd_build, "dedup": cmd_dedup, "record": cmd_record, "mirror": cmd_mirror, "encodings": cmd_encodings, "kinds": cmd_kinds, "alone": cmd_alone, "extract": cmd_extract}
+    commands = {"build": cmd_build, "dedup": cmd_dedup, "record": cmd_record, "describe": cmd_describe, "mirror": cmd_mirror, "encodings": cmd_encodings, "kinds": cmd_kinds, "alone": cmd_alone, "extract": cmd_extract}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](*sys.argv[2:])
