@@ -38,7 +38,8 @@ done
 site="$work/site"
 docs="$site/$name/$version"
 python3 "$stored_py" extract "$storage" "$build" "$docs"
-read -r files replaced removed <<<"$(python3 "$stored_py" mirror "http://127.0.0.1:$port_ours/$name/$version/" "$docs")"
+mirrored=$(python3 "$stored_py" mirror "http://127.0.0.1:$port_ours/$name/$version/" "$docs")
+read -r files replaced removed <<<"$mirrored"
 # .gz siblings, kept where gzip saves a tenth (docbuild's rule for storing gzip).
 find "$docs" -type f -size +0 -print0 | xargs -0 gzip -k -9
 find "$docs" -name '*.gz' -print0 | while IFS= read -r -d '' gz; do
