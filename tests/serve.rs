@@ -471,8 +471,8 @@ fn files_are_cached_validated_and_compressed() {
         Some("public, max-age=31536000, immutable")
     );
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
-    // Sent as stored, gzip, to a client that takes it; decompressed for one that
-    // does not. Identical files of every build are stored once: both versions'
+    // Sent as stored (brotli) to a client that takes it; as gzip made once to one
+    // that takes only gzip; decompressed for one that takes neither. Identical files of every build are stored once: both versions'
     // stylesheets are one blob.
     let store = DataStore::open(&server.data);
     let entry = |version: &str| {
@@ -485,7 +485,7 @@ fn files_are_cached_validated_and_compressed() {
     };
     let stored = entry("0.1.0");
     assert_eq!(stored.key(), entry("0.2.0").key());
-    assert_eq!(stored.encoding, docbuild_store::archive::Encoding::Gzip);
+    assert_eq!(stored.encoding, docbuild_store::archive::Encoding::Brotli);
     let blob = store
         .block_on(docbuild_store::archive::load(
             store.store().builds().blobs(),
@@ -500,9 +500,14 @@ fn files_are_cached_validated_and_compressed() {
         let head = String::from_utf8_lossy(&response[..end]).to_lowercase();
         (head, response[end + 4..].to_vec())
     };
+    let (head, body) = split(server.raw_response(&path, &host, "Accept-Encoding: gzip, br\r\n"));
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert_eq!(body, blob.to_vec(), "the stored bytes, as they are");
     let (head, body) = split(server.raw_response(&path, &host, "Accept-Encoding: gzip\r\n"));
     assert!(head.contains("content-encoding: gzip"), "{head}");
-    assert_eq!(body, blob.to_vec(), "the stored bytes, as they are");
+    let mut css = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut css).unwrap();
+    assert!(css.contains("font-family"), "gzip made from the content");
     let (head, body) = split(server.raw_response(&path, &host, ""));
     assert!(!head.contains("content-encoding"), "{head}");
     assert!(String::from_utf8_lossy(&body).contains("font-family"));

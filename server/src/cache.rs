@@ -31,11 +31,11 @@ pub const GENERATION_INTERVAL: std::time::Duration = std::time::Duration::from_m
 /// A file ready to send, headers included.
 #[derive(Debug)]
 pub struct CachedFile {
-    /// The tag of the body as it is; the gzipped body has its own.
+    /// The tag of the body as it is; the gzip and brotli forms have their own.
     pub etag: String,
     pub gzip_etag: String,
-    /// Both, ready to send.
-    pub etag_values: [Option<axum::http::HeaderValue>; 2],
+    /// The three, ready to send.
+    pub etag_values: [Option<axum::http::HeaderValue>; 3],
     pub headers: axum::http::HeaderMap,
     /// The body as it is: given, or decompressed from the stored gzip on the first
     /// request that does not accept gzip.
@@ -43,20 +43,29 @@ pub struct CachedFile {
     /// The body gzipped: as stored, or made on the first request that accepts it
     /// (text only).
     pub gzip: std::sync::OnceLock<Option<Bytes>>,
+    /// The body in brotli, as stored.
+    pub brotli: Option<Bytes>,
     /// Bytes held, for the cache's budget.
     size: usize,
 }
 
 impl CachedFile {
+    /// A file from its body as it is, or as stored in gzip or brotli (at least one).
     pub fn new(
         etag: String,
         headers: axum::http::HeaderMap,
         body: Option<Bytes>,
         gzip: Option<Bytes>,
+        brotli: Option<Bytes>,
     ) -> Self {
         let gzip_etag = format!("{}-gzip\"", etag.trim_end_matches('"'));
-        let etag_values = [&etag, &gzip_etag].map(|t| axum::http::HeaderValue::from_str(t).ok());
-        let size = body.as_ref().map_or(0, Bytes::len) + gzip.as_ref().map_or(0, Bytes::len);
+        let brotli_etag = format!("{}-br\"", etag.trim_end_matches('"'));
+        let etag_values =
+            [&etag, &gzip_etag, &brotli_etag].map(|t| axum::http::HeaderValue::from_str(t).ok());
+        let size = [&body, &gzip, &brotli]
+            .iter()
+            .map(|b| b.as_ref().map_or(0, Bytes::len))
+            .sum();
         let cell = |value: Option<Bytes>| {
             let cell = std::sync::OnceLock::new();
             if let Some(value) = value {
@@ -74,20 +83,23 @@ impl CachedFile {
                 Some(gzip) => std::sync::OnceLock::from(Some(gzip)),
                 None => std::sync::OnceLock::new(),
             },
+            brotli,
             size,
         }
     }
 
-    /// The body as it is.
+    /// The body as it is, decompressed from what was stored on first need.
     pub fn body(&self) -> &Bytes {
         self.body.get_or_init(|| {
-            let stored = self.gzip.get().cloned().flatten().unwrap_or_default();
+            // What is stored was checked when it was stored; a corrupt one sends less.
             let mut raw = Vec::new();
-            // Stored gzip was checked when it was stored; a corrupt one sends less.
-            let _ = std::io::Read::read_to_end(
-                &mut flate2::read::GzDecoder::new(&stored[..]),
-                &mut raw,
-            );
+            if let Some(brotli) = &self.brotli {
+                let mut decoder = brotli::Decompressor::new(&brotli[..], 64 << 10);
+                let _ = std::io::Read::read_to_end(&mut decoder, &mut raw);
+            } else if let Some(Some(gzip)) = self.gzip.get() {
+                let mut decoder = flate2::read::GzDecoder::new(&gzip[..]);
+                let _ = std::io::Read::read_to_end(&mut decoder, &mut raw);
+            }
             Bytes::from(raw)
         })
     }

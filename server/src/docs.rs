@@ -39,7 +39,7 @@ async fn load(state: &SharedState, release: &Release, path: &str) -> Option<Stor
         .ok()?;
     Some(StoredFile {
         bytes,
-        gzip: entry.encoding == docbuild_store::archive::Encoding::Gzip,
+        encoding: entry.encoding,
         hash: entry.hash.clone(),
     })
 }
@@ -154,15 +154,13 @@ pub async fn file(
         }
         stored.push_str("index.html");
     }
-    // The bar is made only when the page is not cached yet, from the releases known
-    // now (kept in memory).
-    let releases = state
-        .catalog
-        .releases(&release.name)
-        .await
-        .unwrap_or_default();
-    let rewrite =
-        |html: &str| TopBar::new(&state, &releases, &release, target.as_deref()).insert(html);
+    // The bar is made only when the page is not cached yet, from the releases in
+    // memory (`resolve` just read them).
+    let rewrite = |html: &str| {
+        let key = crate::catalog::normalize(&release.name);
+        let releases = state.catalog.cache().releases(&key).unwrap_or_default();
+        TopBar::new(&state, &releases, &release, target.as_deref()).insert(html)
+    };
     let key = std::path::PathBuf::from(format!("{}/{stored}", release.build));
     if let Some(response) = respond(
         state.catalog.cache(),

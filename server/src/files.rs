@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::{Cache, CachedFile};
 use crate::{policy, scripts};
+use docbuild_store::archive::Encoding;
 
 /// The segments of a URL path below a docs root, or `None` if any could leave it:
 /// `..`, `.`, empty segments in the middle, backslashes, NUL. Percent-encoding was
@@ -81,20 +82,26 @@ fn etag(body: &[u8]) -> String {
 /// A file as storage holds it.
 pub struct StoredFile {
     pub bytes: Bytes,
-    /// `bytes` are gzip.
-    pub gzip: bool,
+    pub encoding: Encoding,
     /// The SHA-256 of the content, hex.
     pub hash: String,
 }
 
 impl StoredFile {
     fn content(self) -> Option<Vec<u8>> {
-        if !self.gzip {
-            return Some(self.bytes.to_vec());
-        }
         let mut raw = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.bytes[..]), &mut raw)
-            .ok()?;
+        match self.encoding {
+            Encoding::Identity => return Some(self.bytes.to_vec()),
+            Encoding::Gzip => std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&self.bytes[..]),
+                &mut raw,
+            ),
+            Encoding::Brotli => std::io::Read::read_to_end(
+                &mut brotli::Decompressor::new(&self.bytes[..], 64 << 10),
+                &mut raw,
+            ),
+        }
+        .ok()?;
         Some(raw)
     }
 }
@@ -163,20 +170,22 @@ pub async fn respond(
         None => {
             let stored = load.await?;
             let as_stored = sent_as_stored(kind, source, rewrite.is_some());
-            let (tag, body, gzip, kind, csp) = if as_stored {
+            let (tag, body, gzip, brotli, kind, csp) = if as_stored {
                 let csp = if kind == "text/html; charset=utf-8" {
                     policy::DOCS_FRAGMENT
                 } else {
                     policy::INERT
                 };
                 let tag = format!("\"{}\"", &stored.hash[..stored.hash.len().min(24)]);
-                match stored.gzip {
-                    true => (tag, None, Some(stored.bytes), kind, csp),
-                    false => (tag, Some(stored.bytes), None, kind, csp),
+                let bytes = Some(stored.bytes);
+                match stored.encoding {
+                    Encoding::Identity => (tag, bytes, None, None, kind, csp),
+                    Encoding::Gzip => (tag, None, bytes, None, kind, csp),
+                    Encoding::Brotli => (tag, None, None, bytes, kind, csp),
                 }
             } else {
                 let (body, kind, csp) = prepare(path, stored.content()?, source, rewrite);
-                (etag(&body), Some(body), None, kind, csp)
+                (etag(&body), Some(body), None, None, kind, csp)
             };
             let mut headers = HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
@@ -196,31 +205,46 @@ pub async fn respond(
                 HeaderValue::from_static(csp),
             );
             headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-            let file = Arc::new(CachedFile::new(tag, headers, body, gzip));
+            let file = Arc::new(CachedFile::new(tag, headers, body, gzip, brotli));
             cache.set_file(&key, page, Arc::clone(&file));
             file
         }
     };
-    let accepts_gzip = request_headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',').any(|e| {
-                let mut parts = e.split(';');
-                parts.next().is_some_and(|e| e.trim() == "gzip")
-                    && !parts.any(|p| {
-                        p.trim()
-                            .strip_prefix("q=")
-                            .and_then(|q| q.trim().parse::<f32>().ok())
-                            == Some(0.0)
-                    })
+    let accepts = |encoding: &str| {
+        request_headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',').any(|e| {
+                    let mut parts = e.split(';');
+                    parts.next().is_some_and(|e| e.trim() == encoding)
+                        && !parts.any(|p| {
+                            p.trim()
+                                .strip_prefix("q=")
+                                .and_then(|q| q.trim().parse::<f32>().ok())
+                                == Some(0.0)
+                        })
+                })
             })
-        });
-    let gzipped = if accepts_gzip { file.gzipped() } else { None };
-    let (tag, tag_value) = match gzipped {
-        Some(_) => (&file.gzip_etag, &file.etag_values[1]),
-        None => (&file.etag, &file.etag_values[0]),
     };
+    // The stored brotli as it is; else gzip (stored, or made once); else the body.
+    let (encoded, encoding, tag_index) = match &file.brotli {
+        Some(brotli) if accepts("br") => (Some(brotli), "br", 2),
+        _ => match if accepts("gzip") {
+            file.gzipped()
+        } else {
+            None
+        } {
+            Some(gzip) => (Some(gzip), "gzip", 1),
+            None => (None, "", 0),
+        },
+    };
+    let tag_value = &file.etag_values[tag_index];
+    let tag = tag_value
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(&file.etag)
+        .to_string();
     let mut headers = file.headers.clone();
     if let Some(value) = tag_value {
         headers.insert(header::ETAG, value.clone());
@@ -231,13 +255,13 @@ pub async fn respond(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim())
-        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag);
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag.as_str());
     if matches {
         return Some((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    if let Some(gzipped) = gzipped {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        return Some((StatusCode::OK, headers, Body::from(gzipped.clone())).into_response());
+    if let Some(encoded) = encoded {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        return Some((StatusCode::OK, headers, Body::from(encoded.clone())).into_response());
     }
     Some((StatusCode::OK, headers, Body::from(file.body().clone())).into_response())
 }

@@ -178,10 +178,15 @@ impl Catalog {
     pub async fn generation(&self) -> Result<i64, DbError> {
         self.db
             .read(|conn| {
-                conn.value(
-                    "SELECT value FROM store_state WHERE key = 'generation'",
-                    &[],
-                )
+                let statement = match conn.dialect() {
+                    crate::db::Dialect::Sqlite => {
+                        "SELECT value FROM store_state WHERE key = 'generation'"
+                    }
+                    crate::db::Dialect::Postgres => {
+                        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM store_generation"
+                    }
+                };
+                conn.value(statement, &[])
             })
             .await
     }

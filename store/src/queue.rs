@@ -280,11 +280,13 @@ fn builds(
 }
 
 /// Bumps the counter that tells viewers their caches of builds and tokens are stale.
+/// On PostgreSQL a sequence, which transactions do not queue on.
 pub(crate) fn changed(conn: &mut dyn Conn) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE store_state SET value = value + 1 WHERE key = 'generation'",
-        &[],
-    )?;
+    let statement = match conn.dialect() {
+        Dialect::Sqlite => "UPDATE store_state SET value = value + 1 WHERE key = 'generation'",
+        Dialect::Postgres => "SELECT nextval('store_generation')",
+    };
+    conn.execute(statement, &[])?;
     Ok(())
 }
 
