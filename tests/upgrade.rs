@@ -294,17 +294,10 @@ fn a_data_directory_of_0_1_0_is_moved_in_once_and_keeps_everything() {
     let tokens = run(&data, &["token", "list", "--json"]);
     assert_eq!(tokens.lines().count(), 1, "{tokens}");
 
-    // The loose files were moved into storage.
-    assert_eq!(
-        files_below(&data.join("crates")),
-        Vec::<String>::new(),
-        "no loose build is left"
-    );
-    assert_eq!(
-        files_below(&data.join("jobs")),
-        Vec::<String>::new(),
-        "no loose package is left"
-    );
+    // The loose files were moved into storage, and the old layout is gone.
+    for old in ["crates", "jobs", "static"] {
+        assert!(!data.join(old).exists(), "{old}/ is left");
+    }
     let stored = files_below(&data.join("storage"));
     assert!(stored.len() > 10, "the builds are in storage/: {stored:#?}");
 
