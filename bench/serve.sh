@@ -15,7 +15,7 @@
 # Usage: bash bench/serve.sh   (CRATE=serde_json@1.0.154 DURATION=10s by default)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-bench_install wrk nginx curl
+bench_install wrk nginx curl brotli
 krate=${CRATE:-serde_json@1.0.154}
 duration=${DURATION:-10s}
 name=${krate%@*}

@@ -3,7 +3,7 @@
 
 A build's manifest is `builds/<id>/manifest.json.gz`: gzip JSON
 `{"files": {"<path>": {"hash", "size", "stored", "encoding"}}}`; a file's blob is
-`blobs/<hash[:2]>/<hash>.gz` when its encoding is gzip, `blobs/<hash[:2]>/<hash>` when
+`blobs/<hash[:2]>/<hash>.br` for brotli, `.gz` for gzip, `blobs/<hash[:2]>/<hash>` when
 it is stored as it is (store/src/archive.rs, `blob_key`).
 
     stored.py build DATA_DIR NAME VERSION       id of the release's newest successful build (SQLite)
@@ -37,7 +37,7 @@ def manifest(storage, build):
 
 def blob_key(entry):
     h = entry["hash"]
-    suffix = ".gz" if entry["encoding"] == "gzip" else ""
+    suffix = {"gzip": ".gz", "brotli": ".br"}.get(entry["encoding"], "")
     return f"blobs/{h[:2]}/{h}{suffix}"
 
 
@@ -155,6 +155,8 @@ def cmd_extract(storage, build, out):
             data = f.read()
         if entry["encoding"] == "gzip":
             data = gzip.decompress(data)
+        elif entry["encoding"] == "brotli":
+            data = subprocess.run(["brotli", "-d", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
         if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["hash"]:
             sys.exit(f"{path}: the blob does not match its manifest entry")
         target = os.path.join(out, path)

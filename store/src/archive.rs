@@ -131,10 +131,12 @@ pub enum ArchiveError {
 /// reads, would save 6% more at a hundred times the CPU.
 pub const GZIP_LEVEL: u32 = 6;
 
-/// Brotli quality of stored blobs. rustdoc's HTML at quality 10 stores at 14.3% of
-/// raw (tokio 1.40.0, docs.rs's flags), where gzip stores at 18.6%; quality 11 saves
-/// 4% more for three times the CPU. Browsers ask for brotli over HTTPS, and get the
-/// stored bytes; other clients get gzip made once from the content.
+/// Brotli quality of stored blobs, by measurement (bench/storage.sh, tokio 1.40.0 with
+/// docs.rs's flags): rustdoc's HTML stores at 13.8% of raw, where quality 9 stores at
+/// 15.8% and gzip at 17.8%. It costs CPU: storing tokio's 20 MiB of docs takes 17 s of
+/// CPU at quality 10, 8 s at 9 and 0.5 s with gzip (store/examples/store_bench.rs).
+/// Browsers ask for brotli over HTTPS, and get the stored bytes; other clients get
+/// gzip made once from the content.
 pub const BROTLI_QUALITY: u32 = 10;
 
 /// A blob is kept as gzip only when that saves at least this share (in tenths).
@@ -663,9 +665,6 @@ async fn store_one(run: Arc<Run>, walked: Walked) -> Result<Stored, ArchiveError
             size: walked.size,
         });
     }
-    let encoded = tokio::task::spawn_blocking(move || encode(hash, Bytes::from(content)))
-        .await
-        .map_err(task_failed)?;
     // Whichever the blobs so far say is more likely: a new version's pages are all
     // new (each shows the version), a rebuild's are all present.
     let probe = if run.present.load(Ordering::Relaxed) > run.new.load(Ordering::Relaxed) {
@@ -673,6 +672,21 @@ async fn store_one(run: Arc<Run>, walked: Walked) -> Result<Stored, ArchiveError
     } else {
         Probe::WriteFirst
     };
+    // Content stored before (a rebuild's pages, rustdoc's static files) is not
+    // compressed again: its blob is looked up first where that is cheap or likely.
+    if (run.blobs.is_directory() || probe == Probe::LookFirst)
+        && let Some(entry) = stored_before(&run.blobs, &hash, walked.size).await?
+    {
+        run.present.fetch_add(1, Ordering::Relaxed);
+        return Ok(Stored::First {
+            path,
+            entry,
+            upload: Upload::Present,
+        });
+    }
+    let encoded = tokio::task::spawn_blocking(move || encode(hash, Bytes::from(content)))
+        .await
+        .map_err(task_failed)?;
     let (entry, upload) = put_blob(&run.blobs, encoded, probe).await?;
     match upload {
         Upload::New => &run.new,
@@ -684,6 +698,45 @@ async fn store_one(run: Arc<Run>, walked: Walked) -> Result<Stored, ArchiveError
         entry,
         upload,
     })
+}
+
+/// The blob already holding content `hash` of `size` bytes, in whichever encoding it
+/// was stored, if it is young enough that no sweep can take it (see
+/// [`REFRESH_AFTER`]); an older one is written again by the caller.
+async fn stored_before(
+    blobs: &Blobs,
+    hash: &str,
+    size: u64,
+) -> Result<Option<FileEntry>, ArchiveError> {
+    for encoding in [Encoding::Brotli, Encoding::Identity, Encoding::Gzip] {
+        let Some(info) = blobs.head(&blob_key(hash, encoding)).await? else {
+            continue;
+        };
+        let fresh = age(SystemTime::now(), info.modified) < REFRESH_AFTER;
+        let whole = encoding != Encoding::Identity || info.size == size;
+        let entry = FileEntry {
+            hash: hash.to_string(),
+            size,
+            stored: info.size,
+            encoding,
+        };
+        if !(fresh && whole && info.size > 0) {
+            return Ok(None);
+        }
+        // A local file may have been cut short by a crash before the file system
+        // synced it (an object store writes whole objects or nothing): it is read
+        // back and checked, which costs far less than compressing again.
+        if blobs.is_directory() {
+            let stored = load(blobs, &entry).await?;
+            let checked =
+                tokio::task::spawn_blocking(move || decode(&entry, stored).map(|_| entry))
+                    .await
+                    .map_err(task_failed)?;
+            return Ok(checked.ok());
+        }
+        return Ok(Some(entry));
+    }
+    Ok(None)
 }
 
 /// Stores every regular file below `root` and returns the manifest that finds them

@@ -310,6 +310,11 @@ impl Blobs {
     }
 
     /// `directory /x` or `s3://bucket/prefix at endpoint`, for logs and errors.
+    /// Whether this is a local directory, where looking a blob up is cheap.
+    pub fn is_directory(&self) -> bool {
+        self.directory.is_some()
+    }
+
     pub fn describe(&self) -> String {
         self.description.to_string()
     }
