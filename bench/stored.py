@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 
 
