@@ -174,7 +174,7 @@ async fn work_dirs(
         .collect();
     let work_root = service.data.root().join("work");
     let mut candidates = Vec::new();
-    for dir in dirs_at(&work_root, 3) {
+    for dir in blocking(move || dirs_at(&work_root, 3)).await {
         let key = |depth: usize| {
             dir.iter()
                 .rev()
@@ -192,7 +192,8 @@ async fn work_dirs(
     }
     // Docs put together for a build that is no longer running (its worker died
     // before storing them).
-    for dir in dirs_at(&service.data.root().join("staging"), 1) {
+    let staging = service.data.root().join("staging");
+    for dir in blocking(move || dirs_at(&staging, 1)).await {
         let build = dir
             .file_name()
             .and_then(|name| name.to_str()?.parse::<i64>().ok());
@@ -211,9 +212,16 @@ async fn work_dirs(
         }
     }
     if let Some(cache) = &options.check_cache {
-        for area in ["check", "workspaces"] {
-            candidates.extend(dirs_at(&cache.root().join(area), 1));
-        }
+        let root = cache.root().to_path_buf();
+        candidates.extend(
+            blocking(move || {
+                ["check", "workspaces"]
+                    .iter()
+                    .flat_map(|area| dirs_at(&root.join(area), 1))
+                    .collect::<Vec<_>>()
+            })
+            .await,
+        );
     }
     for dir in candidates {
         let Some(locks) = lock_all(&dir) else {
@@ -386,16 +394,17 @@ async fn blobs(
         .unused(&builds, options.blob_grace)
         .await
         .map_err(|e| GcError::Storage(e.to_string()))?;
+    if !options.dry_run {
+        let keys: Vec<String> = unused.iter().map(|blob| blob.key.clone()).collect();
+        service
+            .store
+            .builds()
+            .blobs()
+            .delete_many(&keys)
+            .await
+            .map_err(|e| GcError::Storage(e.to_string()))?;
+    }
     for blob in unused {
-        if !options.dry_run {
-            service
-                .store
-                .builds()
-                .blobs()
-                .delete(&blob.key)
-                .await
-                .map_err(|e| GcError::Storage(e.to_string()))?;
-        }
         report.collected.push(Collected {
             kind: Kind::Blob,
             path: PathBuf::from(blob.key),

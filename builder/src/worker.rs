@@ -3,12 +3,13 @@
 //!
 //! A build's docs are put together under the data directory at
 //! `staging/<build>/docs/` (the default target's docs at
-//! the top, other targets in `docs/<target>/`, the toolchain's `static.files/`), then
+//! the top, other targets in `docs/<target>/`, each with the toolchain's
+//! `static.files/`), then
 //! stored in the store's blob storage with the build's log; the report is recorded
 //! in the database. The data directory is only a cache: workers on several machines
 //! share one database and one storage.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -19,7 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::check::{CheckOptions, check};
 use crate::config::{Config, DataDir, LOCAL};
-use crate::copy::copy_sources;
 use crate::error::BuildError;
 use crate::host_cargo::HostCargo;
 use crate::identity::CrateId;
@@ -27,7 +27,6 @@ use crate::outcome::{CrateReport, Failure, Outcome};
 use crate::prepare::{LocalPackage, SourceMode, prepare_source};
 use crate::queue::{BuildResult, Job, PRIORITY_NEW, Queue, QueueError};
 use crate::registry::fetch_crate;
-use crate::static_files::{STATIC_FILES, reference_dir};
 use crate::toolchain::Toolchain;
 use crate::unpack::unpack_crate;
 use docbuild_store::Store;
@@ -693,9 +692,9 @@ async fn get_job_sources(
     .await
 }
 
-/// Stores the build's docs and log. The docs were copied by `check` with the
-/// link-refusing copier; their `static.files/` (the build's, so the crate's to
-/// tamper with) are replaced by the toolchain's own.
+/// Stores the build's docs and log. The docs were copied out by `check` with the
+/// link-refusing copier, each target's `static.files/` already the toolchain's own
+/// (`static_files::replace_static_files`), never the build's.
 async fn store(
     report: &mut CrateReport,
     work: &Path,
@@ -703,7 +702,6 @@ async fn store(
     build: i64,
     service: &Service,
 ) -> Result<(), BuildError> {
-    const WHAT: &str = "cannot store the build";
     let log = tokio::fs::read(work.join("build.log")).await.ok();
     if log.is_some() {
         report.log = Some(work.join("build.log"));
@@ -712,24 +710,6 @@ async fn store(
     let has_docs = tokio::fs::symlink_metadata(&docs)
         .await
         .is_ok_and(|m| m.is_dir());
-    if has_docs {
-        // The build made its toolchain's static files before its docs were copied.
-        let version = report.toolchain.as_deref().unwrap_or_default();
-        let reference = reference_dir(version, service.data.cache().root());
-        if !reference.is_dir() {
-            return Err(BuildError::Io(
-                WHAT,
-                std::io::Error::other(format!("no static files for `{version}`")),
-            ));
-        }
-        let docs_dir = docs.clone();
-        blocking(move || {
-            drop_static_files(&docs_dir)?;
-            copy_sources(&reference, &docs_dir.join(STATIC_FILES), &reference, &[])
-                .map_err(BuildError::Sources)
-        })
-        .await?;
-    }
     let stats = service
         .store
         .builds()
@@ -739,24 +719,9 @@ async fn store(
             log.map(Into::into),
         )
         .await
-        .map_err(|e| BuildError::Io(WHAT, std::io::Error::other(e)))?;
+        .map_err(|e| BuildError::Io("cannot store the build", std::io::Error::other(e)))?;
     if let Some(stats) = stats {
         report.docs_size_bytes = Some(stats.bytes);
-    }
-    Ok(())
-}
-
-/// Removes every target's `static.files/` from the docs a build wrote.
-fn drop_static_files(docs: &Path) -> Result<(), BuildError> {
-    let dirs: Vec<PathBuf> = walkdir::WalkDir::new(docs)
-        .max_depth(2)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_dir() && e.file_name() == STATIC_FILES)
-        .map(|e| e.into_path())
-        .collect();
-    for dir in dirs {
-        std::fs::remove_dir_all(&dir).map_err(BuildError::io("cannot drop static files"))?;
     }
     Ok(())
 }

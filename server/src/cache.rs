@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
+use docbuild_store::archive::Encoding;
 
 use crate::catalog::Release;
 use docbuild_store::tokens::Scope;
@@ -92,15 +93,13 @@ impl CachedFile {
     pub fn body(&self) -> &Bytes {
         self.body.get_or_init(|| {
             // What is stored was checked when it was stored; a corrupt one sends less.
-            let mut raw = Vec::new();
-            if let Some(brotli) = &self.brotli {
-                let mut decoder = brotli::Decompressor::new(&brotli[..], 64 << 10);
-                let _ = std::io::Read::read_to_end(&mut decoder, &mut raw);
-            } else if let Some(Some(gzip)) = self.gzip.get() {
-                let mut decoder = flate2::read::GzDecoder::new(&gzip[..]);
-                let _ = std::io::Read::read_to_end(&mut decoder, &mut raw);
-            }
-            Bytes::from(raw)
+            let (encoding, stored) = match (&self.brotli, self.gzip.get()) {
+                (Some(brotli), _) => (Encoding::Brotli, brotli.clone()),
+                (None, Some(Some(gzip))) => (Encoding::Gzip, gzip.clone()),
+                _ => return Bytes::new(),
+            };
+            let raw = docbuild_store::archive::decompress(encoding, &stored, u64::MAX);
+            Bytes::from(raw.unwrap_or_default())
         })
     }
 

@@ -89,20 +89,7 @@ pub struct StoredFile {
 
 impl StoredFile {
     fn content(self) -> Option<Vec<u8>> {
-        let mut raw = Vec::new();
-        match self.encoding {
-            Encoding::Identity => return Some(self.bytes.to_vec()),
-            Encoding::Gzip => std::io::Read::read_to_end(
-                &mut flate2::read::GzDecoder::new(&self.bytes[..]),
-                &mut raw,
-            ),
-            Encoding::Brotli => std::io::Read::read_to_end(
-                &mut brotli::Decompressor::new(&self.bytes[..], 64 << 10),
-                &mut raw,
-            ),
-        }
-        .ok()?;
-        Some(raw)
+        docbuild_store::archive::decompress(self.encoding, &self.bytes, u64::MAX).ok()
     }
 }
 

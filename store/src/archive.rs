@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::blobs::{BlobError, Blobs};
+use crate::blobs::{BlobError, BlobInfo, Blobs};
 
 /// Every path of a stored tree and the blob holding its content.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -400,6 +400,24 @@ pub async fn load(blobs: &Blobs, entry: &FileEntry) -> Result<Bytes, ArchiveErro
     })
 }
 
+/// The content of `stored` bytes in `encoding`, at most `limit` bytes of it: the one
+/// place blobs are decompressed (stored builds, logs, the viewer's responses).
+pub fn decompress(encoding: Encoding, stored: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::with_capacity(limit.min(64 << 20) as usize);
+    match encoding {
+        Encoding::Identity => raw.extend_from_slice(&stored[..stored.len().min(limit as usize)]),
+        Encoding::Gzip => {
+            GzDecoder::new(stored).take(limit).read_to_end(&mut raw)?;
+        }
+        Encoding::Brotli => {
+            brotli::Decompressor::new(stored, 64 << 10)
+                .take(limit)
+                .read_to_end(&mut raw)?;
+        }
+    }
+    Ok(raw)
+}
+
 /// The raw content from a blob as stored, checked against its entry (size and hash);
 /// gzip is decompressed to at most `entry.size` bytes, so a corrupt or hostile blob
 /// cannot expand without bound.
@@ -410,24 +428,16 @@ pub fn decode(entry: &FileEntry, stored: Bytes) -> Result<Bytes, ArchiveError> {
     };
     let raw = match entry.encoding {
         Encoding::Identity => stored,
-        Encoding::Gzip => {
-            let capacity = entry.size.min(64 << 20) as usize;
-            let mut raw = Vec::with_capacity(capacity);
-            GzDecoder::new(&stored[..])
-                .take(entry.size.saturating_add(1))
-                .read_to_end(&mut raw)
-                .map_err(|e| corrupt(format!("not gzip: {e}")))?;
-            Bytes::from(raw)
-        }
-        Encoding::Brotli => {
-            let capacity = entry.size.min(64 << 20) as usize;
-            let mut raw = Vec::with_capacity(capacity);
-            brotli::Decompressor::new(&stored[..], 64 << 10)
-                .take(entry.size.saturating_add(1))
-                .read_to_end(&mut raw)
-                .map_err(|e| corrupt(format!("not brotli: {e}")))?;
-            Bytes::from(raw)
-        }
+        encoding => decompress(encoding, &stored, entry.size.saturating_add(1))
+            .map(Bytes::from)
+            .map_err(|e| {
+                let name = if encoding == Encoding::Gzip {
+                    "gzip"
+                } else {
+                    "brotli"
+                };
+                corrupt(format!("not {name}: {e}"))
+            })?,
     };
     if raw.len() as u64 != entry.size {
         let found = if raw.len() as u64 > entry.size {
@@ -839,6 +849,28 @@ pub async fn sweep(
     referenced: &HashSet<String>,
     older_than: Duration,
 ) -> Result<SweepStats, ArchiveError> {
+    let (doomed, mut stats) = unreferenced(blobs, referenced, older_than).await?;
+    let keys: Vec<String> = doomed.iter().map(|info| info.key.clone()).collect();
+    blobs.delete_many(&keys).await?;
+    stats.deleted = doomed.len() as u64;
+    stats.freed_bytes = doomed.iter().map(|info| info.size).sum();
+    tracing::info!(
+        storage = %blobs.describe(),
+        examined = stats.examined,
+        deleted = stats.deleted,
+        freed_bytes = stats.freed_bytes,
+        "swept blobs"
+    );
+    Ok(stats)
+}
+
+/// What [`sweep`] would delete: blobs not in `referenced` and last written more than
+/// `older_than` ago, with the counts of what it keeps. Deletes nothing.
+pub async fn unreferenced(
+    blobs: &Blobs,
+    referenced: &HashSet<String>,
+    older_than: Duration,
+) -> Result<(Vec<BlobInfo>, SweepStats), ArchiveError> {
     let now = SystemTime::now();
     let mut stats = SweepStats::default();
     let mut doomed = Vec::new();
@@ -852,18 +884,7 @@ pub async fn sweep(
             doomed.push(info);
         }
     }
-    let keys: Vec<String> = doomed.iter().map(|info| info.key.clone()).collect();
-    blobs.delete_many(&keys).await?;
-    stats.deleted = doomed.len() as u64;
-    stats.freed_bytes = doomed.iter().map(|info| info.size).sum();
-    tracing::info!(
-        storage = %blobs.describe(),
-        examined = stats.examined,
-        deleted = stats.deleted,
-        freed_bytes = stats.freed_bytes,
-        "swept blobs"
-    );
-    Ok(stats)
+    Ok((doomed, stats))
 }
 
 #[cfg(test)]

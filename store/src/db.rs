@@ -11,7 +11,7 @@
 //! is driven from there with the runtime's handle, so that a transaction is one plain
 //! closure on either engine.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -387,14 +387,6 @@ impl Db {
     }
     fn postgres_error(&self, error: tokio_postgres::Error) -> DbError {
         DbError::Postgres(self.name.to_string(), error)
-    }
-
-    /// The SQLite file, when that is the engine (its changes are seen by `stat`).
-    pub fn sqlite_path(location: &DatabaseLocation) -> Option<&Path> {
-        match location {
-            DatabaseLocation::Sqlite(path) => Some(path),
-            DatabaseLocation::Postgres(_) => None,
-        }
     }
 }
 

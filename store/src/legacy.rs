@@ -39,7 +39,15 @@ pub async fn import(store: &Store, root: &Path) -> Result<Imported, ImportError>
     let mut imported = Imported::default();
     let crates = root.join("crates");
     let static_files = root.join("static");
-    if crates.is_dir() {
+    let jobs = root.join("jobs");
+    let is_dir = |path: PathBuf| async move {
+        tokio::fs::symlink_metadata(path)
+            .await
+            .is_ok_and(|m| m.is_dir())
+    };
+    // Nothing of the old layout (every start after the first): nothing to ask.
+    let (had_crates, had_jobs) = (is_dir(crates.clone()).await, is_dir(jobs.clone()).await);
+    if had_crates {
         for entry in store.catalog().unstored().await? {
             let Some(id) = entry.build.crate_id() else {
                 continue;
@@ -47,7 +55,7 @@ pub async fn import(store: &Store, root: &Path) -> Result<Imported, ImportError>
             let dir = crates
                 .join(id.relative_dir())
                 .join(entry.build.id.to_string());
-            if !dir.is_dir() {
+            if !is_dir(dir.clone()).await {
                 continue;
             }
             import_build(store, entry.build.id, &dir, &static_files).await?;
@@ -56,16 +64,20 @@ pub async fn import(store: &Store, root: &Path) -> Result<Imported, ImportError>
             let _ = tokio::fs::remove_dir_all(&dir).await;
             imported.builds += 1;
         }
+        // What is left: empty directories, and the static files every moved build
+        // now holds itself (kept while a build is still to move).
+        let dir = crates.clone();
+        if !crate::db::blocking(move || holds_files(&dir)).await {
+            let _ = tokio::fs::remove_dir_all(&crates).await;
+            let _ = tokio::fs::remove_dir_all(&static_files).await;
+        }
     }
-    imported.packages = import_packages(store, root).await?;
-    // What is left of the old layout: empty directories, and the static files every
-    // moved build now holds itself (kept while a build is still to move).
-    if !holds_files(&crates) {
-        let _ = tokio::fs::remove_dir_all(&crates).await;
-        let _ = tokio::fs::remove_dir_all(&static_files).await;
-    }
-    if !holds_files(&root.join("jobs")) {
-        let _ = tokio::fs::remove_dir_all(root.join("jobs")).await;
+    if had_jobs {
+        imported.packages = import_packages(store, root).await?;
+        let dir = jobs.clone();
+        if !crate::db::blocking(move || holds_files(&dir)).await {
+            let _ = tokio::fs::remove_dir_all(&jobs).await;
+        }
     }
     Ok(imported)
 }

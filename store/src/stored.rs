@@ -87,13 +87,15 @@ impl StoredBuilds {
         let Some(stored) = self.blobs.get(&log_key(build)).await? else {
             return Ok(None);
         };
-        let text = tokio::task::spawn_blocking(move || gunzip(&stored, LOG_LIMIT))
-            .await
-            .map_err(|e| ArchiveError::Task(e.to_string()))?
-            .map_err(|reason| ArchiveError::Corrupt {
-                key: log_key(build),
-                reason,
-            })?;
+        let text = tokio::task::spawn_blocking(move || {
+            archive::decompress(archive::Encoding::Gzip, &stored, LOG_LIMIT)
+        })
+        .await
+        .map_err(|e| ArchiveError::Task(e.to_string()))?
+        .map_err(|e| ArchiveError::Corrupt {
+            key: log_key(build),
+            reason: e.to_string(),
+        })?;
         Ok(Some(String::from_utf8_lossy(&text).into_owned()))
     }
 
@@ -133,15 +135,9 @@ impl StoredBuilds {
                 referenced.extend(manifest.blob_keys());
             }
         }
-        let now = std::time::SystemTime::now();
-        Ok(self
-            .blobs
-            .list("blobs")
+        Ok(archive::unreferenced(&self.blobs, &referenced, grace)
             .await?
-            .into_iter()
-            .filter(|blob| !referenced.contains(&blob.key))
-            .filter(|blob| now.duration_since(blob.modified).unwrap_or_default() >= grace)
-            .collect())
+            .0)
     }
 }
 
@@ -154,14 +150,4 @@ fn gzip(raw: &[u8]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(raw);
     encoder.finish().unwrap_or_default()
-}
-
-fn gunzip(stored: &[u8], limit: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(stored)
-        .take(limit)
-        .read_to_end(&mut raw)
-        .map_err(|e| e.to_string())?;
-    Ok(raw)
 }
