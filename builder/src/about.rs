@@ -31,6 +31,52 @@ pub struct PackageAbout {
     /// The README as written (Markdown), cut at [`README_LIMIT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readme: Option<String>,
+    /// The features the docs were built with, as `[package.metadata.docs.rs]` asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_features: Option<DocsFeatures>,
+}
+
+/// The features of a docs build, as cargo was asked for them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DocsFeatures {
+    /// `--features`: the features named, besides the default ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_features: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_default_features: bool,
+}
+
+impl DocsFeatures {
+    /// Every feature of `declared` (name → what it enables) that is on: the ones
+    /// asked for, `default` unless turned off, and what they enable in turn.
+    pub fn enabled(
+        &self,
+        declared: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> std::collections::BTreeSet<String> {
+        if self.all_features {
+            return declared.keys().cloned().collect();
+        }
+        let mut pending: Vec<&str> = self.features.iter().map(String::as_str).collect();
+        if !self.no_default_features {
+            pending.push("default");
+        }
+        let mut on = std::collections::BTreeSet::new();
+        while let Some(feature) = pending.pop() {
+            // `dep:x` and `x/y` name dependencies, not features of this package.
+            let feature = feature.trim();
+            if feature.starts_with("dep:") || feature.contains('/') {
+                continue;
+            }
+            if let Some(enables) = declared.get(feature)
+                && on.insert(feature.to_string())
+            {
+                pending.extend(enables.iter().map(String::as_str));
+            }
+        }
+        on
+    }
 }
 
 /// One dependency as the manifest declares it.
@@ -84,6 +130,7 @@ impl PackageAbout {
                 })
                 .collect(),
             readme: None,
+            docs_features: None,
         }
     }
 
@@ -107,5 +154,44 @@ impl PackageAbout {
         if file.take(README_LIMIT).read_to_end(&mut text).is_ok() {
             self.readme = Some(String::from_utf8_lossy(&text).into_owned());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enabled_features_follow_what_each_enables() {
+        let declared: std::collections::BTreeMap<String, Vec<String>> = [
+            ("default", vec!["std"]),
+            ("std", vec!["alloc", "serde?/std"]),
+            ("alloc", vec![]),
+            ("extra", vec!["dep:rand"]),
+            ("unused", vec![]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+        .collect();
+        let on = |features: DocsFeatures| -> Vec<String> {
+            features.enabled(&declared).into_iter().collect()
+        };
+        assert_eq!(on(DocsFeatures::default()), ["alloc", "default", "std"]);
+        assert_eq!(
+            on(DocsFeatures {
+                features: vec!["extra".into()],
+                no_default_features: true,
+                ..Default::default()
+            }),
+            ["extra"]
+        );
+        assert_eq!(
+            on(DocsFeatures {
+                all_features: true,
+                ..Default::default()
+            })
+            .len(),
+            5
+        );
     }
 }

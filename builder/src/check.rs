@@ -258,6 +258,13 @@ impl CheckRun<'_> {
         // plan
         let plan = plan_build(&package, options, toolchain)?;
         report.default_target = Some(plan.default_target.clone());
+        if let Some(about) = report.about.as_mut() {
+            about.docs_features = Some(crate::about::DocsFeatures {
+                features: plan.metadata.features.clone().unwrap_or_default(),
+                all_features: plan.metadata.all_features,
+                no_default_features: plan.metadata.no_default_features,
+            });
+        }
         report.warnings = plan
             .metadata
             .unknown_keys

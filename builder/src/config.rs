@@ -273,11 +273,10 @@ impl Config {
     }
 
     /// `doc.extern-map.registries` entries: crates of this server's registries link
-    /// to this server's docs.
+    /// to this server's docs, at `[server] url` or, without one, by a path from the
+    /// root of whatever origin serves the docs.
     pub fn extern_map(&self) -> Vec<(String, String)> {
-        let Some(url) = &self.server.url else {
-            return Vec::new();
-        };
+        let url = self.server.url.as_deref().unwrap_or_default();
         let url = url.trim_end_matches('/');
         self.registries
             .keys()
@@ -322,6 +321,16 @@ mod tests {
                 "my-reg".into(),
                 "http://docs.local/{pkg_name}/{version}".into()
             )]
+        );
+        // Without `[server] url`, links go to the docs' own origin.
+        std::fs::write(
+            data.config_file(),
+            "[registries.my-reg]\nindex = \"sparse+http://127.0.0.1:1/index/\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(None, &data).unwrap().extern_map(),
+            vec![("my-reg".into(), "/{pkg_name}/{version}".into())]
         );
     }
 

@@ -19,6 +19,7 @@ mod pages;
 mod policy;
 mod scripts;
 mod session;
+mod views;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

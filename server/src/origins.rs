@@ -21,6 +21,7 @@ use axum::{Extension, Json};
 use docbuild_builder::config::url_origin;
 
 use crate::session::{self, DOCS_COOKIE, LOGIN_COOKIE, encode, local_path};
+use crate::views::Visitor;
 use crate::{SharedState, pages, policy};
 use docbuild_store::tokens::{self, Scope};
 
@@ -180,7 +181,7 @@ fn viewer_credential(
     active.get(&hash).map(|scope| (hash, *scope))
 }
 
-async fn viewer_gate(state: &SharedState, request: Request, next: Next) -> Response {
+async fn viewer_gate(state: &SharedState, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let headers = request.headers();
     let by_cookie = bearer(headers).is_none() && session::cookie(headers, LOGIN_COOKIE).is_some();
@@ -237,10 +238,17 @@ async fn viewer_gate(state: &SharedState, request: Request, next: Next) -> Respo
         Err(error) => return token_store_failed(&error),
     };
     if active.is_empty() && !(path == "/metrics" && metrics_token.is_some()) {
+        request.extensions_mut().insert(Visitor::default());
         return next.run(request).await; // no tokens: open
     }
     match viewer_credential(request.headers(), &active) {
-        Some((_, scope)) if scope >= needed => next.run(request).await,
+        Some((_, scope)) if scope >= needed => {
+            request.extensions_mut().insert(Visitor {
+                scope: Some(scope),
+                guarded: true,
+            });
+            next.run(request).await
+        }
         Some(_) => refuse(
             &path,
             StatusCode::FORBIDDEN,

@@ -31,6 +31,15 @@ pub struct BuildEntry {
     pub record: String,
 }
 
+/// A release as lists show it: its newest finished build and what the package says
+/// of itself.
+#[derive(Debug, Clone)]
+pub struct ReleaseSummary {
+    pub build: BuildRecord,
+    pub description: Option<String>,
+    pub keywords: Vec<String>,
+}
+
 /// The catalog: a view of the store's database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -156,6 +165,85 @@ impl Catalog {
             })
             .await?;
         rows.iter().map(entry).next().transpose()
+    }
+
+    /// Every release's newest finished build, whatever its outcome, newest first,
+    /// with what the package says of itself for lists and search.
+    pub async fn summaries(&self) -> Result<Vec<ReleaseSummary>, DbError> {
+        let rows = self
+            .db
+            .read(|conn| {
+                let about = |field: &str| match conn.dialect() {
+                    crate::db::Dialect::Sqlite => {
+                        format!("json_extract(record, '$.about.{field}')")
+                    }
+                    crate::db::Dialect::Postgres => {
+                        format!("(record::json->'about'->'{field}')::TEXT")
+                    }
+                };
+                let statement = format!(
+                    "SELECT id, registry, name, version, outcome, finished_at, stored, {}, {}
+                     FROM builds WHERE id IN (
+                         SELECT MAX(id) FROM builds WHERE outcome != 'running'
+                         GROUP BY registry, name, version)
+                     ORDER BY id DESC",
+                    about("description"),
+                    about("keywords"),
+                );
+                conn.query(&statement, &[])
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let description: Option<String> = row.get(7)?;
+                let keywords: Option<String> = row.get(8)?;
+                Ok(ReleaseSummary {
+                    build: crate::queue::build_from_row(row)?,
+                    // SQLite gives the string itself, PostgreSQL its JSON text.
+                    description: description
+                        .map(|text| serde_json::from_str::<String>(&text).unwrap_or(text)),
+                    keywords: keywords
+                        .and_then(|text| serde_json::from_str(&text).ok())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every build of a crate (by normalized name), newest first, without reports.
+    pub async fn crate_builds(&self, name: &str) -> Result<Vec<BuildRecord>, DbError> {
+        let name = normalize(name);
+        let rows = self
+            .db
+            .read(move |conn| {
+                conn.query(
+                    &format!(
+                        "SELECT id, registry, name, version, outcome, finished_at, stored
+                         FROM builds WHERE {NORMALIZED_NAME} = $1 ORDER BY id DESC"
+                    ),
+                    params![name],
+                )
+            })
+            .await?;
+        rows.iter().map(crate::queue::build_from_row).collect()
+    }
+
+    /// The newest `limit` builds that did not succeed, newest first.
+    pub async fn recent_failures(&self, limit: i64) -> Result<Vec<BuildEntry>, DbError> {
+        let rows = self
+            .db
+            .read(move |conn| {
+                conn.query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM builds
+                         WHERE outcome != 'success' AND outcome != 'running'
+                         ORDER BY id DESC LIMIT $1"
+                    ),
+                    params![limit],
+                )
+            })
+            .await?;
+        rows.iter().map(entry).collect()
     }
 
     /// Every build that finished and is not stored in blob storage yet (made before

@@ -658,6 +658,22 @@ impl Queue {
             .await?)
     }
 
+    /// Jobs queued or running, in the order workers take them: running ones first,
+    /// then by priority and age.
+    pub async fn pending_jobs(&self) -> Result<Vec<Job>, QueueError> {
+        Ok(self
+            .db
+            .read(|conn| {
+                jobs(
+                    conn,
+                    "WHERE status != 'done'
+                     ORDER BY CASE status WHEN 'running' THEN 0 ELSE 1 END, priority, id",
+                    &[],
+                )
+            })
+            .await?)
+    }
+
     /// The build whose docs are served for a release: its newest successful one. A
     /// failed rebuild never replaces it.
     pub async fn current_build(&self, id: &CrateId) -> Result<Option<BuildRecord>, QueueError> {

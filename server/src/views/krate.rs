@@ -1,0 +1,1 @@
+//! A crate's pages: the crate page, its features, builds and logs.

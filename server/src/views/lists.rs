@@ -1,0 +1,1 @@
+//! Lists across crates: the front page with search, and the queue.
