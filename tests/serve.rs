@@ -414,18 +414,23 @@ fn pages_and_docs_follow_docs_rs_urls() {
     assert_eq!(server.get("/documented/9.9.9/documented/").status, 404);
     assert_eq!(server.get("/no-such-crate").status, 404);
 
-    // The build page: outcome, targets, features, size, history and logs.
+    // The crate page: outcome, targets, size, history and logs; features on their own.
     let crate_page = server.get("/crate/metadata/0.1.0");
     assert_eq!(crate_page.status, 200);
     for expected in [
         "success",
         "x86_64-unknown-linux-gnu",
-        "<code>chosen</code>",
         "Docs size",
         "/builds/",
     ] {
         assert!(crate_page.body.contains(expected), "{expected}");
     }
+    let features = server.get("/crate/metadata/0.1.0/features");
+    assert!(
+        features.body.contains("<code>chosen</code>"),
+        "{}",
+        features.body
+    );
     let log_link = crate_page
         .body
         .split("href=\"")

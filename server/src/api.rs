@@ -271,15 +271,18 @@ pub async fn badge(State(state): State<SharedState>, Path(name): Path<String>) -
         Some(release) => (release.version.to_string(), "#4c1"),
         None => ("none".to_string(), "#9f9f9f"),
     };
-    let text = crate::pages::escape(&text);
     let width = 40 + 7 * text.len();
-    let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"20\" role=\"img\" aria-label=\"docs: {text}\">\
-         <rect width=\"36\" height=\"20\" fill=\"#555\"/><rect x=\"36\" width=\"{}\" height=\"20\" fill=\"{color}\"/>\
-         <g fill=\"#fff\" font-family=\"Verdana,sans-serif\" font-size=\"11\">\
-         <text x=\"5\" y=\"14\">docs</text><text x=\"41\" y=\"14\">{text}</text></g></svg>",
-        width - 36
-    );
+    let svg = maud::html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(width) height="20" role="img" aria-label={ "docs: " (text) } {
+            rect width="36" height="20" fill="#555" {}
+            rect x="36" width=(width - 36) height="20" fill=(color) {}
+            g fill="#fff" font-family="Verdana,sans-serif" font-size="11" {
+                text x="5" y="14" { "docs" }
+                text x="41" y="14" { (text) }
+            }
+        }
+    }
+    .into_string();
     (
         [
             (header::CONTENT_TYPE, "image/svg+xml"),

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use axum::body::Bytes;
 use docbuild_store::archive::Encoding;
 
-use crate::catalog::Release;
+use crate::catalog::{Release, VersionWithoutDocs};
 use docbuild_store::tokens::Scope;
 
 /// The most bytes of file bodies kept; past it the file cache starts over.
@@ -149,6 +149,8 @@ pub struct Cache {
     checked: AtomicU64,
     started: std::time::Instant,
     releases: RwLock<HashMap<String, Arc<Vec<Arc<Release>>>>>,
+    /// Per crate, its versions that have no docs (failed, queued, running).
+    without_docs: RwLock<HashMap<String, Arc<Vec<VersionWithoutDocs>>>>,
     tokens: RwLock<Option<Arc<HashMap<String, Scope>>>>,
     files: RwLock<Files>,
     pages: RwLock<Files>,
@@ -173,6 +175,7 @@ impl Cache {
             checked: AtomicU64::new(0),
             started: std::time::Instant::now(),
             releases: RwLock::default(),
+            without_docs: RwLock::default(),
             tokens: RwLock::default(),
             files: RwLock::default(),
             pages: RwLock::default(),
@@ -212,6 +215,9 @@ impl Cache {
             if let Ok(mut releases) = self.releases.write() {
                 releases.clear();
             }
+            if let Ok(mut without_docs) = self.without_docs.write() {
+                without_docs.clear();
+            }
             if let Ok(mut tokens) = self.tokens.write() {
                 *tokens = None;
             }
@@ -233,6 +239,16 @@ impl Cache {
     pub fn set_releases(&self, key: &str, releases: Arc<Vec<Arc<Release>>>) {
         if let Ok(mut cached) = self.releases.write() {
             cached.insert(key.to_string(), releases);
+        }
+    }
+
+    pub fn without_docs(&self, key: &str) -> Option<Arc<Vec<VersionWithoutDocs>>> {
+        self.without_docs.read().ok()?.get(key).cloned()
+    }
+
+    pub fn set_without_docs(&self, key: &str, versions: Arc<Vec<VersionWithoutDocs>>) {
+        if let Ok(mut cached) = self.without_docs.write() {
+            cached.insert(key.to_string(), versions);
         }
     }
 

@@ -90,6 +90,14 @@ impl Release {
     }
 }
 
+/// A version without docs, as the version picker lists it.
+#[derive(Debug, Clone)]
+pub struct VersionWithoutDocs {
+    pub version: Version,
+    /// Its newest build's outcome, or `queued` / `running`.
+    pub state: String,
+}
+
 /// One build, for a crate's build history.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BuildSummary {
@@ -158,6 +166,51 @@ impl Catalog {
         );
         self.cache.set_releases(&key, Arc::clone(&releases));
         Ok(releases)
+    }
+
+    /// Versions of a crate without docs (failed, queued, running), newest first;
+    /// kept in memory until the store changes.
+    pub async fn without_docs(
+        &self,
+        name: &str,
+    ) -> Result<Arc<Vec<VersionWithoutDocs>>, CatalogError> {
+        let key = normalize(name);
+        if let Some(versions) = self.cache.without_docs(&key) {
+            return Ok(versions);
+        }
+        let builds = self.store.catalog().crate_builds(&key).await?;
+        let pending = self.store.queue().pending_jobs().await?;
+        let mut versions: Vec<VersionWithoutDocs> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let with_docs: std::collections::BTreeSet<&str> = builds
+            .iter()
+            .filter(|b| b.outcome.as_str() == "success")
+            .map(|b| b.version.as_str())
+            .collect();
+        let states = pending
+            .iter()
+            .filter(|job| normalize(&job.name) == key)
+            .map(|job| (job.version.as_str(), job.status.as_str()))
+            .chain(
+                builds
+                    .iter()
+                    .map(|b| (b.version.as_str(), b.outcome.as_str())),
+            );
+        for (version, state) in states {
+            if with_docs.contains(version) || !seen.insert(version) {
+                continue;
+            }
+            if let Ok(parsed) = Version::parse(version) {
+                versions.push(VersionWithoutDocs {
+                    version: parsed,
+                    state: state.to_string(),
+                });
+            }
+        }
+        versions.sort_by(|a, b| b.version.cmp(&a.version));
+        let versions = Arc::new(versions);
+        self.cache.set_without_docs(&key, Arc::clone(&versions));
+        Ok(versions)
     }
 
     /// The release a URL's version names: `latest`, an exact version, or a semver

@@ -17,10 +17,24 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use std::sync::Arc;
 
+use maud::html;
+
 use crate::SharedState;
-use crate::catalog::Release;
+use crate::catalog::{Release, VersionWithoutDocs};
 use crate::files::{CachePolicy, Source, StoredFile, respond, safe_segments};
-use crate::pages::{escape, not_found};
+use crate::views::{self, Visitor, krate::docs_missing};
+
+/// A page this version's docs lack: 404, linking to the docs' root.
+fn not_in_docs(visitor: &Visitor, release: &Release, what: &str) -> axum::response::Response {
+    views::not_found(
+        visitor,
+        html! {
+            h1 { "Not found" }
+            p { code { (what) } " is not in the docs of " (release.name) " " (release.version.to_string()) "." }
+            p { a href=(release_root(release)) { "Go to the crate's root" } }
+        },
+    )
+}
 
 /// Kept in memory after the first request for a crate, so no blocking work remains
 /// on the hot path.
@@ -59,35 +73,31 @@ fn release_root(release: &Release) -> String {
     }
 }
 
-pub async fn crate_root(State(state): State<SharedState>, Path(name): Path<String>) -> Response {
+pub async fn crate_root(
+    State(state): State<SharedState>,
+    visitor: Visitor,
+    Path(name): Path<String>,
+) -> Response {
     match resolve(&state, &name, "latest").await {
         Some(release) => Redirect::temporary(&release_root(&release)).into_response(),
-        None => not_found(
-            &format!("No crate named `{}` has docs here.", escape(&name)),
-            None,
-        ),
+        None => docs_missing(&state, &visitor, &name, "latest").await,
     }
 }
 
 pub async fn version_root(
     State(state): State<SharedState>,
+    visitor: Visitor,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
     match resolve(&state, &name, &version).await {
         Some(release) => Redirect::temporary(&release_root(&release)).into_response(),
-        None => not_found(
-            &format!(
-                "`{}` has no docs for version `{}`.",
-                escape(&name),
-                escape(&version)
-            ),
-            Some(&format!("/{}", escape(&name))),
-        ),
+        None => docs_missing(&state, &visitor, &name, &version).await,
     }
 }
 
 pub async fn file(
     State(state): State<SharedState>,
+    visitor: Visitor,
     Path((name, version, path)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -95,14 +105,7 @@ pub async fn file(
         return (StatusCode::BAD_REQUEST, "invalid path\n").into_response();
     };
     let Some(release) = resolve(&state, &name, &version).await else {
-        return not_found(
-            &format!(
-                "`{}` has no docs for version `{}`.",
-                escape(&name),
-                escape(&version)
-            ),
-            Some(&format!("/{}", escape(&name))),
-        );
+        return docs_missing(&state, &visitor, &name, &version).await;
     };
     // Names and versions in URLs are canonical: redirect anything else.
     let exact = release.version.to_string();
@@ -143,7 +146,7 @@ pub async fn file(
         .await
         {
             Some(response) => response,
-            None => not_found("No such static file.", Some(&release_root(&release))),
+            None => not_in_docs(&visitor, &release, &path),
         };
     }
 
@@ -156,10 +159,22 @@ pub async fn file(
     }
     // The bar is made only when the page is not cached yet, from the releases in
     // memory (`resolve` just read them).
+    let without_docs = state
+        .catalog
+        .without_docs(&release.name)
+        .await
+        .unwrap_or_default();
     let rewrite = |html: &str| {
         let key = crate::catalog::normalize(&release.name);
         let releases = state.catalog.cache().releases(&key).unwrap_or_default();
-        TopBar::new(&state, &releases, &release, target.as_deref()).insert(html)
+        TopBar::new(
+            &state,
+            &releases,
+            &without_docs,
+            &release,
+            target.as_deref(),
+        )
+        .insert(html)
     };
     let key = std::path::PathBuf::from(format!("{}/{stored}", release.build));
     if let Some(response) = respond(
@@ -180,14 +195,7 @@ pub async fn file(
     if !path.ends_with('/') && has_index(&state, &release, &stored).await {
         return Redirect::permanent(&format!("/{name}/{exact}/{path}/")).into_response();
     }
-    not_found(
-        &format!(
-            "<code>{}</code> is not in the docs of {} {exact}.",
-            escape(&path),
-            escape(&name)
-        ),
-        Some(&release_root(&release)),
-    )
+    not_in_docs(&visitor, &release, &path)
 }
 
 /// The thin bar over rustdoc's pages: crate, version picker, target picker. It is
@@ -202,52 +210,58 @@ impl TopBar {
     fn new(
         state: &SharedState,
         releases: &[Arc<Release>],
+        without_docs: &[VersionWithoutDocs],
         release: &Release,
         target: Option<&str>,
     ) -> Self {
-        let name = escape(&release.name);
+        let name = &release.name;
         let version = release.version.to_string();
-        let versions: String = releases
+        // Versions with docs open them; the others open their crate page, which says
+        // why there are none.
+        let mut versions: Vec<(&semver::Version, String, Option<&str>)> = releases
             .iter()
-            .map(|r| {
-                let v = r.version.to_string();
-                let selected = if v == version { " selected" } else { "" };
-                format!(
-                    "<option value=\"{}\"{selected}>{v}</option>",
-                    escape(&release_root(r))
+            .map(|r| (&r.version, release_root(r), None))
+            .chain(without_docs.iter().map(|v| {
+                (
+                    &v.version,
+                    format!("{}/crate/{name}/{}", state.viewer_base, v.version),
+                    Some(v.state.as_str()),
                 )
-            })
+            }))
             .collect();
+        versions.sort_by(|a, b| b.0.cmp(a.0));
         let lib = release.lib_name().unwrap_or_default();
         // With docs on an origin of their own, the viewer's pages are on the other.
-        let viewer = escape(&state.viewer_base);
+        let viewer = &state.viewer_base;
         let default_target = release.default_target().unwrap_or("default");
-        let mut targets = format!(
-            "<option value=\"/{name}/{version}/{lib}/\"{}>{}</option>",
-            if target.is_none() { " selected" } else { "" },
-            escape(default_target)
-        );
-        for other in release.other_targets() {
-            let selected = if Some(other.as_str()) == target {
-                " selected"
-            } else {
-                ""
-            };
-            targets.push_str(&format!(
-                "<option value=\"/{name}/{version}/{0}/{lib}/\"{selected}>{0}</option>",
-                escape(other)
-            ));
-        }
+        let bar = html! {
+            nav #docbuild-bar {
+                a href={ (viewer) "/" } { "docbuild" }
+                a href={ (viewer) "/crate/" (name) "/" (version) } { (name) }
+                select #docbuild-version .docbuild-picker aria-label="Version" {
+                    @for (v, url, state) in &versions {
+                        @let v = v.to_string();
+                        option value=(url) selected[v == version] {
+                            (v) @if let Some(state) = state { " (" (state) ")" }
+                        }
+                    }
+                }
+                select #docbuild-target .docbuild-picker aria-label="Target" {
+                    option value={ "/" (name) "/" (version) "/" (lib) "/" } selected[target.is_none()] { (default_target) }
+                    @for other in release.other_targets() {
+                        option value={ "/" (name) "/" (version) "/" (other) "/" (lib) "/" } selected[Some(other.as_str()) == target] { (other) }
+                    }
+                }
+                a.docbuild-crate-page href={ (viewer) "/crate/" (name) "/" (version) "/source/" } { "Source" }
+            }
+        };
         Self {
-            head: "<link rel=\"stylesheet\" href=\"/-/static/docbuild.css\">\
-                   <script src=\"/-/static/docbuild.js\" defer></script>"
-                .to_string(),
-            body: format!(
-                "<nav id=\"docbuild-bar\"><a href=\"{viewer}/\">docbuild</a>\
-                 <a href=\"{viewer}/crate/{name}/{version}\">{name}</a>\
-                 <select id=\"docbuild-version\" class=\"docbuild-picker\" aria-label=\"Version\">{versions}</select>\
-                 <select id=\"docbuild-target\" class=\"docbuild-picker\" aria-label=\"Target\">{targets}</select></nav>"
-            ),
+            head: html! {
+                link rel="stylesheet" href="/-/static/docbuild.css";
+                script src="/-/static/docbuild.js" defer {}
+            }
+            .into_string(),
+            body: bar.into_string(),
         }
     }
 

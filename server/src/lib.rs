@@ -169,12 +169,23 @@ pub fn router(state: SharedState) -> Router {
     // The viewer's own pages are small and made per request: compressed on the fly.
     // Docs files are compressed once, in the file cache (see `files::respond`).
     let pages = Router::new()
-        .route("/", get(pages::crate_list))
+        .route("/", get(views::lists::front))
+        .route("/releases/queue", get(views::lists::queue))
         .route("/-/login", get(pages::login_form).post(pages::login))
         .route("/-/logout", get(pages::logout_form).post(pages::logout))
         .route("/-/docs-session", get(origins::docs_session))
         .route("/-/static/{file}", get(pages::asset))
-        .route("/crate/{name}/{version}", get(pages::crate_page))
+        .route("/crate/{name}", get(views::krate::crate_latest))
+        .route("/crate/{name}/{version}", get(views::krate::crate_page))
+        .route(
+            "/crate/{name}/{version}/features",
+            get(views::krate::features),
+        )
+        .route("/crate/{name}/{version}/builds", get(views::krate::builds))
+        .route(
+            "/crate/{name}/{version}/builds/{id}",
+            get(views::krate::build_page),
+        )
         .route("/crate/{name}/{version}/status.json", get(api::status))
         .route("/crate/{name}/{version}/rebuild", post(api::rebuild))
         .route("/crate/{name}/{version}/delete", post(api::delete_docs))

@@ -329,7 +329,7 @@ async fn docs_gate(state: &SharedState, request: Request, next: Next) -> Respons
 /// origin's own session cookie.
 async fn docs_landing(state: &SharedState, query: Option<SessionQuery>) -> Response {
     let Some(docs) = &state.docs else {
-        return pages::not_found("There is nothing here.", None);
+        return pages::nothing_here();
     };
     let query = query.unwrap_or(SessionQuery {
         ticket: String::new(),
@@ -381,7 +381,7 @@ pub async fn docs_session(
     headers: HeaderMap,
 ) -> Response {
     let Some(docs) = state.docs.as_ref().filter(|_| site == Site::Viewer) else {
-        return pages::not_found("There is nothing here.", None);
+        return pages::nothing_here();
     };
     let next = local_path(&query.next).unwrap_or("/").to_string();
     let active = match state.active_tokens().await {

@@ -1,69 +1,45 @@
-//! The viewer's own pages: the crate list, a crate version's build page, logs, the
-//! login form and errors. Plain HTML; the only script is a static file.
+//! The viewer's pages around access and errors: login, logout, the answer to a
+//! request without a token, expired links, and the static assets. Everything a crate
+//! has is in `views`.
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 
 use crate::session::{self, CSRF_COOKIE, LOGIN_COOKIE, encode, local_path};
+use crate::views::{Visitor, layout, respond};
 use crate::{SharedState, policy};
 
 const CSS: &str = include_str!("assets/docbuild.css");
 const JS: &str = include_str!("assets/docbuild.js");
 
-/// Escapes text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+/// Who sees the pages of this module: nobody logged in, on a site with tokens.
+const ANONYMOUS: Visitor = Visitor {
+    scope: None,
+    guarded: true,
+};
+
+fn page(status: StatusCode, title: &str, body: Markup) -> Response {
+    respond(status, layout(title, &ANONYMOUS, body))
 }
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · docbuild</title><link rel=\"stylesheet\" href=\"/-/static/docbuild.css\">\
-         <script src=\"/-/static/docbuild.js\" defer></script></head>\
-         <body class=\"docbuild-page\"><header><a href=\"/\">docbuild</a></header><main>{body}</main></body></html>",
-        escape(title)
-    )
-}
-
-/// Strict CSP for the viewer's own pages.
-fn html(status: StatusCode, body: String) -> Response {
-    let mut response = (status, Html(body)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(policy::VIEWER_PAGE),
-    );
-    response
-}
-
-pub fn not_found(message: &str, link: Option<&str>) -> Response {
-    let link = link
-        .map(|href| format!("<p><a href=\"{href}\">Go to the crate's root</a></p>"))
-        .unwrap_or_default();
-    html(
+/// A 404 page for a path of the viewer's that holds nothing.
+pub fn nothing_here() -> Response {
+    page(
         StatusCode::NOT_FOUND,
-        page(
-            "Not found",
-            &format!("<h1>Not found</h1><p>{message}</p>{link}"),
-        ),
+        "Not found",
+        html! { h1 { "Not found" } p { "There is nothing here." } p { a href="/" { "Search crates" } } },
     )
 }
 
-pub async fn not_found_page() -> Response {
-    not_found("There is nothing here.", None)
+/// The fallback: a path the viewer has nothing at.
+pub async fn not_found_page(visitor: Visitor) -> Response {
+    crate::views::not_found(
+        &visitor,
+        html! { h1 { "Not found" } p { "There is nothing here." } p { a href="/" { "Search crates" } } },
+    )
 }
 
 /// The answer to a request without a valid token; the login link returns to `next`.
@@ -72,16 +48,13 @@ pub fn unauthorized(next: Option<&str>) -> Response {
         Some(next) => format!("/-/login?next={}", encode(next)),
         None => "/-/login".to_string(),
     };
-    let mut response = html(
+    let mut response = page(
         StatusCode::UNAUTHORIZED,
-        page(
-            "Token needed",
-            &format!(
-                "<h1>Token needed</h1><p>These docs are private. \
-                 <a id=\"login\" href=\"{}\">Log in with a token</a>.</p>",
-                escape(&login)
-            ),
-        ),
+        "Token needed",
+        html! {
+            h1 { "Token needed" }
+            p { "These docs are private. " a #login-link href=(login) { "Log in with a token" } "." }
+        },
     );
     response
         .headers_mut()
@@ -91,29 +64,23 @@ pub fn unauthorized(next: Option<&str>) -> Response {
 
 /// A signed link that is no longer good: start again from `retry`.
 pub fn expired(retry: &str) -> Response {
-    html(
+    page(
         StatusCode::FORBIDDEN,
-        page(
-            "Link expired",
-            &format!(
-                "<h1>Link expired</h1><p>This link is no longer valid. \
-                 <a href=\"{}\">Try again</a>.</p>",
-                escape(retry)
-            ),
-        ),
+        "Link expired",
+        html! {
+            h1 { "Link expired" }
+            p { "This link is no longer valid. " a href=(retry) { "Try again" } "." }
+        },
     )
 }
 
 /// A page that goes on to `url` (a path of this origin) at once, as a navigation
 /// of this origin's own.
 pub fn refresh(url: &str) -> Response {
-    let url = escape(url);
-    let mut response = html(
+    let mut response = page(
         StatusCode::OK,
-        page(
-            "One moment",
-            &format!("<p><a href=\"{url}\">Continue</a></p>"),
-        ),
+        "One moment",
+        html! { p { a href=(url) { "Continue" } } },
     );
     if let Ok(value) = HeaderValue::from_str(&format!("0; url={url}")) {
         response.headers_mut().insert("refresh", value);
@@ -128,7 +95,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "docbuild.css" => (CSS, "text/css; charset=utf-8"),
         "docbuild.js" => (JS, "text/javascript; charset=utf-8"),
-        _ => return not_found("No such file.", None),
+        _ => return nothing_here(),
     };
     (
         [
@@ -139,137 +106,6 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         body,
     )
         .into_response()
-}
-
-#[derive(serde::Deserialize)]
-pub struct ListQuery {
-    q: Option<String>,
-}
-
-pub async fn crate_list(
-    State(state): State<SharedState>,
-    Query(query): Query<ListQuery>,
-) -> Response {
-    let crates = state.catalog.crates().await.unwrap_or_default();
-    let filter = query.q.unwrap_or_default().to_lowercase();
-    let items: String = crates
-        .iter()
-        .filter(|(name, _)| name.to_lowercase().contains(&filter))
-        .map(|(name, version)| {
-            let name = escape(name);
-            format!(
-                "<li data-name=\"{name}\"><a href=\"/{name}/{version}/\">{name}</a> \
-                 <span class=\"version\">{version}</span> <a class=\"build\" href=\"/crate/{name}/{version}\">build</a></li>",
-                version = escape(version)
-            )
-        })
-        .collect();
-    let body = format!(
-        "<h1>Crates</h1><form action=\"/\" method=\"get\"><input id=\"crate-filter\" name=\"q\" \
-         type=\"search\" placeholder=\"Filter crates\" value=\"{}\" autofocus></form>\
-         <ul id=\"crate-list\">{items}</ul>{}",
-        escape(&filter),
-        if crates.is_empty() {
-            "<p>No docs built yet.</p>"
-        } else {
-            ""
-        }
-    );
-    html(StatusCode::OK, page("Crates", &body))
-}
-
-pub async fn crate_page(
-    State(state): State<SharedState>,
-    Path((name, version)): Path<(String, String)>,
-) -> Response {
-    let release = state.catalog.resolve(&name, &version).await.ok().flatten();
-    let builds = state
-        .catalog
-        .builds(&name, &version)
-        .await
-        .unwrap_or_default();
-    if builds.is_empty() {
-        return not_found(
-            &format!(
-                "No build of {} {} is known.",
-                escape(&name),
-                escape(&version)
-            ),
-            Some(&format!("/{}", escape(&name))),
-        );
-    }
-    let latest = &builds[0];
-    let mut body = format!(
-        "<h1>{} {}</h1><p class=\"outcome outcome-{outcome}\">Latest build: <strong>{outcome}</strong>{}</p>",
-        escape(&name),
-        escape(&version),
-        latest
-            .message
-            .as_deref()
-            .map(|m| format!(" — {}", escape(m)))
-            .unwrap_or_default(),
-        outcome = escape(&latest.outcome),
-    );
-    if let Some(release) = &release {
-        let record = release.record.as_ref();
-        let lib = release.lib_name().unwrap_or_default();
-        body.push_str(&format!(
-            "<h2>Docs</h2><ul class=\"targets\"><li><a href=\"/{n}/{v}/{lib}/\">{}</a> (default)</li>",
-            escape(release.default_target().unwrap_or("default")),
-            n = escape(&release.name),
-            v = release.version,
-        ));
-        for target in release.other_targets() {
-            body.push_str(&format!(
-                "<li><a href=\"/{n}/{v}/{t}/{lib}/\">{t}</a></li>",
-                n = escape(&release.name),
-                v = release.version,
-                t = escape(target)
-            ));
-        }
-        body.push_str("</ul>");
-        if let Some(record) = record {
-            if !record.features.is_empty() {
-                body.push_str("<h2>Features</h2><ul class=\"features\">");
-                for (feature, enables) in &record.features {
-                    body.push_str(&format!(
-                        "<li><code>{}</code>{}</li>",
-                        escape(feature),
-                        if enables.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" = {}", escape(&enables.join(", ")))
-                        }
-                    ));
-                }
-                body.push_str("</ul>");
-            }
-            if let Some(size) = record.docs_size_bytes {
-                body.push_str(&format!(
-                    "<p class=\"docs-size\">Docs size: {} KiB</p>",
-                    size / 1024
-                ));
-            }
-        }
-    }
-    body.push_str("<h2>Builds</h2><table class=\"builds\"><tr><th>Build</th><th>Outcome</th><th>Toolchain</th><th>Duration</th><th>Log</th></tr>");
-    for build in &builds {
-        body.push_str(&format!(
-            "<tr><td>#{id}</td><td class=\"outcome-{o}\">{o}</td><td>{t}</td><td>{d}</td>\
-             <td><a href=\"/crate/{n}/{v}/builds/{id}/log\">log</a></td></tr>",
-            id = build.id,
-            o = escape(&build.outcome),
-            t = escape(build.toolchain.as_deref().unwrap_or("")),
-            d = build
-                .duration_ms
-                .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
-                .unwrap_or_default(),
-            n = escape(&name),
-            v = escape(&version),
-        ));
-    }
-    body.push_str("</table>");
-    html(StatusCode::OK, page(&format!("{name} {version}"), &body))
 }
 
 pub async fn build_log(
@@ -286,13 +122,14 @@ pub async fn build_log(
             log,
         )
             .into_response(),
-        _ => not_found(
-            &format!(
-                "No log of build #{id} of {} {}.",
-                escape(&name),
-                escape(&version)
-            ),
-            Some(&format!("/crate/{}/{}", escape(&name), escape(&version))),
+        _ => page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            html! {
+                h1 { "Not found" }
+                p { "No log of build #" (id) " of " code { (name) " " (version) } "." }
+                p { a href={ "/crate/" (name) "/" (version) } { "The crate's page" } }
+            },
         ),
     }
 }
@@ -303,21 +140,24 @@ pub struct LoginQuery {
     next: String,
 }
 
-fn login_page(status: StatusCode, message: &str, csrf: &str, next: &str) -> Response {
-    html(
+fn login_page(status: StatusCode, message: Option<&str>, csrf: &str, next: &str) -> Response {
+    page(
         status,
-        page(
-            "Log in",
-            &format!(
-                "<h1>Log in</h1>{message}<form method=\"post\" action=\"/-/login\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"next\" value=\"{}\">\
-                 <label>Token <input name=\"token\" type=\"password\" autocomplete=\"off\" required></label>\
-                 <button type=\"submit\">Log in</button></form>",
-                escape(csrf),
-                escape(next)
-            ),
-        ),
+        "Log in",
+        html! {
+            div.login {
+                h1 { "Log in" }
+                @if let Some(message) = message { p.error { (message) } }
+                form #login-form method="post" action="/-/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="next" value=(next);
+                    label for="token" { "Access token" }
+                    input #token name="token" type="password" autocomplete="off" required autofocus;
+                    button type="submit" { "Log in" }
+                }
+                p.hint { "A token comes from " code { "docbuild token create" } ", run by whoever runs this server." }
+            }
+        },
     )
 }
 
@@ -333,7 +173,7 @@ pub async fn login_form(
         }
     };
     let next = local_path(&query.next).unwrap_or("/");
-    let mut response = login_page(StatusCode::OK, "", &csrf, next);
+    let mut response = login_page(StatusCode::OK, None, &csrf, next);
     if let Some(cookie) = session::set_cookie(
         CSRF_COOKIE,
         &csrf,
@@ -366,13 +206,14 @@ pub async fn login(
 ) -> Response {
     let expected = session::cookie(&headers, CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !session::same_secret(expected, &form.csrf) {
-        return html(
+        return page(
             StatusCode::FORBIDDEN,
-            page(
-                "Log in",
-                "<h1>Log in</h1><p>This form has expired or did not come from this site.</p>\
-                 <p><a href=\"/-/login\">Try again</a></p>",
-            ),
+            "Log in",
+            html! {
+                h1 { "Log in" }
+                p { "This form has expired or did not come from this site." }
+                p { a href="/-/login" { "Try again" } }
+            },
         );
     }
     let token = form.token.trim().to_string();
@@ -381,7 +222,7 @@ pub async fn login(
     if !valid || !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return login_page(
             StatusCode::UNAUTHORIZED,
-            "<p>That token is not valid.</p>",
+            Some("That token is not valid."),
             &form.csrf,
             next,
         );
@@ -414,13 +255,16 @@ pub async fn login(
     response
 }
 
-pub async fn logout_form() -> Response {
-    html(
+pub async fn logout_form(visitor: Visitor) -> Response {
+    respond(
         StatusCode::OK,
-        page(
+        layout(
             "Log out",
-            "<h1>Log out</h1><form method=\"post\" action=\"/-/logout\">\
-             <button type=\"submit\">Log out</button></form>",
+            &visitor,
+            html! {
+                h1 { "Log out" }
+                form method="post" action="/-/logout" { button type="submit" { "Log out" } }
+            },
         ),
     )
 }

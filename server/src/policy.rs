@@ -26,9 +26,10 @@ pub const DOCS_FRAGMENT: &str = "default-src 'self'; script-src 'none'; \
 pub const INERT: &str =
     "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
 
-/// The viewer's own pages.
-pub const VIEWER_PAGE: &str = "default-src 'self'; object-src 'none'; frame-ancestors 'none'; \
-     base-uri 'none'; form-action 'self'";
+/// The viewer's own pages: scripts and styles from this origin only; images from
+/// anywhere, for READMEs' badges and logos.
+pub const VIEWER_PAGE: &str = "default-src 'self'; script-src 'self'; img-src * data:; \
+     object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Whether a state-changing request comes from this viewer's own pages, or from no
 /// browser at all. Browsers say where a request comes from: `Sec-Fetch-Site` (which

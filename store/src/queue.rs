@@ -660,9 +660,8 @@ impl Queue {
 
     /// Jobs queued or running, in the order workers take them: running ones first,
     /// then by priority and age.
-    pub async fn pending_jobs(&self) -> Result<Vec<Job>, QueueError> {
-        Ok(self
-            .db
+    pub async fn pending_jobs(&self) -> Result<Vec<Job>, DbError> {
+        self.db
             .read(|conn| {
                 jobs(
                     conn,
@@ -671,7 +670,7 @@ impl Queue {
                     &[],
                 )
             })
-            .await?)
+            .await
     }
 
     /// The build whose docs are served for a release: its newest successful one. A

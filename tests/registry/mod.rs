@@ -84,9 +84,15 @@ impl TestRegistry {
         deps: &[&str],
     ) {
         let dir = tempfile::tempdir().unwrap();
+        // A tail that describes the package itself replaces the default description.
+        let about = if manifest_tail.starts_with("description") {
+            ""
+        } else {
+            "description = \"test registry fixture\"\nlicense = \"MIT\"\n"
+        };
         let manifest = format!(
             "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\
-             description = \"test registry fixture\"\nlicense = \"MIT\"\n{manifest_tail}\n[workspace]\n"
+             {about}{manifest_tail}\n[workspace]\n"
         );
         std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
         for (path, content) in files {

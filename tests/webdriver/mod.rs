@@ -281,3 +281,50 @@ impl Drop for Browser {
             .call();
     }
 }
+
+impl Browser {
+    /// The visible text of the first element matching `css`.
+    pub fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.call("GET", &format!("/element/{id}/text"), Value::Null)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Saves what the window shows as a PNG at `path`.
+    pub fn screenshot(&self, path: &Path) {
+        let encoded = self.call("GET", "/screenshot", Value::Null);
+        let png = decode_base64(encoded.as_str().unwrap_or_default());
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "no screenshot of {}",
+            self.url()
+        );
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+/// Standard base64, as WebDriver sends screenshots.
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let digits: Vec<u32> = text.bytes().filter_map(value).collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, d)| acc | d << (18 - 6 * i));
+        out.extend(&bits.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}

@@ -98,14 +98,56 @@ pub fn respond(status: StatusCode, page: Markup) -> Response {
     response
 }
 
+/// A 404 page of the viewer's.
+pub fn not_found(visitor: &Visitor, body: Markup) -> Response {
+    respond(StatusCode::NOT_FOUND, layout("Not found", visitor, body))
+}
+
+/// The page for a store that could not answer.
+pub fn error_page(visitor: &Visitor, message: &str) -> Response {
+    tracing::error!(%message, "a page could not be made");
+    respond(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        layout(
+            "Error",
+            visitor,
+            html! { h1 { "Something went wrong" } p { "The store could not answer: " (message) } },
+        ),
+    )
+}
+
 /// An outcome or a job's state as a coloured label.
 pub fn outcome_label(outcome: &str) -> Markup {
-    let class = match outcome {
-        "success" => "ok",
-        "queued" | "running" => "pending",
-        _ => "failed",
+    let state = match outcome {
+        "success" => "is-ok",
+        "queued" | "running" => "is-pending",
+        _ => "is-failed",
     };
-    html! { span class={ "outcome outcome-" (class) } data-outcome=(outcome) { (outcome) } }
+    html! { span class={ "outcome " (state) " outcome-" (outcome) } { (outcome) } }
+}
+
+/// Characters a URL path segment may hold as they are; all else is percent-encoded.
+fn keep_in_segment(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'*')
+}
+
+/// `text` as one URL path segment (a version requirement such as `^1.2, <2`).
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if keep_in_segment(byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A Unix time as RFC 3339, for `<time datetime>`.
+pub fn iso(seconds: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// A Unix time as a UTC date, `2026-11-30`.
@@ -169,5 +211,6 @@ mod tests {
         assert_eq!(span(200), "3 min 20 s");
         assert_eq!(span(7500), "2 h 5 min");
         assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(segment("^1.2, <2"), "%5E1.2%2C%20%3C2");
     }
 }
