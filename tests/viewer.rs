@@ -232,6 +232,17 @@ fn the_front_page_lists_every_release_and_searches_descriptions_and_keywords() {
         assert!(row.contains(&format!("/crate/{name}/{version}")), "{row}");
         assert!(row.contains(&format!("outcome-{outcome}")), "{row}");
     }
+    // Each failure links to its build, each pending release to the queue.
+    let failed = listed(&front, "team-core").unwrap();
+    assert!(
+        failed.contains("class=\"to-build\" href=\"/crate/team-core/0.2.0/builds/"),
+        "{failed}"
+    );
+    let queued = listed(&front, "team-app").unwrap();
+    assert!(
+        queued.contains("class=\"to-queue\" href=\"/releases/queue\""),
+        "{queued}"
+    );
     // The newest first: the queued release, then the releases built.
     let queued = front.find("data-name=\"team-app\"").unwrap();
     let built = front.find("data-name=\"team-core\"").unwrap();

@@ -25,6 +25,8 @@ struct Entry {
     state: String,
     /// When it was built, or queued.
     when: i64,
+    /// Its newest finished build, if it failed.
+    failed_build: Option<i64>,
     description: Option<String>,
     keywords: Vec<String>,
 }
@@ -36,6 +38,7 @@ impl Entry {
             version: summary.build.version,
             state: summary.build.outcome.as_str().to_string(),
             when: summary.build.finished_at,
+            failed_build: (summary.build.outcome.as_str() != "success").then_some(summary.build.id),
             description: summary.description,
             keywords: summary.keywords,
         }
@@ -47,6 +50,7 @@ impl Entry {
             version: job.version.clone(),
             state: job.status.as_str().to_string(),
             when: job.started_at.unwrap_or(job.created_at),
+            failed_build: None,
             description: None,
             keywords: Vec::new(),
         }
@@ -138,7 +142,13 @@ fn entry_row(entry: &Entry) -> Markup {
             }
             span.description { (entry.description.as_deref().unwrap_or("")) }
             time datetime=(iso(entry.when)) title=(date_time(entry.when)) { (ago(entry.when)) }
-            (outcome_label(&entry.state))
+            @match (entry.failed_build, entry.state.as_str()) {
+                (Some(build), _) => a.to-build href={ "/crate/" (entry.name) "/" (entry.version) "/builds/" (build) } {
+                    (outcome_label(&entry.state))
+                },
+                (None, "queued" | "running") => a.to-queue href="/releases/queue" { (outcome_label(&entry.state)) },
+                _ => (outcome_label(&entry.state)),
+            }
         }
     }
 }
