@@ -12,6 +12,10 @@
 # build's scripts are remade), so both serve byte-identical content at every URL;
 # the benchmarked URLs are checked again, with and without gzip.
 #
+# With BASELINE_BIN=/path/to/older/docbuild, that binary serves the same data too and
+# is measured alternately with this one, ROUNDS times (default 3), so a change of the
+# viewer is seen against the code before it in one run.
+#
 # Usage: bash bench/serve.sh   (CRATE=serde_json@1.0.154 DURATION=10s by default)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -28,11 +32,21 @@ storage="$data/storage"
 
 port_ours=18080
 port_nginx=18081
+port_base=18082
 bench_background "$docbuild" --data-dir "$data" serve --listen "127.0.0.1:$port_ours" 2>"$work/serve.log"
 for _ in $(seq 1 100); do
     curl -fs -o /dev/null "http://127.0.0.1:$port_ours/$name/$version/" -L && break
     sleep 0.1
 done
+baseline=${BASELINE_BIN:-}
+rounds=${ROUNDS:-3}
+if [ -n "$baseline" ]; then
+    bench_background "$baseline" --data-dir "$data" serve --listen "127.0.0.1:$port_base" 2>"$work/serve-baseline.log"
+    for _ in $(seq 1 100); do
+        curl -fs -o /dev/null "http://127.0.0.1:$port_base/$name/$version/" -L && break
+        sleep 0.1
+    done
+fi
 
 # nginx's tree: the stored docs, then exactly what docbuild sends at each URL.
 site="$work/site"
@@ -125,3 +139,17 @@ for label in html search static; do
         "$(awk -v a="$ours_p99" -v b="$theirs_p99" 'BEGIN { print (a <= b) ? "yes" : "no" }')"
 done
 echo "paths: $page $search $static_file"
+
+if [ -n "$baseline" ]; then
+    echo
+    echo "this build against BASELINE_BIN=$baseline, alternating, $rounds rounds (req/s, p99 ms)"
+    printf '%-8s %6s %12s %10s %12s %10s\n' file round this_rps p99_ms base_rps p99_ms
+    for label in html search static; do
+        case $label in html) path=$page ;; search) path=$search ;; static) path=$static_file ;; esac
+        for round in $(seq 1 "$rounds"); do
+            read -r ours ours_p99 <<<"$(measure $port_ours "$path")"
+            read -r base base_p99 <<<"$(measure $port_base "$path")"
+            printf '%-8s %6s %12s %10s %12s %10s\n' "$label" "$round" "$ours" "$ours_p99" "$base" "$base_p99"
+        done
+    done
+fi

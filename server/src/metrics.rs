@@ -53,6 +53,7 @@ fn route_family(path: &str) -> &'static str {
         "/" => "home",
         "/metrics" => "metrics",
         "/-/login" => "login",
+        "/releases/queue" => "queue",
         _ if path.starts_with("/-/static/") => "static",
         _ if path.starts_with("/api/") => "api",
         _ if path.starts_with("/crate/") => "crate",
