@@ -172,6 +172,28 @@ impl VersionBuilds {
     }
 }
 
+/// A crate's history, the version a URL names, and that version's builds; or the
+/// page to answer with when there is none.
+async fn load_version(
+    state: &SharedState,
+    visitor: &Visitor,
+    name: &str,
+    requested: &str,
+) -> Result<(CrateHistory, String, VersionBuilds), Response> {
+    let history = match CrateHistory::load(state, name).await {
+        Ok(Some(history)) => history,
+        Ok(None) => return Err(not_known(visitor, name, None)),
+        Err(error) => return Err(super::error_page(visitor, &error)),
+    };
+    let Some(version) = history.pick(requested).map(|row| row.version.clone()) else {
+        return Err(not_known(visitor, name, Some(requested)));
+    };
+    match VersionBuilds::load(state, name, &version).await {
+        Ok(builds) => Ok((history, version, builds)),
+        Err(error) => Err(super::error_page(visitor, &error)),
+    }
+}
+
 fn not_known(visitor: &Visitor, name: &str, version: Option<&str>) -> Response {
     super::not_found(
         visitor,
@@ -198,18 +220,12 @@ pub async fn crate_page(
     visitor: Visitor,
     Path((name, requested)): Path<(String, String)>,
 ) -> Response {
-    let history = match CrateHistory::load(&state, &name).await {
-        Ok(Some(history)) => history,
-        Ok(None) => return not_known(&visitor, &name, None),
-        Err(error) => return super::error_page(&visitor, &error),
+    let (history, version, builds) = match load_version(&state, &visitor, &name, &requested).await {
+        Ok(loaded) => loaded,
+        Err(page) => return page,
     };
-    let Some(row) = history.pick(&requested) else {
+    let Some(row) = history.pick(&version) else {
         return not_known(&visitor, &name, Some(&requested));
-    };
-    let version = row.version.clone();
-    let builds = match VersionBuilds::load(&state, &name, &version).await {
-        Ok(builds) => builds,
-        Err(error) => return super::error_page(&visitor, &error),
     };
     let release = state.catalog.resolve(&name, &version).await.ok().flatten();
     let release = release.filter(|r| r.version.to_string() == version);
@@ -462,18 +478,9 @@ pub async fn builds(
     visitor: Visitor,
     Path((name, requested)): Path<(String, String)>,
 ) -> Response {
-    let history = match CrateHistory::load(&state, &name).await {
-        Ok(Some(history)) => history,
-        Ok(None) => return not_known(&visitor, &name, None),
-        Err(error) => return super::error_page(&visitor, &error),
-    };
-    let Some(row) = history.pick(&requested) else {
-        return not_known(&visitor, &name, Some(&requested));
-    };
-    let version = row.version.clone();
-    let builds = match VersionBuilds::load(&state, &name, &version).await {
-        Ok(builds) => builds,
-        Err(error) => return super::error_page(&visitor, &error),
+    let (history, version, builds) = match load_version(&state, &visitor, &name, &requested).await {
+        Ok(loaded) => loaded,
+        Err(page) => return page,
     };
     let pending = history.pending.iter().find(|j| j.version == version);
     let body = html! {
@@ -500,18 +507,9 @@ pub async fn features(
     visitor: Visitor,
     Path((name, requested)): Path<(String, String)>,
 ) -> Response {
-    let history = match CrateHistory::load(&state, &name).await {
-        Ok(Some(history)) => history,
-        Ok(None) => return not_known(&visitor, &name, None),
-        Err(error) => return super::error_page(&visitor, &error),
-    };
-    let Some(row) = history.pick(&requested) else {
-        return not_known(&visitor, &name, Some(&requested));
-    };
-    let version = row.version.clone();
-    let builds = match VersionBuilds::load(&state, &name, &version).await {
-        Ok(builds) => builds,
-        Err(error) => return super::error_page(&visitor, &error),
+    let (history, version, builds) = match load_version(&state, &visitor, &name, &requested).await {
+        Ok(loaded) => loaded,
+        Err(page) => return page,
     };
     let declared = builds
         .report()
