@@ -5,9 +5,10 @@
 //! `staging/<build>/docs/` (the default target's docs at
 //! the top, other targets in `docs/<target>/`, each with the toolchain's
 //! `static.files/`), then
-//! stored in the store's blob storage with the build's log; the report is recorded
-//! in the database. The data directory is only a cache: workers on several machines
-//! share one database and one storage.
+//! stored in the store's blob storage with the build's log and the package's files
+//! as unpacked before the build; the report is recorded in the database. The data
+//! directory is only a cache: workers on several machines share one database and one
+//! storage.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,7 @@ use crate::registry::fetch_crate;
 use crate::toolchain::Toolchain;
 use crate::unpack::unpack_crate;
 use docbuild_store::Store;
+use docbuild_store::archive::{self, Manifest};
 use docbuild_store::db::blocking;
 
 /// How workers run.
@@ -517,7 +519,7 @@ async fn build_job(
     };
     let build_dir = data.build_dir(build);
 
-    let mut report =
+    let (mut report, package) =
         build_sources(service, options, job, &id, &work, &build_dir, &job_cancel).await;
     // A build that was stopped (shutdown, or the lease lost) is not the crate's
     // outcome: the job goes back to the queue, if it is still ours. A build that
@@ -526,7 +528,16 @@ async fn build_job(
     if stopped {
         return give_back(keeper, Some(build)).await;
     }
-    let stored = match store(&mut report, &work, &build_dir, build, service).await {
+    let stored = match store(
+        &mut report,
+        &work,
+        &build_dir,
+        build,
+        package.as_ref(),
+        service,
+    )
+    .await
+    {
         Ok(()) => true,
         Err(error) => {
             report.outcome = error.outcome();
@@ -583,7 +594,8 @@ fn build_result(report: &CrateReport, stored: bool) -> BuildResult {
     }
 }
 
-/// Gets the job's sources into `work/job-src` and builds them.
+/// Gets the job's sources into `work/job-src` and builds them. Answers the report,
+/// and where the package's files were stored if it was unpacked (whatever came next).
 async fn build_sources(
     service: &Service,
     options: &WorkerOptions,
@@ -592,13 +604,25 @@ async fn build_sources(
     work: &Path,
     build_dir: &Path,
     cancel: &CancellationToken,
-) -> CrateReport {
+) -> (CrateReport, Option<Manifest>) {
     let source = work.join("job-src");
-    if let Err(error) = get_job_sources(service, options, job, id, work, &source, cancel).await {
+    let mut package = None;
+    let got = get_job_sources(
+        service,
+        options,
+        job,
+        id,
+        work,
+        &source,
+        &mut package,
+        cancel,
+    )
+    .await;
+    if let Err(error) = got {
         let mut report = CrateReport::early(error.outcome(), error.to_string());
         report.name = Some(id.krate.name().to_string());
         report.version = Some(id.krate.version());
-        return report;
+        return (report, package);
     }
     let check_options = CheckOptions {
         path: source,
@@ -620,10 +644,60 @@ async fn build_sources(
         about: true,
     };
     let cache = service.data.cache();
-    check(&check_options, &cache, &|_: &str| {}, cancel).await
+    let report = check(&check_options, &cache, &|_: &str| {}, cancel).await;
+    (report, package)
 }
 
+/// Unpacks the job's package into `source`, keeps its files in storage as they were
+/// unpacked (`package`), then makes it a workspace of its own for the build.
+#[allow(clippy::too_many_arguments)]
 async fn get_job_sources(
+    service: &Service,
+    options: &WorkerOptions,
+    job: &Job,
+    id: &CrateId,
+    work: &Path,
+    source: &Path,
+    package: &mut Option<Manifest>,
+    cancel: &CancellationToken,
+) -> Result<(), BuildError> {
+    unpack_job_sources(service, options, job, id, work, source, cancel).await?;
+    *package = keep_package(service, source).await;
+    // A published crate is its own workspace root, wherever the data directory is.
+    let source = source.to_path_buf();
+    crate::prepare::blocking(move || {
+        crate::prepare::make_standalone(&source)
+            .map_err(BuildError::io("cannot read the crate's manifest"))
+    })
+    .await
+}
+
+/// Stores the files of the package as unpacked, before docbuild or the build changes
+/// anything there (the build runs on a copy, `work/src`, and writes below
+/// `work/target`): their blobs now, their manifest with the build's. The tree is read
+/// as every stored tree is, no link followed (`archive::store_tree`). Not keeping them
+/// does not fail the build.
+async fn keep_package(service: &Service, source: &Path) -> Option<Manifest> {
+    match archive::store_tree(service.store.builds().blobs(), source).await {
+        Ok((manifest, stats)) => {
+            tracing::debug!(
+                files = stats.files,
+                new_blobs = stats.new_blobs,
+                skipped = stats.skipped,
+                "kept the package's files"
+            );
+            Some(manifest)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot keep the package's files");
+            None
+        }
+    }
+}
+
+/// The job's package, unpacked into `source`: a local job's `.crate` from storage, or
+/// a registry's, fetched by cargo.
+async fn unpack_job_sources(
     service: &Service,
     options: &WorkerOptions,
     job: &Job,
@@ -657,9 +731,7 @@ async fn get_job_sources(
             .map_err(BuildError::io(WHAT))?;
         let (prefix, source) = (id.krate.archive_prefix(), source.to_path_buf());
         return crate::prepare::blocking(move || {
-            unpack_crate(&file, &prefix, &source)?;
-            crate::prepare::make_standalone(&source)
-                .map_err(BuildError::io("cannot read the crate's manifest"))
+            unpack_crate(&file, &prefix, &source).map_err(BuildError::from)
         })
         .await;
     }
@@ -682,24 +754,19 @@ async fn get_job_sources(
     {
         return Err(BuildError::NotInRegistry(why));
     }
-    fetched?;
-    // A published crate is its own workspace root, wherever the data directory is.
-    let source = source.to_path_buf();
-    crate::prepare::blocking(move || {
-        crate::prepare::make_standalone(&source)
-            .map_err(BuildError::io("cannot read the crate's manifest"))
-    })
-    .await
+    fetched
 }
 
-/// Stores the build's docs and log. The docs were copied out by `check` with the
-/// link-refusing copier, each target's `static.files/` already the toolchain's own
+/// Stores the build's docs and log, and records where its package's files are. The
+/// docs were copied out by `check` with the link-refusing copier, each target's
+/// `static.files/` already the toolchain's own
 /// (`static_files::replace_static_files`), never the build's.
 async fn store(
     report: &mut CrateReport,
     work: &Path,
     build_dir: &Path,
     build: i64,
+    package: Option<&Manifest>,
     service: &Service,
 ) -> Result<(), BuildError> {
     let log = tokio::fs::read(work.join("build.log")).await.ok();
@@ -722,6 +789,16 @@ async fn store(
         .map_err(|e| BuildError::Io("cannot store the build", std::io::Error::other(e)))?;
     if let Some(stats) = stats {
         report.docs_size_bytes = Some(stats.bytes);
+    }
+    if let Some(package) = package {
+        service
+            .store
+            .builds()
+            .put_source_manifest(build, package)
+            .await
+            .map_err(|e| {
+                BuildError::Io("cannot store the package's files", std::io::Error::other(e))
+            })?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod api;
 mod cache;
 pub mod catalog;
 mod docs;
+mod download;
 mod files;
 mod listen;
 pub mod metrics;
@@ -193,6 +194,12 @@ pub fn router(state: SharedState) -> Router {
             "/crate/{name}/{version}/builds/{id}/log",
             get(pages::build_log),
         )
+        .route("/crate/{name}/{version}/source", get(views::source::bare))
+        .route("/crate/{name}/{version}/source/", get(views::source::root))
+        .route(
+            "/crate/{name}/{version}/source/{*path}",
+            get(views::source::path),
+        )
         .route("/api/v1/builds", post(api::enqueue))
         .route("/api/v1/builds/{id}", get(api::build_status))
         .route("/api/v1/builds/{id}/remove", post(api::remove_build))
@@ -200,6 +207,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
+        // A zip is compressed already, and streamed with its length: outside `pages`.
+        .route("/crate/{name}/{version}/download", get(download::download))
         .route("/{name}", get(docs::crate_root))
         .route("/{name}/", get(docs::crate_root))
         .route("/{name}/{version}", get(docs::version_root))

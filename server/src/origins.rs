@@ -433,6 +433,8 @@ mod tests {
             "/-/login",
             "/-/static/docbuild.js",
             "/crate/serde/1.0.0",
+            "/crate/serde/1.0.0/source/src/lib.rs",
+            "/crate/serde/latest/download",
             "/api/v1/builds",
             "/releases/queue",
             "/serde/badge.svg",

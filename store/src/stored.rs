@@ -1,9 +1,12 @@
 //! Builds in blob storage: a build's docs as a manifest of content-addressed blobs
-//! (identical files across builds and versions are stored once), its log, and the
-//! packaged sources of local jobs.
+//! (identical files across builds and versions are stored once), its log, the files
+//! of the package it built (as unpacked before the build, in a manifest of their own,
+//! their blobs shared with docs and other builds alike), and the packaged sources of
+//! local jobs.
 //!
 //! Keys: `builds/<build>/manifest.json.gz`, `builds/<build>/build.log.gz`,
-//! `sources/<job>.crate`, and the blobs themselves under `blobs/`.
+//! `builds/<build>/source.json.gz`, `sources/<job>.crate`, and the blobs themselves
+//! under `blobs/`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -20,6 +23,10 @@ fn manifest_key(build: i64) -> String {
 
 fn log_key(build: i64) -> String {
     format!("builds/{build}/build.log.gz")
+}
+
+fn source_manifest_key(build: i64) -> String {
+    format!("builds/{build}/source.json.gz")
 }
 
 fn sources_key(job: i64) -> String {
@@ -82,6 +89,27 @@ impl StoredBuilds {
         }
     }
 
+    /// Records where the files of a build's package are (a tree stored with
+    /// [`archive::store_tree`]); written once every blob is durable.
+    pub async fn put_source_manifest(
+        &self,
+        build: i64,
+        manifest: &Manifest,
+    ) -> Result<(), BlobError> {
+        self.blobs
+            .put(&source_manifest_key(build), manifest.to_bytes().into())
+            .await
+    }
+
+    /// The files of a build's package; `None` when they were not kept (a build made
+    /// before packages were kept, or one whose package never got unpacked).
+    pub async fn source_manifest(&self, build: i64) -> Result<Option<Manifest>, ArchiveError> {
+        match self.blobs.get(&source_manifest_key(build)).await? {
+            Some(bytes) => Manifest::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// A build's log, as text; `None` when it has none.
     pub async fn log(&self, build: i64) -> Result<Option<String>, ArchiveError> {
         let Some(stored) = self.blobs.get(&log_key(build)).await? else {
@@ -99,10 +127,11 @@ impl StoredBuilds {
         Ok(Some(String::from_utf8_lossy(&text).into_owned()))
     }
 
-    /// Removes a build's manifest and log; its blobs go with the next sweep, if no
-    /// other build refers to them.
+    /// Removes a build's manifests (docs and package) and log; their blobs go with
+    /// the next sweep, if no other build refers to them.
     pub async fn delete(&self, build: i64) -> Result<(), BlobError> {
         self.blobs.delete(&manifest_key(build)).await?;
+        self.blobs.delete(&source_manifest_key(build)).await?;
         self.blobs.delete(&log_key(build)).await
     }
 
@@ -121,9 +150,10 @@ impl StoredBuilds {
         self.blobs.delete(key).await
     }
 
-    /// Blobs no stored build refers to and older than `grace`: what a sweep may
-    /// delete. `builds` are every build the database knows; the grace period keeps
-    /// the blobs of a build being stored now, before its manifest is written.
+    /// Blobs no stored build refers to, by its docs or its package, and older than
+    /// `grace`: what a sweep may delete. `builds` are every build the database knows;
+    /// the grace period keeps the blobs of a build being stored now, before its
+    /// manifests are written.
     pub async fn unused(
         &self,
         builds: &[i64],
@@ -132,6 +162,9 @@ impl StoredBuilds {
         let mut referenced = HashSet::new();
         for build in builds {
             if let Some(manifest) = self.manifest(*build).await? {
+                referenced.extend(manifest.blob_keys());
+            }
+            if let Some(manifest) = self.source_manifest(*build).await? {
                 referenced.extend(manifest.blob_keys());
             }
         }
@@ -150,4 +183,43 @@ fn gzip(raw: &[u8]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(raw);
     encoder.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::testing::{Backend, backends};
+
+    #[tokio::test]
+    async fn package_files_are_kept_with_the_build_and_go_with_it() {
+        for Backend { blobs, .. } in backends("package-files") {
+            let what = blobs.describe();
+            let builds = StoredBuilds::new(blobs.clone());
+            let package = tempfile::tempdir().unwrap();
+            std::fs::create_dir(package.path().join("src")).unwrap();
+            std::fs::write(package.path().join("Cargo.toml"), b"[package]\n").unwrap();
+            std::fs::write(package.path().join("src/lib.rs"), b"//! Only here.\n").unwrap();
+            let (manifest, _) = archive::store_tree(&blobs, package.path()).await.unwrap();
+            assert!(builds.source_manifest(3).await.unwrap().is_none(), "{what}");
+            builds.put_source_manifest(3, &manifest).await.unwrap();
+            assert_eq!(
+                builds.source_manifest(3).await.unwrap().as_ref(),
+                Some(&manifest),
+                "{what}"
+            );
+
+            // Referenced while the build exists, whatever the grace period.
+            let unused = builds.unused(&[3], Duration::ZERO).await.unwrap();
+            assert!(unused.is_empty(), "{what}: {unused:?}");
+            // Gone with the build, and then no longer referenced.
+            builds.delete(3).await.unwrap();
+            assert!(builds.source_manifest(3).await.unwrap().is_none(), "{what}");
+            let unused = builds.unused(&[], Duration::ZERO).await.unwrap();
+            let mut keys: Vec<String> = unused.into_iter().map(|blob| blob.key).collect();
+            let mut expected: Vec<String> = manifest.blob_keys().collect();
+            keys.sort();
+            expected.sort();
+            assert_eq!(keys, expected, "{what}");
+        }
+    }
 }

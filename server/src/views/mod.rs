@@ -5,6 +5,7 @@
 pub mod krate;
 pub mod lists;
 pub mod readme;
+pub mod source;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
