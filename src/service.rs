@@ -874,7 +874,16 @@ pub async fn token(
             Err(error) => fail(Outcome::InfrastructureError, &error),
         },
         TokenCommand::Revoke { id } => match tokens.revoke(id).await {
-            Ok(_) => ExitCode::SUCCESS,
+            Ok(_) => {
+                // Tokens stay in force once made: the last one gone, nobody reads.
+                if let Ok(false) = tokens.any().await {
+                    note(
+                        &"no token is in force: the viewer stays closed until a token is \
+                          made, or `[server] public = true` lets anyone read",
+                    );
+                }
+                ExitCode::SUCCESS
+            }
             Err(error) => fail(Outcome::InvalidInput, &error),
         },
     }

@@ -1383,3 +1383,424 @@ fn docs_have_an_origin_of_their_own() {
     );
     assert!((300..400).contains(&status));
 }
+
+/// An API error: JSON whose `error` is one line, whatever the status.
+fn json_error(reply: &Reply, status: u16, what: &str) -> String {
+    assert_eq!(reply.status, status, "{what}: {}", reply.body);
+    let kind = reply.header("content-type").unwrap_or_default();
+    assert!(kind.starts_with("application/json"), "{what}: {kind}");
+    let body: Value =
+        serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{what}: {e}: {}", reply.body));
+    let error = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: {body}"));
+    assert!(
+        !error.is_empty() && !error.contains('\n'),
+        "{what}: {error}"
+    );
+    error.to_string()
+}
+
+/// `token revoke`, answering what it said on stderr.
+fn revoke(data: &Path, id: &str) -> String {
+    let output = docbuild(data)
+        .args(["token", "revoke", id])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+/// Waits until a server has seen what another process changed in the store: on
+/// PostgreSQL it reads the store's change counter at most every 250 ms.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+/// Every token's id, as `token list --json` gives them.
+fn token_ids(data: &Path) -> Vec<String> {
+    run(data, &["token", "list", "--json"])
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["id"].to_string())
+        .collect()
+}
+
+#[test]
+fn revoking_the_last_token_leaves_the_site_closed() {
+    let server = Server::start(&[]);
+    let read = run(&server.data, &["token", "create", "--scope", "read"]);
+    let admin = run(&server.data, &["token", "create", "--scope", "admin"]);
+    let ids = token_ids(&server.data);
+    assert_eq!(ids.len(), 2);
+    assert!(
+        !revoke(&server.data, &ids[0]).contains("public"),
+        "a token is still in force"
+    );
+    let said = revoke(&server.data, &ids[1]);
+    assert!(
+        said.contains("closed") && said.contains("[server] public = true"),
+        "{said}"
+    );
+    settle();
+
+    for path in [
+        "/",
+        "/crate/documented/0.1.0",
+        "/documented/0.1.0/documented/",
+        "/documented/latest/documented/",
+    ] {
+        let reply = server.get(path);
+        assert_eq!(reply.status, 401, "{path}: {}", reply.body);
+        assert!(reply.body.contains("/-/login"), "{path}");
+        for token in [&read, &admin] {
+            let auth = format!("Bearer {token}");
+            let with = server.request("GET", path, &[("authorization", &auth)], None);
+            assert_eq!(with.status, 401, "{path}: a revoked token opens nothing");
+        }
+    }
+    for path in ["/api/v1/builds/1", "/crate/documented/0.1.0/status.json"] {
+        let reply = server.get(path);
+        json_error(&reply, 401, path);
+        assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{path}");
+    }
+    let queued = server.request(
+        "POST",
+        "/api/v1/builds",
+        &[("content-type", "application/json")],
+        Some(r#"{"name": "itoa", "version": "1.0.11"}"#),
+    );
+    json_error(&queued, 401, "queueing");
+    json_error(
+        &server.request("POST", "/crate/documented/0.1.0/rebuild", &[], None),
+        401,
+        "rebuilding",
+    );
+    assert_eq!(server.get("/metrics").status, 401);
+    // The login form is still there, for the next token.
+    assert_eq!(server.get("/-/login").status, 200);
+    let next = run(&server.data, &["token", "create", "--scope", "read"]);
+    settle();
+    let auth = format!("Bearer {next}");
+    assert_eq!(
+        server
+            .request("GET", "/", &[("authorization", &auth)], None)
+            .status,
+        200
+    );
+
+    // Docs on an origin of their own stay closed too.
+    let server = Server::configured(
+        "[server]\nurl = \"http://127.0.0.1:{port}\"\ndocs-url = \"http://docs.localhost:{port}\"\n",
+        &[],
+    );
+    run(&server.data, &["token", "create", "--scope", "read"]);
+    let ids = token_ids(&server.data);
+    revoke(&server.data, &ids[0]);
+    let docs_host = format!("docs.localhost:{}", server.port);
+    let raw = server.raw_response("/documented/0.1.0/documented/", &docs_host, "");
+    let text = String::from_utf8_lossy(&raw).to_lowercase();
+    assert!(text.starts_with("http/1.1 307"), "{text}");
+    assert!(
+        text.contains("location: http://127.0.0.1:") && text.contains("/-/docs-session?next="),
+        "{text}"
+    );
+    let viewer_host = format!("127.0.0.1:{}", server.port);
+    assert_eq!(
+        server.raw("/documented/0.1.0/documented/", &viewer_host),
+        401
+    );
+    assert_eq!(
+        server.raw(
+            "/-/docs-session?next=/documented/0.1.0/documented/&retry=1",
+            &viewer_host
+        ),
+        401
+    );
+}
+
+#[test]
+fn a_public_site_is_read_without_a_token_and_changed_with_one() {
+    let server = Server::configured("[server]\npublic = true\n", &[]);
+    let token = |scope: &str| run(&server.data, &["token", "create", "--scope", scope]);
+    let read = token("read");
+    let publish = token("publish");
+    let admin = token("admin");
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    let reading = [
+        "/",
+        "/crate/documented/0.1.0",
+        "/documented/0.1.0/documented/",
+        "/crate/documented/0.1.0/status.json",
+        "/api/v1/builds/1",
+    ];
+    for path in reading {
+        let reply = server.get(path);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    }
+    let list = server.get("/");
+    for name in ["documented", "metadata", "proc-macro-fixture"] {
+        assert!(list.body.contains(name), "{name}");
+    }
+    assert!(
+        server
+            .get("/documented/0.1.0/documented/")
+            .body
+            .contains("documented")
+    );
+
+    let build = r#"{"name": "itoa", "version": "1.0.11"}"#;
+    let queue = |t: Option<&str>| {
+        let auth = t.map(bearer);
+        let mut headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        headers.push(("content-type", "application/json"));
+        server.request("POST", "/api/v1/builds", &headers, Some(build))
+    };
+    let refused = queue(None);
+    json_error(&refused, 401, "queueing without a token");
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+    json_error(&queue(Some(&read)), 403, "read cannot queue");
+    assert_eq!(queue(Some(&publish)).status, 202, "publish queues");
+
+    let rebuild = |t: Option<&str>| {
+        let auth = t.map(bearer);
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        server.request("POST", "/crate/documented/0.1.0/rebuild", &headers, None)
+    };
+    json_error(&rebuild(None), 401, "rebuilding without a token");
+    json_error(&rebuild(Some(&publish)), 403, "publish cannot rebuild");
+    let rebuilt = rebuild(Some(&admin));
+    assert_eq!(rebuilt.status, 202, "{}", rebuilt.body);
+    assert!(
+        serde_json::from_str::<Value>(&rebuilt.body).unwrap()["id"].is_i64(),
+        "{}",
+        rebuilt.body
+    );
+    json_error(
+        &server.request("POST", "/crate/documented/0.1.0/delete", &[], None),
+        401,
+        "deleting without a token",
+    );
+    assert_eq!(server.get("/metrics").status, 401);
+    let metrics = server.request(
+        "GET",
+        "/metrics",
+        &[("authorization", &bearer(&admin))],
+        None,
+    );
+    assert_eq!(metrics.status, 200);
+
+    // Still public with every token revoked; changes then need a token nobody has.
+    for id in token_ids(&server.data) {
+        revoke(&server.data, &id);
+    }
+    settle();
+    for path in reading {
+        assert_eq!(server.get(path).status, 200, "{path}");
+    }
+    json_error(
+        &queue(Some(&publish)),
+        401,
+        "a revoked token queues nothing",
+    );
+    json_error(
+        &rebuild(Some(&admin)),
+        401,
+        "a revoked token rebuilds nothing",
+    );
+
+    // With docs on an origin of their own, they are read there with no session.
+    let server = Server::configured(
+        "[server]\npublic = true\nurl = \"http://127.0.0.1:{port}\"\n\
+         docs-url = \"http://docs.localhost:{port}\"\n",
+        &[],
+    );
+    run(&server.data, &["token", "create", "--scope", "admin"]);
+    let docs_host = format!("docs.localhost:{}", server.port);
+    let viewer_host = format!("127.0.0.1:{}", server.port);
+    let raw = server.raw_response("/documented/0.1.0/documented/", &viewer_host, "");
+    let text = String::from_utf8_lossy(&raw).to_lowercase();
+    assert!(
+        text.contains(&format!(
+            "location: http://{docs_host}/documented/0.1.0/documented/\r\n"
+        )),
+        "straight to the docs: {text}"
+    );
+    assert_eq!(server.raw("/documented/0.1.0/documented/", &docs_host), 200);
+    assert_eq!(server.raw("/crate/documented/0.1.0", &viewer_host), 200);
+}
+
+#[test]
+fn api_errors_are_json_whatever_the_status() {
+    let server = Server::start(&[]);
+    let get = |path: &str| server.get(path);
+    let message = json_error(&get("/api/v1/nope"), 404, "unknown API path");
+    assert!(message.contains("/api/v1/nope"), "{message}");
+    json_error(&get("/api/nothing"), 404, "unknown API path");
+    json_error(&get("/api/v1/builds/999999"), 404, "no such build");
+    json_error(&get("/api/v1/builds/nope"), 400, "a bad build id");
+    json_error(&get("/api/v1/builds/%FF"), 400, "a path that is no text");
+    let post = |path: &str, kind: &str, body: &str| {
+        server.request("POST", path, &[("content-type", kind)], Some(body))
+    };
+    json_error(
+        &post("/api/v1/builds", "application/json", "{not json"),
+        400,
+        "malformed JSON",
+    );
+    json_error(
+        &post("/api/v1/builds", "text/plain", r#"{"name": "itoa"}"#),
+        415,
+        "not JSON",
+    );
+    let wrong = get("/api/v1/builds");
+    let message = json_error(&wrong, 405, "GET on a POST route");
+    assert!(message.contains("GET"), "{message}");
+    assert_eq!(wrong.header("allow"), Some("POST"));
+    json_error(
+        &server.request("DELETE", "/api/v1/builds/1", &[], None),
+        405,
+        "DELETE",
+    );
+    json_error(
+        &server.request("GET", "/crate/documented/0.1.0/rebuild", &[], None),
+        405,
+        "GET on rebuild",
+    );
+    json_error(
+        &server.request(
+            "POST",
+            "/api/v1/builds",
+            &[
+                ("content-type", "application/json"),
+                ("origin", "http://elsewhere.example"),
+            ],
+            Some(r#"{"name": "itoa", "version": "1.0.11"}"#),
+        ),
+        403,
+        "another site's request",
+    );
+    // Compressed or not, an error is JSON.
+    let host = format!("127.0.0.1:{}", server.port);
+    let raw = server.raw_response("/api/v1/builds/%FF", &host, "Accept-Encoding: gzip\r\n");
+    let text = String::from_utf8_lossy(&raw);
+    let lower = text.to_lowercase();
+    assert!(lower.starts_with("http/1.1 400"), "{text}");
+    assert!(lower.contains("content-type: application/json"), "{text}");
+    assert!(!lower.contains("content-encoding"), "{text}");
+    let body = text.split("\r\n\r\n").nth(1).unwrap();
+    assert!(
+        serde_json::from_str::<Value>(body).unwrap()["error"].is_string(),
+        "{body}"
+    );
+
+    // Once tokens exist: a missing token, and one of too small a scope.
+    let read = run(&server.data, &["token", "create", "--scope", "read"]);
+    settle();
+    let auth = format!("Bearer {read}");
+    for path in [
+        "/api/v1/builds/1",
+        "/api/v1/nope",
+        "/crate/documented/0.1.0/status.json",
+    ] {
+        let reply = get(path);
+        json_error(&reply, 401, path);
+        assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{path}");
+    }
+    json_error(
+        &server.request("POST", "/crate/documented/0.1.0/rebuild", &[], None),
+        401,
+        "rebuild without a token",
+    );
+    for path in [
+        "/api/v1/builds/1/remove",
+        "/crate/documented/0.1.0/rebuild",
+        "/crate/documented/0.1.0/delete",
+    ] {
+        let reply = server.request("POST", path, &[("authorization", &auth)], None);
+        let message = json_error(&reply, 403, path);
+        assert!(message.contains("admin"), "{path}: {message}");
+    }
+    let reply = server.request(
+        "POST",
+        "/api/v1/builds",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Some(r#"{"name": "itoa", "version": "1.0.11"}"#),
+    );
+    json_error(&reply, 403, "read cannot queue");
+    let reply = server.request("GET", "/api/v1/nope", &[("authorization", &auth)], None);
+    json_error(&reply, 404, "unknown API path, with a token");
+    // The viewer's pages stay HTML.
+    let page = get("/");
+    assert_eq!(page.status, 401);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+
+#[test]
+fn the_rebuild_form_goes_to_the_builds_page() {
+    let server = Server::start(&[]);
+    let admin = run(&server.data, &["token", "create", "--scope", "admin"]);
+    let read = run(&server.data, &["token", "create", "--scope", "read"]);
+    let queued = || {
+        run(&server.data, &["queue", "list", "--json"])
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|job| {
+                job["name"] == "documented"
+                    && job["version"] == "0.1.0"
+                    && job["status"] == "queued"
+            })
+            .count()
+    };
+    assert_eq!(queued(), 0);
+    let origin = server.url("");
+    let submit = |path: &str, token: &str| {
+        let cookie = format!("docbuild_token={token}");
+        server.request(
+            "POST",
+            path,
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", &origin),
+                ("cookie", &cookie),
+            ],
+            Some(""),
+        )
+    };
+    let refused = submit("/crate/documented/0.1.0/rebuild", &read);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(queued(), 0, "a reader queues nothing");
+    let missing = submit("/crate/documented/9.9.9/rebuild", &admin);
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let done = submit("/crate/documented/0.1.0/rebuild", &admin);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(
+        done.redirects_to("/crate/documented/0.1.0/builds"),
+        "{:?}",
+        done.header("location")
+    );
+    assert_eq!(queued(), 1, "the rebuild is queued");
+    // A form of another site is refused.
+    let cookie = format!("docbuild_token={admin}");
+    let foreign = server.request(
+        "POST",
+        "/crate/metadata/0.1.0/rebuild",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", "http://elsewhere.example"),
+            ("cookie", &cookie),
+        ],
+        Some(""),
+    );
+    assert_eq!(foreign.status, 403);
+}

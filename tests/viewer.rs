@@ -471,7 +471,11 @@ fn a_rebuild_button_queues_the_version_again() {
         ],
         "",
     );
-    assert!(matches!(reply.status, 202 | 303), "{}", reply.body);
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(
+        reply.location.as_deref(),
+        Some("/crate/team-core/0.1.0/builds")
+    );
     let queue = server.get("/releases/queue").page(200, "queue");
     let queued = queue.split("id=\"queued\"").nth(1).unwrap();
     assert!(

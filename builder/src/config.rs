@@ -175,6 +175,12 @@ pub struct ServerConfig {
     /// A token that reads `/metrics` alone (for a scraper), besides admin tokens.
     #[serde(rename = "metrics-token")]
     pub metrics_token: Option<String>,
+    /// Anyone may read pages, docs and build records once tokens exist; queueing,
+    /// rebuilding and managing still need a token of their scope. Without it, the
+    /// site is open only until a first token is made (revoking every token later
+    /// leaves it closed).
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// A duration as humans write it: `10s`, `2m`, `500ms`.
@@ -301,6 +307,10 @@ mod tests {
         )
         .unwrap();
         let config = Config::load(None, &data).unwrap();
+        assert!(
+            !config.server.public,
+            "closed once tokens exist, by default"
+        );
         let env = config.registries().host_env();
         for expected in [
             (
@@ -341,10 +351,11 @@ mod tests {
         std::fs::write(
             data.config_file(),
             "[server]\nurl = \"https://Docs.example.com/\"\ndocs-url = \"https://crates.example-docs.com\"\n\
-             header-read-timeout = \"5s\"\nidle-timeout = \"2m\"\nmax-connections = 64\n",
+             header-read-timeout = \"5s\"\nidle-timeout = \"2m\"\nmax-connections = 64\npublic = true\n",
         )
         .unwrap();
         let server = Config::load(None, &data).unwrap().server;
+        assert!(server.public);
         assert_eq!(
             server.docs_url.as_deref(),
             Some("https://crates.example-docs.com")
@@ -368,6 +379,7 @@ mod tests {
             "[server]\ndocs-url = \"http://docs.local/docs/\"\n",
             "[server]\nurl = \"http://a.local\"\ndocs-url = \"http://a.local/\"\n",
             "[server]\nmax-connections = 0\n",
+            "[server]\npublic = \"yes\"\n",
         ] {
             std::fs::write(data.config_file(), bad).unwrap();
             assert!(Config::load(None, &data).is_err(), "{bad}");

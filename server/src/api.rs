@@ -1,12 +1,14 @@
 //! The JSON API: queueing builds, their status, a release's doc status, a badge.
 //! Requests that queue come from a client that is no browser or from the viewer's
-//! own pages (see `origins`), and carry JSON.
+//! own pages (see `origins`), and carry JSON. Its errors are JSON whoever makes
+//! them: its handlers, the gate, an extractor's rejection or the router
+//! (`json_error`).
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use docbuild_builder::config::CRATES_IO;
 use docbuild_builder::identity::{CrateId, CrateVersion, CrateVersionError, RegistryName};
 use docbuild_builder::queue::{PRIORITY_NEW, PRIORITY_REBUILD};
@@ -20,6 +22,100 @@ fn error(status: StatusCode, field: Option<&str>, message: impl std::fmt::Displa
         body["field"] = json!(field);
     }
     (status, Json(body)).into_response()
+}
+
+/// Whether a request is an HTML form's (the viewer's own buttons post forms).
+fn is_form(headers: &HeaderMap) -> bool {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|kind| kind.trim().to_ascii_lowercase());
+    matches!(
+        kind.as_deref(),
+        Some("application/x-www-form-urlencoded" | "multipart/form-data")
+    )
+}
+
+/// Whether a request is the API's, whose errors are JSON: everything under
+/// `/api/`, a release's `status.json`, and its `rebuild` and `delete` unless posted
+/// by an HTML form.
+pub fn is_api_request(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    if path == "/api" || path.starts_with("/api/") {
+        return true;
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["crate", _, _, "status.json"] => true,
+        ["crate", _, _, "rebuild" | "delete"] => !(*method == Method::POST && is_form(headers)),
+        _ => false,
+    }
+}
+
+/// The longest error body read to make its JSON message.
+const ERROR_TEXT_LIMIT: usize = 4096;
+
+/// An error answer to an API request as `{"error": "…"}`, whatever made it (the
+/// gate, an extractor's rejection, the router's `405`); other answers as they are.
+/// A plain-text body gives the message (its first line); any other, the status.
+pub async fn json_error(method: &Method, path: &str, response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let kind = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if kind.starts_with("application/json") {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let plain =
+        kind.starts_with("text/plain") && !parts.headers.contains_key(header::CONTENT_ENCODING);
+    let mut message = None;
+    if plain && let Ok(bytes) = axum::body::to_bytes(body, ERROR_TEXT_LIMIT).await {
+        message = String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .map(str::to_string);
+    }
+    let message = message.unwrap_or_else(|| match status {
+        StatusCode::UNAUTHORIZED => "a token is needed".to_string(),
+        StatusCode::NOT_FOUND => format!("no such API route: {path}"),
+        // The router names the methods it takes in `Allow`.
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    });
+    let body = json!({ "error": message }).to_string();
+    for name in [
+        header::CONTENT_ENCODING,
+        header::CONTENT_LENGTH,
+        header::ETAG,
+        header::LAST_MODIFIED,
+    ] {
+        parts.headers.remove(name);
+    }
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Any other path under `/api/`.
+pub async fn unknown(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        None,
+        format!("no such API route: {}", uri.path()),
+    )
 }
 
 /// A request the API refuses, naming the field at fault.
@@ -128,26 +224,43 @@ pub async fn build_status(State(state): State<SharedState>, Path(id): Path<Strin
     }
 }
 
-/// `POST /crate/{name}/{version}/rebuild` (admin): queue the release again.
+/// `POST /crate/{name}/{version}/rebuild` (admin): queue the release again →
+/// `202 {"id"}`; posted by the viewer's form, `303` to the release's builds.
 pub async fn rebuild(
     State(state): State<SharedState>,
     Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
+    let form = is_form(&headers);
+    let fail = |status: StatusCode, message: String| {
+        if form {
+            (status, format!("{message}\n")).into_response()
+        } else {
+            error(status, None, message)
+        }
+    };
     let builds = state
         .catalog
         .builds(&name, &version)
         .await
         .unwrap_or_default();
     let Some(last) = builds.first() else {
-        return error(
+        return fail(
             StatusCode::NOT_FOUND,
-            None,
             format!("no build of {name} {version}"),
         );
     };
-    match CrateId::new(&last.registry, &name, &version) {
-        Ok(id) => queue_build(&state, id, PRIORITY_REBUILD).await,
-        Err(e) => error(StatusCode::BAD_REQUEST, None, e),
+    let id = match CrateId::new(&last.registry, &name, &version) {
+        Ok(id) => id,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if !form {
+        return queue_build(&state, id, PRIORITY_REBUILD).await;
+    }
+    match state.queue.enqueue(&id, PRIORITY_REBUILD).await {
+        // Checked by `CrateId::new`: the name and version are safe in a path.
+        Ok(_) => Redirect::to(&format!("/crate/{name}/{version}/builds")).into_response(),
+        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use docbuild_store::archive::Encoding;
 
 use crate::catalog::{Release, VersionWithoutDocs};
-use docbuild_store::tokens::Scope;
+use docbuild_store::tokens::Access;
 
 /// The most bytes of file bodies kept; past it the file cache starts over.
 const MAX_FILE_BYTES: usize = 256 << 20;
@@ -151,7 +151,7 @@ pub struct Cache {
     releases: RwLock<HashMap<String, Arc<Vec<Arc<Release>>>>>,
     /// Per crate, its versions that have no docs (failed, queued, running).
     without_docs: RwLock<HashMap<String, Arc<Vec<VersionWithoutDocs>>>>,
-    tokens: RwLock<Option<Arc<HashMap<String, Scope>>>>,
+    tokens: RwLock<Option<Arc<Access>>>,
     files: RwLock<Files>,
     pages: RwLock<Files>,
 }
@@ -252,11 +252,11 @@ impl Cache {
         }
     }
 
-    pub fn tokens(&self) -> Option<Arc<HashMap<String, Scope>>> {
+    pub fn tokens(&self) -> Option<Arc<Access>> {
         self.tokens.read().ok()?.clone()
     }
 
-    pub fn set_tokens(&self, tokens: Arc<HashMap<String, Scope>>) {
+    pub fn set_tokens(&self, tokens: Arc<Access>) {
         if let Ok(mut cached) = self.tokens.write() {
             *cached = Some(tokens);
         }

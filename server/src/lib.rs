@@ -4,8 +4,10 @@
 //! Requests pass gates before any handler (`origins`): the `Host` must be one this
 //! server answers to (no DNS rebinding), and names the origin asked for, the
 //! viewer's or, with `[server] docs-url`, the docs'; a state-changing request must
-//! come from the viewer's own pages; and, once any token exists, a valid token of a
-//! sufficient scope is needed (bearer header, or the cookie the login form sets).
+//! come from the viewer's own pages; and, once a first token has been made (revoked
+//! or not), a valid token of a sufficient scope is needed (bearer header, or the
+//! cookie the login form sets), except for reading on a site with
+//! `[server] public = true`.
 
 mod api;
 mod cache;
@@ -22,13 +24,12 @@ mod scripts;
 mod session;
 mod views;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use docbuild_builder::config::{Config, DataDir, url_origin};
 use docbuild_builder::queue::Queue;
 
@@ -36,7 +37,7 @@ use crate::catalog::Catalog;
 use crate::listen::Limits;
 use crate::origins::DocsOrigin;
 use crate::session::Signer;
-use docbuild_store::tokens::{self, Scope, Tokens};
+use docbuild_store::tokens::{self, Access, Tokens};
 
 /// Shared by every request.
 pub struct AppState {
@@ -153,15 +154,16 @@ impl AppState {
         })
     }
 
-    /// The tokens in force, by hash, from memory when the database has not changed.
-    async fn active_tokens(&self) -> Result<Arc<HashMap<String, Scope>>, tokens::TokenError> {
+    /// The tokens in force, by hash, and whether any was ever made, from memory when
+    /// the database has not changed.
+    async fn access(&self) -> Result<Arc<Access>, tokens::TokenError> {
         let cache = self.catalog.cache();
-        if let Some(active) = cache.tokens() {
-            return Ok(active);
+        if let Some(access) = cache.tokens() {
+            return Ok(access);
         }
-        let active = Arc::new(self.tokens.active().await?);
-        cache.set_tokens(Arc::clone(&active));
-        Ok(active)
+        let access = Arc::new(self.tokens.access().await?);
+        cache.set_tokens(Arc::clone(&access));
+        Ok(access)
     }
 }
 
@@ -203,6 +205,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/builds", post(api::enqueue))
         .route("/api/v1/builds/{id}", get(api::build_status))
         .route("/api/v1/builds/{id}/remove", post(api::remove_build))
+        .route("/api/{*rest}", any(api::unknown))
         .route("/{name}/badge.svg", get(api::badge))
         .route("/metrics", get(metrics::metrics))
         .layer(tower_http::compression::CompressionLayer::new());

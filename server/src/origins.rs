@@ -10,8 +10,12 @@
 //! their policy lets only docbuild's own scripts run (`policy`, `scripts`).
 //!
 //! On the viewer's origin, a state-changing request must come from the viewer's own
-//! pages (`policy::same_origin`); then, once tokens exist, it needs one of its
-//! route's scope.
+//! pages (`policy::same_origin`); then, once a first token has been made, it needs
+//! one of its route's scope. Tokens stay in force once made: revoking every one
+//! leaves the site closed. `[server] public = true` lets anyone read (pages, docs,
+//! build records); queueing, rebuilding and managing still need a token.
+//!
+//! An API request's errors are JSON, whoever makes them (`api::json_error`).
 
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -22,8 +26,8 @@ use docbuild_builder::config::url_origin;
 
 use crate::session::{self, DOCS_COOKIE, LOGIN_COOKIE, encode, local_path};
 use crate::views::Visitor;
-use crate::{SharedState, pages, policy};
-use docbuild_store::tokens::{self, Scope};
+use crate::{SharedState, api, pages, policy};
+use docbuild_store::tokens::{self, Access, Scope};
 
 /// Which origin a request was made to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +99,8 @@ fn path_and_query(request: &Request) -> String {
 }
 
 /// A refusal, in JSON on the API.
-fn refuse(path: &str, status: StatusCode, message: &str) -> Response {
-    if path.starts_with("/api/") {
+fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
+    if api {
         (status, Json(serde_json::json!({ "error": message }))).into_response()
     } else {
         (status, format!("{message}\n")).into_response()
@@ -133,10 +137,15 @@ pub async fn guard(State(state): State<SharedState>, mut request: Request, next:
     state.catalog.cache().refresh().await;
     request.extensions_mut().insert(site);
     let changes = request.method() != Method::GET && request.method() != Method::HEAD;
+    let api = api::is_api_request(request.method(), request.uri().path(), request.headers())
+        .then(|| (request.method().clone(), request.uri().path().to_string()));
     let mut response = match site {
-        Site::Viewer => viewer_gate(&state, request, next).await,
-        Site::Docs => docs_gate(&state, request, next).await,
+        Site::Viewer => viewer_gate(&state, request, next, api.is_some()).await,
+        Site::Docs => docs_gate(&state, request, next, api.is_some()).await,
     };
+    if let Some((method, path)) = api {
+        response = api::json_error(&method, &path, response).await;
+    }
     if changes {
         // What this request changed is seen by the next one, whatever the engine.
         state.catalog.cache().expire();
@@ -171,6 +180,11 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Whether anyone may read: no token was ever made, or the site is public.
+fn open_to_readers(state: &SharedState, access: &Access) -> bool {
+    !access.issued || state.config.server.public
+}
+
 /// The scope and hash of the viewer token a request presents, if it is in force.
 fn viewer_credential(
     headers: &HeaderMap,
@@ -181,33 +195,33 @@ fn viewer_credential(
     active.get(&hash).map(|scope| (hash, *scope))
 }
 
-async fn viewer_gate(state: &SharedState, mut request: Request, next: Next) -> Response {
+async fn viewer_gate(state: &SharedState, mut request: Request, next: Next, api: bool) -> Response {
     let path = request.uri().path().to_string();
     let headers = request.headers();
     let by_cookie = bearer(headers).is_none() && session::cookie(headers, LOGIN_COOKIE).is_some();
     if !is_safe(request.method()) && !policy::same_origin(headers, &state.viewer_origins, by_cookie)
     {
         return refuse(
-            &path,
+            api,
             StatusCode::FORBIDDEN,
             "cross-origin request refused: this changes state only from the viewer's own pages",
         );
     }
     // Docs are on an origin of their own: send docs URLs there, with a ticket for a
-    // session if tokens are in force.
+    // session if reading needs a token.
     if let Some(docs) = &state.docs
         && is_docs_path(&path)
         && is_safe(request.method())
     {
         let wanted = path_and_query(&request);
-        let active = match state.active_tokens().await {
-            Ok(active) => active,
+        let access = match state.access().await {
+            Ok(access) => access,
             Err(error) => return token_store_failed(&error),
         };
-        if active.is_empty() {
+        if open_to_readers(state, &access) {
             return Redirect::temporary(&format!("{}{wanted}", docs.origin)).into_response();
         }
-        return match viewer_credential(request.headers(), &active) {
+        return match viewer_credential(request.headers(), &access.active) {
             Some((hash, _)) => Redirect::temporary(&format!(
                 "{}/-/session?ticket={}&next={}",
                 docs.origin,
@@ -233,15 +247,27 @@ async fn viewer_gate(state: &SharedState, mut request: Request, next: Next) -> R
             return next.run(request).await;
         }
     }
-    let active = match state.active_tokens().await {
-        Ok(active) => active,
+    let access = match state.access().await {
+        Ok(access) => access,
         Err(error) => return token_store_failed(&error),
     };
-    if active.is_empty() && !(path == "/metrics" && metrics_token.is_some()) {
+    // Until a first token is made the site is open; not `/metrics` once it has a
+    // token of its own.
+    let metrics_guarded = path == "/metrics" && metrics_token.is_some();
+    if !access.issued && !metrics_guarded {
         request.extensions_mut().insert(Visitor::default());
-        return next.run(request).await; // no tokens: open
+        return next.run(request).await;
     }
-    match viewer_credential(request.headers(), &active) {
+    let credential = viewer_credential(request.headers(), &access.active);
+    if needed == Scope::Read && state.config.server.public {
+        // A public site: anyone reads; a token in force still shows who is asking.
+        request.extensions_mut().insert(Visitor {
+            scope: credential.map(|(_, scope)| scope),
+            guarded: true,
+        });
+        return next.run(request).await;
+    }
+    match credential {
         Some((_, scope)) if scope >= needed => {
             request.extensions_mut().insert(Visitor {
                 scope: Some(scope),
@@ -250,13 +276,13 @@ async fn viewer_gate(state: &SharedState, mut request: Request, next: Next) -> R
             next.run(request).await
         }
         Some(_) => refuse(
-            &path,
+            api,
             StatusCode::FORBIDDEN,
             &format!("this token's scope does not allow this; it needs `{needed:?}`")
                 .to_lowercase(),
         ),
-        None if path.starts_with("/api/") => {
-            let mut response = refuse(&path, StatusCode::UNAUTHORIZED, "a token is needed");
+        None if api => {
+            let mut response = refuse(api, StatusCode::UNAUTHORIZED, "a token is needed");
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -279,10 +305,10 @@ pub struct SessionQuery {
     retry: Option<String>,
 }
 
-async fn docs_gate(state: &SharedState, request: Request, next: Next) -> Response {
+async fn docs_gate(state: &SharedState, request: Request, next: Next, api: bool) -> Response {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return refuse(
-            request.uri().path(),
+            api,
             StatusCode::METHOD_NOT_ALLOWED,
             "the docs origin only serves docs",
         );
@@ -299,18 +325,19 @@ async fn docs_gate(state: &SharedState, request: Request, next: Next) -> Respons
     if !is_docs_path(&path) {
         return Redirect::temporary(&format!("{}{wanted}", state.viewer_base)).into_response();
     }
-    let active = match state.active_tokens().await {
-        Ok(active) => active,
+    let access = match state.access().await {
+        Ok(access) => access,
         Err(error) => return token_store_failed(&error),
     };
-    if active.is_empty() {
+    if open_to_readers(state, &access) {
         return next.run(request).await;
     }
+    let active = &access.active;
     let headers = request.headers();
     let scope = match bearer(headers) {
         Some(token) => active.get(&tokens::hash(token)).copied(),
         None => session::cookie(headers, DOCS_COOKIE)
-            .and_then(|value| state.signer.check_docs_session(value, &active))
+            .and_then(|value| state.signer.check_docs_session(value, active))
             .map(|(_, scope)| scope),
     };
     if scope.is_some() {
@@ -337,14 +364,14 @@ async fn docs_landing(state: &SharedState, query: Option<SessionQuery>) -> Respo
         retry: None,
     });
     let next = local_path(&query.next).unwrap_or("/").to_string();
-    let active = match state.active_tokens().await {
-        Ok(active) => active,
+    let access = match state.access().await {
+        Ok(access) => access,
         Err(error) => return token_store_failed(&error),
     };
-    if active.is_empty() {
+    if open_to_readers(state, &access) {
         return Redirect::to(&next).into_response();
     }
-    let Some((hash, _)) = state.signer.check_ticket(&query.ticket, &active) else {
+    let Some((hash, _)) = state.signer.check_ticket(&query.ticket, &access.active) else {
         return pages::expired(&format!(
             "{}/-/docs-session?next={}",
             state.viewer_base,
@@ -384,15 +411,15 @@ pub async fn docs_session(
         return pages::nothing_here();
     };
     let next = local_path(&query.next).unwrap_or("/").to_string();
-    let active = match state.active_tokens().await {
-        Ok(active) => active,
+    let access = match state.access().await {
+        Ok(access) => access,
         Err(error) => return token_store_failed(&error),
     };
-    if active.is_empty() {
+    if open_to_readers(&state, &access) {
         return Redirect::to(&format!("{}{next}", docs.origin)).into_response();
     }
     let here = format!("/-/docs-session?next={}", encode(&next));
-    match viewer_credential(&headers, &active) {
+    match viewer_credential(&headers, &access.active) {
         Some((hash, _)) => {
             let mut response = Redirect::to(&format!(
                 "{}/-/session?ticket={}&next={}",

@@ -1,5 +1,6 @@
-//! Access tokens: stored as SHA-256 hashes only, each with a scope. With no token
-//! defined the viewer is open; with any, every page and call needs one.
+//! Access tokens: stored as SHA-256 hashes only, each with a scope. Until a first
+//! token is made the viewer is open; from then on every page and call needs one
+//! (reading too, unless `[server] public = true`), even once every token is revoked.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -83,6 +84,15 @@ impl FromValue for Scope {
     }
 }
 
+/// Who may do what: the tokens in force, and whether any was ever made.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Every token in force, by hash.
+    pub active: HashMap<String, Scope>,
+    /// A token was made once, revoked or not: tokens are in force for good.
+    pub issued: bool,
+}
+
 /// The tokens: a view of the store's database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Tokens {
@@ -163,6 +173,34 @@ impl Tokens {
             .await
     }
 
+    /// The tokens in force, and whether any token was ever made, in one read.
+    pub async fn access(&self) -> Result<Access, TokenError> {
+        let rows = self
+            .db
+            .read(|conn| conn.query("SELECT hash, scope, revoked FROM tokens", &[]))
+            .await?;
+        let mut active = HashMap::new();
+        for row in &rows {
+            let revoked: i64 = row.get(2)?;
+            if revoked == 0 {
+                active.insert(row.get(0)?, row.get(1)?);
+            }
+        }
+        Ok(Access {
+            active,
+            issued: !rows.is_empty(),
+        })
+    }
+
+    /// Whether any token was ever made, revoked ones included: from then on the
+    /// site is closed without one.
+    pub async fn any_issued(&self) -> Result<bool, TokenError> {
+        Ok(self
+            .db
+            .read(|conn| conn.value("SELECT EXISTS (SELECT 1 FROM tokens)", &[]))
+            .await?)
+    }
+
     /// Every token in force, by hash.
     pub async fn active(&self) -> Result<HashMap<String, Scope>, TokenError> {
         let rows = self
@@ -175,7 +213,8 @@ impl Tokens {
             .collect::<Result<_, DbError>>()?)
     }
 
-    /// Whether any token is in force (then every request needs one).
+    /// Whether any token is in force (none left, nobody can log in; the site stays
+    /// closed all the same, see [`Tokens::any_issued`]).
     pub async fn any(&self) -> Result<bool, TokenError> {
         Ok(self
             .db

@@ -400,6 +400,8 @@ async fn tokens_are_stored_hashed_scoped_and_revocable() {
         let tokens = store.tokens();
         let before = store.catalog().generation().await.unwrap();
         assert!(!tokens.any().await.unwrap());
+        assert!(!tokens.any_issued().await.unwrap());
+        assert!(!tokens.access().await.unwrap().issued);
         let new = tokens.create(Scope::Publish).await.unwrap();
         assert!(new.token.starts_with("dbt_") && new.token.len() == 68);
         assert_eq!(
@@ -423,6 +425,10 @@ async fn tokens_are_stored_hashed_scoped_and_revocable() {
         tokens.revoke(new.id).await.unwrap();
         assert_eq!(tokens.check(&new.token).await.unwrap(), None);
         assert!(!tokens.any().await.unwrap());
+        // Revoked, a token still closes the site: one was made.
+        assert!(tokens.any_issued().await.unwrap());
+        let access = tokens.access().await.unwrap();
+        assert!(access.issued && access.active.is_empty());
         assert!(matches!(
             tokens.revoke(new.id).await,
             Err(docbuild_store::tokens::TokenError::NoSuchToken(_))
