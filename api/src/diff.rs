@@ -1,0 +1,452 @@
+//! The changes between two public APIs and the semver bump each needs, after the Cargo
+//! book's SemVer compatibility rules
+//! (<https://doc.rust-lang.org/cargo/reference/semver.html>).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::{ApiItem, FnSig, ItemKind, ItemPath, PublicApi};
+use crate::render::GenericsSig;
+use crate::version::required_version;
+
+/// How large a version bump a change needs.
+///
+/// Ordered: `None < Patch < Minor < Major`, so the bump a set of changes needs is the
+/// largest of theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bump {
+    /// No change to the public API.
+    None,
+    /// A change users cannot observe through the API.
+    Patch,
+    /// A compatible addition (Cargo's "minor" change).
+    Minor,
+    /// A breaking change (Cargo's "major" change).
+    Major,
+}
+
+impl fmt::Display for Bump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Bump::None => "none",
+            Bump::Patch => "patch",
+            Bump::Minor => "minor",
+            Bump::Major => "major",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Changed,
+}
+
+/// One change to the public API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub path: ItemPath,
+    pub kind: ChangeKind,
+    /// One line saying what changed and, for a breaking change, why it breaks.
+    pub what: String,
+    pub bump: Bump,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.bump, self.what)
+    }
+}
+
+/// The changes from one version's public API to another's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiDiff {
+    /// Sorted by path. The members of an added or removed item (fields, variants,
+    /// methods, impls) are not listed again.
+    pub changes: Vec<Change>,
+    /// The largest bump of the changes; [`Bump::None`] when there are none.
+    pub needed: Bump,
+}
+
+impl ApiDiff {
+    pub fn count(&self, kind: ChangeKind) -> usize {
+        self.changes.iter().filter(|c| c.kind == kind).count()
+    }
+
+    /// `public API: 2 added, 1 removed, 1 changed; needs 0.3.0, version is 0.2.1`.
+    pub fn summary(&self, old: &semver::Version, new: &semver::Version) -> String {
+        format!(
+            "public API: {} added, {} removed, {} changed; needs {}, version is {}",
+            self.count(ChangeKind::Added),
+            self.count(ChangeKind::Removed),
+            self.count(ChangeKind::Changed),
+            required_version(old, self.needed),
+            new
+        )
+    }
+}
+
+/// The changes from `old` to `new`, each with the bump it needs.
+pub fn diff(old: &PublicApi, new: &PublicApi) -> ApiDiff {
+    let mut changes = Vec::new();
+    for (path, o) in &old.items {
+        match new.items.get(path) {
+            None => {
+                // Listed with its owner's removal.
+                if o.owner.as_ref().is_some_and(|p| !new.items.contains_key(p)) {
+                    continue;
+                }
+                changes.push(removed(path, o));
+            }
+            Some(n) if n != o => {
+                if let Some(c) = changed(path, o, n) {
+                    changes.push(c);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for (path, n) in &new.items {
+        if old.items.contains_key(path) {
+            continue;
+        }
+        let owner = match &n.owner {
+            Some(p) => match old.items.get(p) {
+                Some(o) => Some(o),
+                // Listed with its owner's addition.
+                None => continue,
+            },
+            None => None,
+        };
+        changes.push(added(path, n, owner));
+    }
+    changes.sort_by(|a, b| a.path.cmp(&b.path).then(a.what.cmp(&b.what)));
+    let needed = changes.iter().map(|c| c.bump).max().unwrap_or(Bump::None);
+    ApiDiff { changes, needed }
+}
+
+fn label(path: &ItemPath, item: &ApiItem) -> String {
+    match item.kind {
+        ItemKind::Impl => format!("`{}`", item.signature),
+        k => format!("{} {path}", k.word()),
+    }
+}
+
+fn removed(path: &ItemPath, o: &ApiItem) -> Change {
+    let what = match o.kind {
+        ItemKind::Impl => format!(
+            "`{}` removed: code relying on the trait for {} breaks",
+            o.signature,
+            o.owner.as_ref().map(|p| p.as_str()).unwrap_or("the type")
+        ),
+        _ => format!(
+            "{} removed or no longer public: code naming it breaks",
+            label(path, o)
+        ),
+    };
+    Change {
+        path: path.clone(),
+        kind: ChangeKind::Removed,
+        what,
+        bump: Bump::Major,
+    }
+}
+
+fn added(path: &ItemPath, n: &ApiItem, owner: Option<&ApiItem>) -> Change {
+    let (bump, why) = match (n.kind, owner) {
+        (ItemKind::Field, Some(o)) => {
+            let whose = match o.kind {
+                ItemKind::Variant => "variant",
+                ItemKind::Union => "union",
+                _ => "struct",
+            };
+            if o.non_exhaustive {
+                (Bump::Minor, format!("the {whose} is #[non_exhaustive]"))
+            } else if o.has_private_fields && o.kind != ItemKind::Variant {
+                (
+                    Bump::Minor,
+                    format!("the {whose} already had private fields"),
+                )
+            } else {
+                (
+                    Bump::Major,
+                    format!(
+                        "the {whose} had only public fields and is not #[non_exhaustive]: \
+                         its literals and exhaustive patterns break"
+                    ),
+                )
+            }
+        }
+        (ItemKind::Variant, Some(o)) => {
+            if o.non_exhaustive {
+                (Bump::Minor, "the enum is #[non_exhaustive]".to_string())
+            } else {
+                (
+                    Bump::Major,
+                    "the enum is not #[non_exhaustive]: exhaustive matches break".to_string(),
+                )
+            }
+        }
+        (ItemKind::TraitMethod | ItemKind::AssocType | ItemKind::AssocConst, Some(o))
+            if o.kind == ItemKind::Trait =>
+        {
+            if n.has_default {
+                (
+                    Bump::Minor,
+                    "it has a default (a name clash with another trait is possible)".to_string(),
+                )
+            } else {
+                (
+                    Bump::Major,
+                    "it has no default: implementations outside the crate break".to_string(),
+                )
+            }
+        }
+        (ItemKind::Impl, _) => (Bump::Minor, String::new()),
+        _ => (Bump::Minor, String::new()),
+    };
+    let mut what = match n.kind {
+        ItemKind::Field | ItemKind::Variant => {
+            format!("{} `{}` added", label(path, n), n.signature)
+        }
+        ItemKind::TraitMethod if !n.has_default => {
+            format!("required {} added", label(path, n))
+        }
+        ItemKind::TraitMethod => format!("provided {} added", label(path, n)),
+        ItemKind::Impl => format!("`{}` added", n.signature),
+        _ => format!("{} added", label(path, n)),
+    };
+    if !why.is_empty() {
+        what.push_str("; ");
+        what.push_str(&why);
+    }
+    Change {
+        path: path.clone(),
+        kind: ChangeKind::Added,
+        what,
+        bump,
+    }
+}
+
+/// Compares generics: a strict subset of the old bounds (with the same parameters)
+/// loosens them, which callers cannot notice; anything else may break someone.
+fn generics_reasons(o: &GenericsSig, n: &GenericsSig, loosen: Bump, out: &mut Vec<(Bump, String)>) {
+    if o.params != n.params {
+        out.push((
+            Bump::Major,
+            format!(
+                "generic parameters <{}> → <{}>",
+                o.params.join(", "),
+                n.params.join(", ")
+            ),
+        ));
+    }
+    if o.predicates != n.predicates {
+        let added: Vec<&String> = n.predicates.difference(&o.predicates).collect();
+        let gone: Vec<&String> = o.predicates.difference(&n.predicates).collect();
+        let list = |v: &[&String]| {
+            v.iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if added.is_empty() {
+            out.push((loosen, format!("bounds loosened: {} removed", list(&gone))));
+        } else if gone.is_empty() {
+            out.push((
+                Bump::Major,
+                format!("bounds tightened: {} added", list(&added)),
+            ));
+        } else {
+            out.push((
+                Bump::Major,
+                format!(
+                    "bounds changed: {} added, {} removed",
+                    list(&added),
+                    list(&gone)
+                ),
+            ));
+        }
+    }
+}
+
+fn qualifier_set(q: &str) -> BTreeSet<&str> {
+    let mut set = BTreeSet::new();
+    for w in ["const ", "async ", "unsafe "] {
+        if q.contains(w) {
+            set.insert(w.trim());
+        }
+    }
+    set
+}
+
+fn fn_reasons(o: &FnSig, n: &FnSig, trait_method: bool, out: &mut Vec<(Bump, String)>) {
+    if o.qualifiers != n.qualifiers {
+        let (oq, nq) = (qualifier_set(&o.qualifiers), qualifier_set(&n.qualifiers));
+        for q in oq.difference(&nq) {
+            let bump = match *q {
+                // Callers of an unsafe fn may call a safe one (an unused_unsafe warning).
+                "unsafe" if !trait_method => Bump::Minor,
+                _ => Bump::Major,
+            };
+            out.push((bump, format!("no longer {q}")));
+        }
+        for q in nq.difference(&oq) {
+            let bump = match *q {
+                "const" if !trait_method => Bump::Minor,
+                _ => Bump::Major,
+            };
+            out.push((bump, format!("now {q}")));
+        }
+        let abi = |q: &str| q.split("extern").nth(1).map(|s| s.trim().to_string());
+        if abi(&o.qualifiers) != abi(&n.qualifiers) {
+            out.push((
+                Bump::Major,
+                format!(
+                    "ABI {} → {}",
+                    abi(&o.qualifiers).unwrap_or_else(|| "\"Rust\"".into()),
+                    abi(&n.qualifiers).unwrap_or_else(|| "\"Rust\"".into())
+                ),
+            ));
+        }
+    }
+    if o.params != n.params {
+        out.push((
+            Bump::Major,
+            format!(
+                "parameters ({}) → ({})",
+                o.params.join(", "),
+                n.params.join(", ")
+            ),
+        ));
+    }
+    if o.output != n.output {
+        out.push((
+            Bump::Major,
+            format!("return type {} → {}", o.output, n.output),
+        ));
+    }
+    // An implementation may not have stricter bounds than the trait's method: loosened
+    // bounds of a trait method break implementations that repeat the old ones.
+    let loosen = if trait_method {
+        Bump::Major
+    } else {
+        Bump::Minor
+    };
+    generics_reasons(&o.generics, &n.generics, loosen, out);
+}
+
+/// The signature without the parts compared structurally (generics, #[non_exhaustive]).
+fn residue(item: &ApiItem) -> String {
+    let mut s = item.signature.replacen("#[non_exhaustive] ", "", 1);
+    if let Some(g) = &item.generics {
+        let w = g.where_text();
+        if !w.is_empty() {
+            s = s.replacen(&w, "", 1);
+        }
+        let p = g.params_text();
+        if !p.is_empty() {
+            s = s.replacen(&p, "", 1);
+        }
+    }
+    s
+}
+
+fn changed(path: &ItemPath, o: &ApiItem, n: &ApiItem) -> Option<Change> {
+    let mut reasons: Vec<(Bump, String)> = Vec::new();
+    if o.kind != n.kind {
+        reasons.push((
+            Bump::Major,
+            format!("was a {}, now a {}", o.kind.word(), n.kind.word()),
+        ));
+    } else {
+        let trait_item = matches!(o.kind, ItemKind::TraitMethod);
+        match (&o.function, &n.function) {
+            (Some(of), Some(nf)) => fn_reasons(of, nf, trait_item, &mut reasons),
+            _ => {
+                if let (Some(og), Some(ng)) = (&o.generics, &n.generics) {
+                    let loosen = match o.kind {
+                        ItemKind::AssocType => Bump::Major,
+                        _ => Bump::Minor,
+                    };
+                    generics_reasons(og, ng, loosen, &mut reasons);
+                }
+                if residue(o) != residue(n) {
+                    reasons.push((
+                        Bump::Major,
+                        format!("`{}` → `{}`", o.signature, n.signature),
+                    ));
+                }
+            }
+        }
+        if o.non_exhaustive != n.non_exhaustive {
+            reasons.push(if n.non_exhaustive {
+                (
+                    Bump::Major,
+                    "now #[non_exhaustive]: literals and exhaustive patterns outside the crate break"
+                        .to_string(),
+                )
+            } else {
+                (Bump::Minor, "no longer #[non_exhaustive]".to_string())
+            });
+        }
+        if o.has_private_fields != n.has_private_fields {
+            if n.has_private_fields {
+                if !o.non_exhaustive {
+                    reasons.push((
+                        Bump::Major,
+                        "now has private or hidden fields: its literals and exhaustive patterns \
+                         break"
+                            .to_string(),
+                    ));
+                }
+            } else {
+                reasons.push((Bump::Minor, "all its fields are public now".to_string()));
+            }
+        }
+        if o.has_default != n.has_default && o.owner.is_some() {
+            reasons.push(if n.has_default {
+                (Bump::Minor, "now has a default".to_string())
+            } else {
+                (
+                    Bump::Major,
+                    "no longer has a default: implementations that relied on it break".to_string(),
+                )
+            });
+        }
+        if let (Some(od), Some(nd)) = (o.dyn_compatible, n.dyn_compatible)
+            && od != nd
+        {
+            reasons.push(if nd {
+                (Bump::Minor, "now dyn compatible".to_string())
+            } else {
+                (
+                    Bump::Major,
+                    "no longer dyn compatible: `dyn` uses of it break".to_string(),
+                )
+            });
+        }
+        if reasons.is_empty() && o.signature != n.signature {
+            reasons.push((
+                Bump::Major,
+                format!("`{}` → `{}`", o.signature, n.signature),
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        return None;
+    }
+    let bump = reasons.iter().map(|r| r.0).max().unwrap_or(Bump::None);
+    let text: Vec<String> = reasons.into_iter().map(|r| r.1).collect();
+    Some(Change {
+        path: path.clone(),
+        kind: ChangeKind::Changed,
+        what: format!("{}: {}", label(path, n), text.join("; ")),
+        bump,
+    })
+}

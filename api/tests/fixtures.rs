@@ -1,0 +1,268 @@
+//! Fixture crate pairs (`tests/fixtures/<case>/{old,new}`), documented as JSON by the
+//! host's nightly rustdoc, then diffed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use docbuild_api::{ApiDiff, Bump, ChangeKind, PublicApi, diff, is_enough, required_version};
+use semver::Version;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The fixture's rustdoc JSON, made in a copy of it (so nothing is written below
+/// `tests/`), with a target directory of its own (so fixtures build in parallel).
+fn rustdoc_json(case: &str, side: &str) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(case)
+        .join(side);
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("api-fixtures")
+        .join(case)
+        .join(side);
+    let package = work.join("package");
+    let _ = std::fs::remove_dir_all(&package);
+    copy_dir(&source, &package);
+    let target = work.join("target");
+    let mut cmd = Command::new("cargo");
+    cmd.arg("+nightly")
+        .args(["rustdoc", "--offline", "--quiet", "--manifest-path"])
+        .arg(package.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .args(["--", "-Z", "unstable-options", "--output-format", "json"]);
+    for var in [
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_ENCODED_RUSTDOCFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .output()
+        .expect("cargo +nightly rustdoc runs (a nightly toolchain is needed)");
+    assert!(
+        out.status.success(),
+        "cargo +nightly rustdoc failed for {case}/{side}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.join("doc").join(format!("{case}.json"))
+}
+
+fn api(case: &str, side: &str) -> PublicApi {
+    let path = rustdoc_json(case, side);
+    docbuild_api::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+struct Pair {
+    old: PublicApi,
+    new: PublicApi,
+    diff: ApiDiff,
+}
+
+impl Pair {
+    fn old_version(&self) -> Version {
+        Version::parse(self.old.crate_version.as_deref().unwrap()).unwrap()
+    }
+
+    fn new_version(&self) -> Version {
+        Version::parse(self.new.crate_version.as_deref().unwrap()).unwrap()
+    }
+
+    fn summary(&self) -> String {
+        self.diff.summary(&self.old_version(), &self.new_version())
+    }
+
+    /// The one change at `path`.
+    fn change(&self, path: &str) -> &docbuild_api::Change {
+        let found: Vec<_> = self
+            .diff
+            .changes
+            .iter()
+            .filter(|c| c.path.as_str() == path)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one change at {path}: {:#?}",
+            self.diff.changes
+        );
+        found[0]
+    }
+}
+
+fn pair(case: &str) -> Pair {
+    let (old, new) = std::thread::scope(|s| {
+        let old = s.spawn(|| api(case, "old"));
+        let new = s.spawn(|| api(case, "new"));
+        (old.join().unwrap(), new.join().unwrap())
+    });
+    let diff = diff(&old, &new);
+    Pair { old, new, diff }
+}
+
+#[test]
+fn removed_function_is_major() {
+    let p = pair("removed_fn");
+    assert!(p.old.items.contains_key(&path("removed_fn::foo")));
+    assert!(p.new.items.contains_key(&path("removed_fn::keep")));
+    let c = p.change("removed_fn::foo");
+    assert_eq!(c.kind, ChangeKind::Removed);
+    assert_eq!(c.bump, Bump::Major);
+    assert_eq!(p.diff.changes.len(), 1, "{:#?}", p.diff.changes);
+    assert_eq!(p.diff.needed, Bump::Major);
+    assert_eq!(
+        required_version(&p.old_version(), p.diff.needed),
+        Version::new(0, 3, 0)
+    );
+    assert!(!is_enough(
+        &p.old_version(),
+        &p.new_version(),
+        p.diff.needed
+    ));
+    assert_eq!(
+        p.summary(),
+        "public API: 0 added, 1 removed, 0 changed; needs 0.3.0, version is 0.2.1"
+    );
+    let json = serde_json::to_value(&p.diff).unwrap();
+    assert_eq!(json["needed"], "major");
+    assert_eq!(json["changes"][0]["kind"], "removed");
+    assert_eq!(json["changes"][0]["path"], "removed_fn::foo");
+    assert_eq!(json["changes"][0]["bump"], "major");
+    assert!(
+        json["changes"][0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("fn removed_fn::foo")
+    );
+}
+
+fn path(s: &str) -> docbuild_api::ItemPath {
+    docbuild_api::ItemPath(s.to_string())
+}
+
+#[test]
+fn new_required_trait_method_is_major() {
+    let p = pair("trait_required");
+    let c = p.change("trait_required::Shape::perimeter");
+    assert_eq!(c.kind, ChangeKind::Added);
+    assert_eq!(c.bump, Bump::Major, "{}", c.what);
+    assert!(c.what.contains("required"), "{}", c.what);
+    assert_eq!(p.diff.needed, Bump::Major);
+    // The provided method is known as such.
+    assert!(p.new.items[&path("trait_required::Shape::name")].has_default);
+    assert!(!p.new.items[&path("trait_required::Shape::area")].has_default);
+}
+
+#[test]
+fn field_added_to_exhaustive_struct_with_public_fields_is_major() {
+    let p = pair("struct_field");
+    let c = p.change("struct_field::Point::y");
+    assert_eq!(c.kind, ChangeKind::Added);
+    assert_eq!(c.bump, Bump::Major, "{}", c.what);
+    assert_eq!(p.diff.needed, Bump::Major);
+    assert_eq!(p.diff.changes.len(), 1, "{:#?}", p.diff.changes);
+}
+
+#[test]
+fn added_function_is_minor() {
+    let p = pair("added_fn");
+    let c = p.change("added_fn::second");
+    assert_eq!(c.kind, ChangeKind::Added);
+    assert_eq!(c.bump, Bump::Minor);
+    assert_eq!(p.diff.changes.len(), 1, "{:#?}", p.diff.changes);
+    assert_eq!(p.diff.needed, Bump::Minor);
+    assert_eq!(
+        required_version(&p.old_version(), p.diff.needed),
+        Version::new(0, 2, 1)
+    );
+    assert!(is_enough(&p.old_version(), &p.new_version(), p.diff.needed));
+    assert_eq!(
+        p.summary(),
+        "public API: 1 added, 0 removed, 0 changed; needs 0.2.1, version is 0.2.1"
+    );
+    assert_eq!(
+        p.new.items[&path("added_fn::second")].signature,
+        "fn second(u8) -> u8"
+    );
+}
+
+#[test]
+fn doc_only_change_is_no_change() {
+    let p = pair("doc_only");
+    assert!(p.old.items.contains_key(&path("doc_only::add_one")));
+    assert!(p.old.items.contains_key(&path("doc_only::Pair::0")));
+    assert_eq!(p.diff.changes, Vec::new());
+    assert_eq!(p.diff.needed, Bump::None);
+}
+
+#[test]
+fn changed_return_type_is_major() {
+    let p = pair("return_type");
+    let c = p.change("return_type::count");
+    assert_eq!(c.kind, ChangeKind::Changed);
+    assert_eq!(c.bump, Bump::Major);
+    assert!(c.what.contains("return type u32 → u64"), "{}", c.what);
+    assert_eq!(p.diff.needed, Bump::Major);
+}
+
+#[test]
+fn variant_added_to_non_exhaustive_enum_is_minor() {
+    let p = pair("non_exhaustive_variant");
+    let c = p.change("non_exhaustive_variant::Color::Blue");
+    assert_eq!(c.kind, ChangeKind::Added);
+    assert_eq!(c.bump, Bump::Minor, "{}", c.what);
+    // The new variant's field is part of the variant's addition, not a change of its own.
+    assert_eq!(p.diff.changes.len(), 1, "{:#?}", p.diff.changes);
+    assert_eq!(p.diff.needed, Bump::Minor);
+    assert!(p.old.items[&path("non_exhaustive_variant::Color")].non_exhaustive);
+}
+
+#[test]
+fn moved_item_reexported_at_the_same_path_is_no_change() {
+    let p = pair("moved_reexport");
+    assert!(p.new.items.contains_key(&path("moved_reexport::Token")));
+    assert!(p.new.items.contains_key(&path("moved_reexport::make")));
+    // The signature names the type by its public path, wherever it is defined.
+    assert_eq!(
+        p.new.items[&path("moved_reexport::make")].signature,
+        "fn make(u32) -> moved_reexport::Token"
+    );
+    assert_eq!(p.diff.changes, Vec::new());
+    assert_eq!(p.diff.needed, Bump::None);
+}
+
+#[test]
+fn losing_send_is_major() {
+    let p = pair("send_lost");
+    let c = p.change("<send_lost::Handle as core::marker::Send>");
+    assert_eq!(c.kind, ChangeKind::Removed);
+    assert_eq!(c.bump, Bump::Major);
+    assert_eq!(p.diff.needed, Bump::Major);
+    // The inherent method is part of the API, and unchanged.
+    assert!(p.new.items.contains_key(&path("send_lost::Handle::count")));
+    assert!(
+        p.diff
+            .changes
+            .iter()
+            .all(|c| c.path.as_str() != "send_lost::Handle::count")
+    );
+}
