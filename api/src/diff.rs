@@ -91,8 +91,105 @@ impl ApiDiff {
     }
 }
 
+/// Replaces whole paths (`a::B`, not `a::BC` nor `xa::B`) by others.
+struct Renames(Vec<(String, String)>);
+
+impl Renames {
+    fn is_path_char(c: char) -> bool {
+        c.is_alphanumeric() || c == '_' || c == ':'
+    }
+
+    fn apply(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (from, to) in &self.0 {
+            if !out.contains(from.as_str()) {
+                continue;
+            }
+            let mut result = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            while let Some(at) = rest.find(from.as_str()) {
+                let before = rest[..at].chars().next_back();
+                let after = rest[at + from.len()..].chars().next();
+                result.push_str(&rest[..at]);
+                if before.is_some_and(Self::is_path_char) || after.is_some_and(Self::is_path_char) {
+                    result.push_str(from);
+                } else {
+                    result.push_str(to);
+                }
+                rest = &rest[at + from.len()..];
+            }
+            result.push_str(rest);
+            out = result;
+        }
+        out
+    }
+
+    fn generics(&self, g: &GenericsSig) -> GenericsSig {
+        GenericsSig {
+            params: g.params.iter().map(|p| self.apply(p)).collect(),
+            predicates: g.predicates.iter().map(|p| self.apply(p)).collect(),
+        }
+    }
+
+    fn item(&self, item: &ApiItem) -> ApiItem {
+        let mut item = item.clone();
+        item.signature = self.apply(&item.signature);
+        item.generics = item.generics.as_ref().map(|g| self.generics(g));
+        if let Some(f) = &mut item.function {
+            f.generics = self.generics(&f.generics);
+            f.params = f.params.iter().map(|p| self.apply(p)).collect();
+            f.output = self.apply(&f.output);
+        }
+        item
+    }
+
+    /// An impl's key names its trait by the canonical path: `<T as a::Trait>`.
+    fn key(&self, path: &ItemPath) -> ItemPath {
+        match path.0.split_once(" as ") {
+            Some((ty, tr)) if path.0.starts_with('<') => {
+                ItemPath(format!("{ty} as {}", self.apply(tr)))
+            }
+            _ => path.clone(),
+        }
+    }
+}
+
+/// The old API with its signatures naming this crate's items as the new API does: an
+/// item that gained a shorter public path (a new `pub use` at the root) is named by
+/// it in every new signature, which is no change of those signatures.
+fn renamed(old: &PublicApi, new: &PublicApi) -> Option<PublicApi> {
+    let mut renames: Vec<(String, String)> = old
+        .aliases
+        .values()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|c_old| {
+            let c_new = new.aliases.get(c_old)?;
+            (c_new != c_old).then(|| (c_old.clone(), c_new.clone()))
+        })
+        .collect();
+    if renames.is_empty() {
+        return None;
+    }
+    // Longer paths first, so that a path is replaced before any path it starts with.
+    renames.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+    let renames = Renames(renames);
+    Some(PublicApi {
+        crate_name: old.crate_name.clone(),
+        crate_version: old.crate_version.clone(),
+        items: old
+            .items
+            .iter()
+            .map(|(path, item)| (renames.key(path), renames.item(item)))
+            .collect(),
+        aliases: old.aliases.clone(),
+    })
+}
+
 /// The changes from `old` to `new`, each with the bump it needs.
 pub fn diff(old: &PublicApi, new: &PublicApi) -> ApiDiff {
+    let renamed = renamed(old, new);
+    let old = renamed.as_ref().unwrap_or(old);
     let mut changes = Vec::new();
     for (path, o) in &old.items {
         match new.items.get(path) {

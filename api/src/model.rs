@@ -157,6 +157,11 @@ pub struct PublicApi {
     /// The version given to rustdoc (`--crate-version`; cargo passes the package's).
     pub crate_version: Option<String>,
     pub items: BTreeMap<ItemPath, ApiItem>,
+    /// Every public path of an item of this crate → the path signatures name it by (its
+    /// shortest public path). [`crate::diff`] uses it to read an old signature with the
+    /// new version's names when an item gained a shorter path.
+    #[serde(skip)]
+    pub aliases: BTreeMap<String, String>,
 }
 
 fn is_hidden(item: &Item) -> bool {
@@ -355,6 +360,11 @@ impl PublicApi {
             crate_name,
             crate_version: krate.crate_version.clone(),
             items: b.items,
+            aliases: walker
+                .found
+                .iter()
+                .filter_map(|(path, id)| Some((path.clone(), canonical.get(id)?.clone())))
+                .collect(),
         }
     }
 }

@@ -266,3 +266,31 @@ fn losing_send_is_major() {
             .all(|c| c.path.as_str() != "send_lost::Handle::count")
     );
 }
+
+#[test]
+fn item_given_a_shorter_path_keeps_its_signatures() {
+    let p = pair("shorter_reexport");
+    // Signatures name the trait by its shortest public path: new in the new version.
+    assert_eq!(
+        p.new.items[&path("shorter_reexport::engine::start")].signature,
+        "fn start<E>(&E) where E: shorter_reexport::Engine"
+    );
+    let c = p.change("shorter_reexport::Engine");
+    assert_eq!(c.kind, ChangeKind::Added);
+    // Only the new path is a change: the trait's items and impls, the function's
+    // bounds are the same.
+    assert_eq!(p.diff.changes.len(), 1, "{:#?}", p.diff.changes);
+    assert_eq!(p.diff.needed, Bump::Minor);
+}
+
+#[test]
+fn doc_hidden_items_are_not_public_api() {
+    let p = pair("hidden");
+    assert!(p.old.items.contains_key(&path("hidden::shown")));
+    assert!(!p.old.items.contains_key(&path("hidden::internal")));
+    assert!(!p.old.items.contains_key(&path("hidden::Config::__private")));
+    // A hidden field makes the struct one with private fields.
+    assert!(p.old.items[&path("hidden::Config")].has_private_fields);
+    assert_eq!(p.diff.changes, Vec::new());
+    assert_eq!(p.diff.needed, Bump::None);
+}
