@@ -346,28 +346,32 @@ fn generics_reasons(o: &GenericsSig, n: &GenericsSig, loosen: Bump, out: &mut Ve
     if o.predicates != n.predicates {
         let added: Vec<&String> = n.predicates.difference(&o.predicates).collect();
         let gone: Vec<&String> = o.predicates.difference(&n.predicates).collect();
+        // `T: ?Sized` relaxes: adding one loosens, removing one tightens.
+        let relaxes = |p: &&String| p.contains(": ?");
+        let tightened = added.iter().any(|p| !relaxes(p)) || gone.iter().any(relaxes);
         let list = |v: &[&String]| {
             v.iter()
                 .map(|s| format!("`{s}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        if added.is_empty() {
-            out.push((loosen, format!("bounds loosened: {} removed", list(&gone))));
-        } else if gone.is_empty() {
-            out.push((
-                Bump::Major,
-                format!("bounds tightened: {} added", list(&added)),
-            ));
+        let mut what = Vec::new();
+        if !added.is_empty() {
+            what.push(format!("{} added", list(&added)));
+        }
+        if !gone.is_empty() {
+            what.push(format!("{} removed", list(&gone)));
+        }
+        if tightened {
+            let only_tightened = gone.iter().all(relaxes) && !added.iter().any(relaxes);
+            let word = if only_tightened {
+                "tightened"
+            } else {
+                "changed"
+            };
+            out.push((Bump::Major, format!("bounds {word}: {}", what.join(", "))));
         } else {
-            out.push((
-                Bump::Major,
-                format!(
-                    "bounds changed: {} added, {} removed",
-                    list(&added),
-                    list(&gone)
-                ),
-            ));
+            out.push((loosen, format!("bounds loosened: {}", what.join(", "))));
         }
     }
 }
@@ -438,9 +442,14 @@ fn fn_reasons(o: &FnSig, n: &FnSig, trait_method: bool, out: &mut Vec<(Bump, Str
     generics_reasons(&o.generics, &n.generics, loosen, out);
 }
 
-/// The signature without the parts compared structurally (generics, #[non_exhaustive]).
-fn residue(item: &ApiItem) -> String {
+/// The signature without the parts compared structurally (generics, #[non_exhaustive]),
+/// and, with `hide_shape`, without the struct's shape (`(..)` or `{ .. }`: a struct
+/// with private fields in both versions cannot be built nor matched by shape).
+fn residue(item: &ApiItem, hide_shape: bool) -> String {
     let mut s = item.signature.replacen("#[non_exhaustive] ", "", 1);
+    if hide_shape {
+        s = s.replace("(..);", " { .. }");
+    }
     if let Some(g) = &item.generics {
         let w = g.where_text();
         if !w.is_empty() {
@@ -473,7 +482,18 @@ fn changed(path: &ItemPath, o: &ApiItem, n: &ApiItem) -> Option<Change> {
                     };
                     generics_reasons(og, ng, loosen, &mut reasons);
                 }
-                if residue(o) != residue(n) {
+                let hide_shape =
+                    o.kind == ItemKind::Struct && o.has_private_fields && n.has_private_fields;
+                if o.kind == ItemKind::Macro {
+                    reasons.push((
+                        Bump::Minor,
+                        format!(
+                            "matchers `{}` → `{}` (not compared: check that the old \
+                             invocations still match)",
+                            o.signature, n.signature
+                        ),
+                    ));
+                } else if residue(o, hide_shape) != residue(n, hide_shape) {
                     reasons.push((
                         Bump::Major,
                         format!("`{}` → `{}`", o.signature, n.signature),
@@ -528,12 +548,6 @@ fn changed(path: &ItemPath, o: &ApiItem, n: &ApiItem) -> Option<Change> {
                 )
             });
         }
-        if reasons.is_empty() && o.signature != n.signature {
-            reasons.push((
-                Bump::Major,
-                format!("`{}` → `{}`", o.signature, n.signature),
-            ));
-        }
     }
     if reasons.is_empty() {
         return None;
@@ -546,4 +560,275 @@ fn changed(path: &ItemPath, o: &ApiItem, n: &ApiItem) -> Option<Change> {
         what: format!("{}: {}", label(path, n), text.join("; ")),
         bump,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn item(kind: ItemKind, sig: &str) -> ApiItem {
+        ApiItem::new(kind, sig.to_string())
+    }
+
+    fn api(items: Vec<(&str, ApiItem)>) -> PublicApi {
+        PublicApi {
+            crate_name: "c".into(),
+            crate_version: Some("1.0.0".into()),
+            items: items
+                .into_iter()
+                .map(|(p, i)| (ItemPath(p.to_string()), i))
+                .collect(),
+            aliases: BTreeMap::new(),
+        }
+    }
+
+    fn owned(mut i: ApiItem, owner: &str) -> ApiItem {
+        i.owner = Some(ItemPath(owner.to_string()));
+        i
+    }
+
+    fn strukt(non_exhaustive: bool, private: bool) -> ApiItem {
+        let mut s = item(ItemKind::Struct, "struct S { .. }");
+        s.non_exhaustive = non_exhaustive;
+        s.has_private_fields = private;
+        s
+    }
+
+    fn needed(old: Vec<(&str, ApiItem)>, new: Vec<(&str, ApiItem)>) -> Bump {
+        diff(&api(old), &api(new)).needed
+    }
+
+    #[test]
+    fn field_additions_follow_the_struct() {
+        let field = || owned(item(ItemKind::Field, "b: u8"), "c::S");
+        for (non_exhaustive, private, want) in [
+            (false, false, Bump::Major),
+            (false, true, Bump::Minor),
+            (true, false, Bump::Minor),
+        ] {
+            let got = needed(
+                vec![("c::S", strukt(non_exhaustive, private))],
+                vec![
+                    ("c::S", strukt(non_exhaustive, private)),
+                    ("c::S::b", field()),
+                ],
+            );
+            assert_eq!(
+                got, want,
+                "non_exhaustive {non_exhaustive}, private {private}"
+            );
+        }
+        // A private field added to a struct with only public fields.
+        assert_eq!(
+            needed(
+                vec![("c::S", strukt(false, false))],
+                vec![("c::S", strukt(false, true))]
+            ),
+            Bump::Major
+        );
+        // …and to one that already had some: nothing to see.
+        assert_eq!(
+            needed(
+                vec![("c::S", strukt(false, true))],
+                vec![("c::S", strukt(false, true))]
+            ),
+            Bump::None
+        );
+    }
+
+    #[test]
+    fn non_exhaustive_added_is_major_and_removed_minor() {
+        let plain = strukt(false, false);
+        let mut marked = strukt(true, false);
+        marked.signature = "#[non_exhaustive] struct S { .. }".into();
+        assert_eq!(
+            needed(
+                vec![("c::S", plain.clone())],
+                vec![("c::S", marked.clone())]
+            ),
+            Bump::Major
+        );
+        assert_eq!(
+            needed(vec![("c::S", marked)], vec![("c::S", plain)]),
+            Bump::Minor
+        );
+    }
+
+    #[test]
+    fn variants_follow_the_enum() {
+        let mut exhaustive = item(ItemKind::Enum, "enum E { .. }");
+        let variant = || owned(item(ItemKind::Variant, "B"), "c::E");
+        assert_eq!(
+            needed(
+                vec![("c::E", exhaustive.clone())],
+                vec![("c::E", exhaustive.clone()), ("c::E::B", variant())]
+            ),
+            Bump::Major
+        );
+        exhaustive.non_exhaustive = true;
+        assert_eq!(
+            needed(
+                vec![("c::E", exhaustive.clone())],
+                vec![("c::E", exhaustive), ("c::E::B", variant())]
+            ),
+            Bump::Minor
+        );
+    }
+
+    #[test]
+    fn trait_items_with_defaults_are_minor() {
+        let tr = || item(ItemKind::Trait, "trait T");
+        let mut provided = owned(item(ItemKind::TraitMethod, "fn p(&self) { .. }"), "c::T");
+        provided.has_default = true;
+        let required = owned(item(ItemKind::AssocType, "type X"), "c::T");
+        assert_eq!(
+            needed(
+                vec![("c::T", tr())],
+                vec![("c::T", tr()), ("c::T::p", provided.clone())]
+            ),
+            Bump::Minor
+        );
+        assert_eq!(
+            needed(
+                vec![("c::T", tr())],
+                vec![("c::T", tr()), ("c::T::X", required)]
+            ),
+            Bump::Major
+        );
+        // A default taken away.
+        let mut no_default = provided.clone();
+        no_default.has_default = false;
+        no_default.signature = "fn p(&self)".into();
+        assert_eq!(
+            needed(
+                vec![("c::T", tr()), ("c::T::p", provided)],
+                vec![("c::T", tr()), ("c::T::p", no_default)]
+            ),
+            Bump::Major
+        );
+    }
+
+    #[test]
+    fn members_of_added_and_removed_items_are_not_listed_again() {
+        let old = api(vec![]);
+        let new = api(vec![
+            ("c::S", strukt(false, false)),
+            ("c::S::a", owned(item(ItemKind::Field, "a: u8"), "c::S")),
+            (
+                "<c::S as core::marker::Send>",
+                owned(item(ItemKind::Impl, "impl Send for c::S"), "c::S"),
+            ),
+        ]);
+        let added = diff(&old, &new);
+        assert_eq!(added.changes.len(), 1, "{:#?}", added.changes);
+        assert_eq!(added.needed, Bump::Minor);
+        let removed = diff(&new, &old);
+        assert_eq!(removed.changes.len(), 1, "{:#?}", removed.changes);
+        assert_eq!(removed.needed, Bump::Major);
+    }
+
+    fn function(predicates: &[&str]) -> ApiItem {
+        let generics = GenericsSig {
+            params: vec!["T".into()],
+            predicates: predicates.iter().map(|p| p.to_string()).collect(),
+        };
+        let mut f = item(
+            ItemKind::Function,
+            &format!("fn f<T>(T){}", generics.where_text()),
+        );
+        f.function = Some(FnSig {
+            qualifiers: String::new(),
+            generics,
+            params: vec!["T".into()],
+            output: "()".into(),
+        });
+        f
+    }
+
+    #[test]
+    fn bounds_loosened_are_minor_and_tightened_major() {
+        let change = |old: &[&str], new: &[&str]| {
+            diff(
+                &api(vec![("c::f", function(old))]),
+                &api(vec![("c::f", function(new))]),
+            )
+        };
+        assert_eq!(
+            change(&["T: Clone", "T: Send"], &["T: Clone"]).needed,
+            Bump::Minor
+        );
+        assert_eq!(
+            change(&["T: Clone"], &["T: Clone", "T: Send"]).needed,
+            Bump::Major
+        );
+        assert_eq!(change(&["T: Clone"], &["T: Copy"]).needed, Bump::Major);
+        // `?Sized` works the other way round.
+        assert_eq!(change(&[], &["T: ?Sized"]).needed, Bump::Minor);
+        let d = change(&["T: ?Sized"], &[]);
+        assert_eq!(d.needed, Bump::Major);
+        assert!(
+            d.changes[0].what.contains("tightened"),
+            "{}",
+            d.changes[0].what
+        );
+        // The same bounds written elsewhere are no change.
+        let mut moved = function(&["T: Clone"]);
+        moved.signature = "fn f<T: Clone>(T)".into();
+        let same = diff(
+            &api(vec![("c::f", function(&["T: Clone"]))]),
+            &api(vec![("c::f", moved)]),
+        );
+        assert_eq!(same.changes, Vec::new());
+    }
+
+    #[test]
+    fn summary_has_the_documented_shape() {
+        let d = ApiDiff {
+            changes: vec![
+                Change {
+                    path: ItemPath("c::a".into()),
+                    kind: ChangeKind::Added,
+                    what: String::new(),
+                    bump: Bump::Minor,
+                },
+                Change {
+                    path: ItemPath("c::b".into()),
+                    kind: ChangeKind::Added,
+                    what: String::new(),
+                    bump: Bump::Minor,
+                },
+                Change {
+                    path: ItemPath("c::c".into()),
+                    kind: ChangeKind::Removed,
+                    what: String::new(),
+                    bump: Bump::Major,
+                },
+                Change {
+                    path: ItemPath("c::d".into()),
+                    kind: ChangeKind::Changed,
+                    what: String::new(),
+                    bump: Bump::Major,
+                },
+            ],
+            needed: Bump::Major,
+        };
+        assert_eq!(
+            d.summary(
+                &semver::Version::new(0, 2, 0),
+                &semver::Version::new(0, 2, 1)
+            ),
+            "public API: 2 added, 1 removed, 1 changed; needs 0.3.0, version is 0.2.1"
+        );
+    }
+
+    #[test]
+    fn renames_replace_whole_paths_only() {
+        let r = Renames(vec![("a::B".into(), "B".into())]);
+        assert_eq!(
+            r.apply("x: a::B, y: a::BC, z: xa::B, <a::B>"),
+            "x: B, y: a::BC, z: xa::B, <B>"
+        );
+    }
 }

@@ -135,7 +135,7 @@ pub struct ApiItem {
 }
 
 impl ApiItem {
-    fn new(kind: ItemKind, signature: String) -> ApiItem {
+    pub(crate) fn new(kind: ItemKind, signature: String) -> ApiItem {
         ApiItem {
             kind,
             signature,
@@ -185,6 +185,30 @@ fn is_public(item: &Item) -> bool {
 }
 
 const MAX_DEPTH: usize = 64;
+
+/// The auto traits stable Rust can name.
+const STABLE_AUTO_TRAITS: &[&str] = &[
+    "core::marker::Send",
+    "core::marker::Sync",
+    "core::marker::Unpin",
+    "core::panic::unwind_safe::UnwindSafe",
+    "core::panic::unwind_safe::RefUnwindSafe",
+];
+
+/// A macro's matchers as rustdoc gives them (bodies replaced by `{ ... }`), without
+/// comments, whitespace normalised.
+fn macro_matchers(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| match l.find("//") {
+            Some(at) => &l[..at],
+            None => l,
+        })
+        .collect();
+    let joined = lines.join(" ");
+    let words: Vec<&str> = joined.split_whitespace().collect();
+    words.join(" ")
+}
 
 /// Finds every public path of every item reachable from the root.
 struct Walker<'a> {
@@ -356,15 +380,28 @@ impl PublicApi {
                 ApiItem::new(ItemKind::ReExport, format!("pub use {source}")),
             );
         }
+        let mut aliases: BTreeMap<String, String> = walker
+            .found
+            .iter()
+            .filter_map(|(path, id)| Some((path.clone(), canonical.get(id)?.clone())))
+            .collect();
+        // Where this crate's items are defined, which signatures use for the ones with
+        // no public path: in a later version such an item may have one.
+        for (id, summary) in &krate.paths {
+            if summary.crate_id == 0 {
+                let defined = summary.path.join("::");
+                let named = canonical
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| defined.clone());
+                aliases.entry(defined).or_insert(named);
+            }
+        }
         PublicApi {
             crate_name,
             crate_version: krate.crate_version.clone(),
             items: b.items,
-            aliases: walker
-                .found
-                .iter()
-                .filter_map(|(path, id)| Some((path.clone(), canonical.get(id)?.clone())))
-                .collect(),
+            aliases,
         }
     }
 }
@@ -580,10 +617,10 @@ impl<'a> Builder<'_, 'a> {
                 ),
             ),
             ItemEnum::Macro(text) => {
-                // The matchers (rustdoc replaces the bodies by `{ ... }`), whitespace
-                // normalised.
-                let text: Vec<&str> = text.split_whitespace().collect();
-                self.insert(path.into(), ApiItem::new(ItemKind::Macro, text.join(" ")));
+                self.insert(
+                    path.into(),
+                    ApiItem::new(ItemKind::Macro, macro_matchers(text)),
+                );
             }
             ItemEnum::ProcMacro(p) => {
                 let sig = match p.kind {
@@ -811,6 +848,13 @@ impl<'a> Builder<'_, 'a> {
                     if let Some(ti) = self.get(&tr.id)
                         && ti.crate_id == 0
                         && !self.r.public.contains_key(&tr.id)
+                    {
+                        continue;
+                    }
+                    // Unstable auto traits (`Freeze`, `UnsafeUnpin`) cannot be named on
+                    // stable Rust: no user can rely on them.
+                    if imp.is_synthetic
+                        && !STABLE_AUTO_TRAITS.contains(&self.r.id_path(&tr.id, &tr.path).as_str())
                     {
                         continue;
                     }

@@ -67,6 +67,22 @@ impl Renderer<'_> {
 
     pub fn path(&self, p: &Path) -> String {
         let mut s = self.id_path(&p.id, &p.path);
+        // The standard library's `Result` aliases, written out, so that
+        // `io::Result<T>` and `Result<T, io::Error>` read alike.
+        let error = match s.as_str() {
+            "std::io::error::Result" => Some("std::io::error::Error"),
+            "core::fmt::Result" => Some("core::fmt::Error"),
+            _ => None,
+        };
+        if let Some(error) = error {
+            let ok = match p.args.as_deref() {
+                Some(GenericArgs::AngleBracketed { args, .. }) if args.len() == 1 => {
+                    self.generic_arg(&args[0])
+                }
+                _ => "()".to_string(),
+            };
+            return format!("core::result::Result<{ok}, {error}>");
+        }
         if let Some(args) = &p.args {
             s.push_str(&self.generic_args(args));
         }
