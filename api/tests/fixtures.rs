@@ -294,3 +294,83 @@ fn doc_hidden_items_are_not_public_api() {
     assert_eq!(p.diff.changes, Vec::new());
     assert_eq!(p.diff.needed, Bump::None);
 }
+
+#[test]
+fn signatures_of_every_kind_and_their_changes() {
+    let p = pair("kinds");
+    let sig = |path: &str| -> &str { &p.old.items[&self::path(path)].signature };
+    // Glob re-exports give the module's items a second path; signatures name them by the
+    // shorter one.
+    assert_eq!(
+        sig("kinds::Shape"),
+        "trait Shape: core::clone::Clone + core::marker::Send"
+    );
+    assert_eq!(sig("kinds::shapes::Shape"), sig("kinds::Shape"));
+    assert_eq!(sig("kinds::Shape::Unit"), "type Unit");
+    assert_eq!(sig("kinds::Shape::SIDES"), "const SIDES: u32");
+    assert_eq!(
+        sig("kinds::Shape::scale"),
+        "fn scale(&mut self, f64) { .. }"
+    );
+    assert_eq!(sig("kinds::Square"), "struct Square(..);");
+    assert_eq!(sig("kinds::Square::0"), "0: f64");
+    assert_eq!(sig("kinds::Kind::C::x"), "x: i32");
+    assert_eq!(
+        sig("kinds::Wrapper::get"),
+        "async fn get<'a>(&'a self) -> &'a T where T: core::marker::Sync \
+         (in impl<T> kinds::Wrapper<T> where T: core::clone::Clone)"
+    );
+    assert_eq!(
+        sig("kinds::Wrapper::new"),
+        "const fn new(T) -> Self (in impl<T> kinds::Wrapper<T> where T: core::clone::Clone)"
+    );
+    assert_eq!(
+        sig("kinds::apply"),
+        "fn apply<F>(F, &[u8]) -> impl core::iter::traits::iterator::Iterator<Item = u8> + '_ \
+         where F: core::marker::Copy, F: core::ops::function::Fn(u8) -> u8"
+    );
+    assert_eq!(
+        sig("kinds::dynamic"),
+        "fn dynamic(alloc::boxed::Box<dyn core::error::Error + core::marker::Send + \
+         core::marker::Sync>) -> core::option::Option<fn(u32) -> u32>"
+    );
+    assert_eq!(
+        sig("kinds::array"),
+        "fn array([u8; 4], &mut [u16]) -> (u8,)"
+    );
+    assert_eq!(sig("kinds::Pair"), "type Pair<T> = (T, T)");
+    assert_eq!(sig("kinds::LIMIT"), "const LIMIT: usize");
+    assert_eq!(sig("kinds::COUNTER"), "static mut COUNTER: u32");
+    assert_eq!(sig("kinds::Bits::u"), "u: u32");
+    assert_eq!(
+        sig("kinds::square"),
+        "macro_rules! square { ($e:expr) => { ... }; }"
+    );
+    assert!(
+        p.old
+            .items
+            .contains_key(&path("<kinds::Square as kinds::Shape>"))
+    );
+    assert!(
+        p.old
+            .items
+            .contains_key(&path("<kinds::Square as core::clone::Clone>"))
+    );
+
+    let bump = |path: &str| p.change(path).bump;
+    assert_eq!(bump("kinds::Shape"), Bump::Major, "a supertrait added");
+    assert_eq!(bump("kinds::Wrapper::new"), Bump::Major, "no longer const");
+    assert_eq!(bump("kinds::apply"), Bump::Minor, "a bound removed");
+    assert_eq!(bump("kinds::Kind"), Bump::Major, "now #[non_exhaustive]");
+    assert_eq!(bump("kinds::COUNTER"), Bump::Major, "no longer mut");
+    let added = p.change("<kinds::Square as core::default::Default>");
+    assert_eq!((added.kind, added.bump), (ChangeKind::Added, Bump::Minor));
+    assert_eq!(
+        p.diff.changes.len(),
+        8,
+        "the five above, the trait at its second path, the impl at both of the struct's \
+         paths: {:#?}",
+        p.diff.changes
+    );
+    assert_eq!(p.diff.needed, Bump::Major);
+}
