@@ -1,6 +1,33 @@
 //! The changes between two public APIs and the semver bump each needs, after the Cargo
 //! book's SemVer compatibility rules
-//! (<https://doc.rust-lang.org/cargo/reference/semver.html>).
+//! (<https://doc.rust-lang.org/cargo/reference/semver.html>). Where the rules leave room,
+//! the larger bump is taken.
+//!
+//! | change | bump |
+//! |---|---|
+//! | an item removed, renamed, or no longer public (less visible, `#[doc(hidden)]`) | major |
+//! | an item added at a new public path | minor |
+//! | a function's parameters, return type, generic parameters, `async`, ABI changed; `const` removed; `unsafe` added | major |
+//! | a function's bounds: any added (or a `?Sized` removed) | major |
+//! | a function's bounds: only removed (or a `?Sized` added); `const` added, `unsafe` removed | minor |
+//! | a trait method, associated type or constant added without a default; a default removed | major |
+//! | one added with a default; a default added | minor |
+//! | a trait method's signature or bounds changed in any way (implementations repeat them) | major |
+//! | supertraits changed; no longer dyn compatible | major |
+//! | a public field added to a struct with only public fields, not `#[non_exhaustive]` | major |
+//! | a private field added to such a struct | major |
+//! | a field added to a struct with private fields, or a `#[non_exhaustive]` one | minor |
+//! | a variant added to an exhaustive enum; a field to an exhaustive variant | major |
+//! | a variant added to a `#[non_exhaustive]` enum; a field to such a variant | minor |
+//! | `#[non_exhaustive]` added to a struct, enum or variant | major (removed: minor) |
+//! | a type's shape changed (unit, tuple, plain) while it can be built or matched | major |
+//! | defaulted type parameters added after a type's others | minor (other generic changes: major) |
+//! | a field's, constant's, static's or alias's type changed; `static mut` changed | major |
+//! | a trait impl removed (a lost auto trait: `Send`, `Sync`, `Unpin`, `UnwindSafe`, `RefUnwindSafe`) | major |
+//! | a trait impl added | minor |
+//! | an impl's bounds tightened (loosened: minor) | major |
+//! | a `macro_rules!` macro's matchers changed (not comparable: said so) | minor |
+//! | documentation only, a parameter renamed, a bound moved to or from `where` | none |
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -332,10 +359,27 @@ fn added(path: &ItemPath, n: &ApiItem, owner: Option<&ApiItem>) -> Change {
 
 /// Compares generics: a strict subset of the old bounds (with the same parameters)
 /// loosens them, which callers cannot notice; anything else may break someone.
-fn generics_reasons(o: &GenericsSig, n: &GenericsSig, loosen: Bump, out: &mut Vec<(Bump, String)>) {
+fn generics_reasons(
+    o: &GenericsSig,
+    n: &GenericsSig,
+    loosen: Bump,
+    of_type: bool,
+    out: &mut Vec<(Bump, String)>,
+) {
     if o.params != n.params {
+        // A type's new parameters with defaults, after the old ones, leave every use of
+        // it as it was (Cargo: "adding a defaulted type parameter" is minor); not a
+        // function's (turbofish calls name them all).
+        let defaulted_added = of_type
+            && n.params.len() > o.params.len()
+            && n.params.starts_with(&o.params)
+            && n.params[o.params.len()..].iter().all(|p| p.contains(" = "));
         out.push((
-            Bump::Major,
+            if defaulted_added {
+                Bump::Minor
+            } else {
+                Bump::Major
+            },
             format!(
                 "generic parameters <{}> → <{}>",
                 o.params.join(", "),
@@ -439,7 +483,7 @@ fn fn_reasons(o: &FnSig, n: &FnSig, trait_method: bool, out: &mut Vec<(Bump, Str
     } else {
         Bump::Minor
     };
-    generics_reasons(&o.generics, &n.generics, loosen, out);
+    generics_reasons(&o.generics, &n.generics, loosen, false, out);
 }
 
 /// The signature without the parts compared structurally (generics, #[non_exhaustive]),
@@ -480,7 +524,15 @@ fn changed(path: &ItemPath, o: &ApiItem, n: &ApiItem) -> Option<Change> {
                         ItemKind::AssocType => Bump::Major,
                         _ => Bump::Minor,
                     };
-                    generics_reasons(og, ng, loosen, &mut reasons);
+                    let of_type = matches!(
+                        o.kind,
+                        ItemKind::Struct
+                            | ItemKind::Enum
+                            | ItemKind::Union
+                            | ItemKind::Trait
+                            | ItemKind::TypeAlias
+                    );
+                    generics_reasons(og, ng, loosen, of_type, &mut reasons);
                 }
                 let hide_shape =
                     o.kind == ItemKind::Struct && o.has_private_fields && n.has_private_fields;
@@ -781,6 +833,23 @@ mod tests {
             &api(vec![("c::f", moved)]),
         );
         assert_eq!(same.changes, Vec::new());
+    }
+
+    #[test]
+    fn defaulted_type_parameters_added_to_a_type_are_minor() {
+        let ty = |params: &[&str]| {
+            let mut s = strukt(false, true);
+            s.generics = Some(GenericsSig {
+                params: params.iter().map(|p| p.to_string()).collect(),
+                predicates: BTreeSet::new(),
+            });
+            s.signature = format!("struct S<{}> {{ .. }}", params.join(", "));
+            vec![("c::S", s)]
+        };
+        assert_eq!(needed(ty(&["T"]), ty(&["T", "A = u8"])), Bump::Minor);
+        assert_eq!(needed(ty(&["T"]), ty(&["T", "A"])), Bump::Major);
+        assert_eq!(needed(ty(&["T"]), ty(&["A = u8", "T"])), Bump::Major);
+        assert_eq!(needed(ty(&["T", "A = u8"]), ty(&["T"])), Bump::Major);
     }
 
     #[test]
