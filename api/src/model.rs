@@ -315,7 +315,7 @@ impl<'a> Walker<'a> {
                         .map(|s| s.path.join("::"))
                         .unwrap_or_else(|| u.source.clone());
                     self.external
-                        .entry(format!("{prefix}::*{source}"))
+                        .entry(format!("{prefix}::{{{source}::*}}"))
                         .or_insert(format!("{source}::*"));
                 }
             }
