@@ -58,8 +58,9 @@ pub enum ItemKind {
     AssocType,
     /// An associated constant of a trait or of a type's inherent impl.
     AssocConst,
-    /// `impl Trait for Type`, written `<Type as Trait>`: including the auto traits
-    /// (`Send`, `Sync`, `Unpin`, …) and blanket impls rustdoc reports for the type.
+    /// `impl Trait for Type`, written `<Type as Trait>`: including the stable auto traits
+    /// (`Send`, `Sync`, `Unpin`, `UnwindSafe`, `RefUnwindSafe`) rustdoc works out for the
+    /// type and this crate's blanket impls that cover it.
     Impl,
     /// A foreign type (`extern { type T; }`).
     ExternType,
@@ -849,6 +850,19 @@ impl<'a> Builder<'_, 'a> {
                         && ti.crate_id == 0
                         && !self.r.public.contains_key(&tr.id)
                     {
+                        continue;
+                    }
+                    // Blanket impls of other crates' traits (`impl<T> From<T> for T`,
+                    // `Into`, `Any`, …; the orphan rule makes them other crates' own) hold
+                    // for every type alike: they are those crates' API (and toolchain's),
+                    // and follow from the impls recorded here.
+                    let foreign_trait = self
+                        .r
+                        .krate
+                        .paths
+                        .get(&tr.id)
+                        .is_none_or(|t| t.crate_id != 0);
+                    if imp.blanket_impl.is_some() && foreign_trait {
                         continue;
                     }
                     // Unstable auto traits (`Freeze`, `UnsafeUnpin`) cannot be named on

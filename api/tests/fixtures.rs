@@ -356,6 +356,16 @@ fn signatures_of_every_kind_and_their_changes() {
             .items
             .contains_key(&path("<kinds::Square as core::clone::Clone>"))
     );
+    // This crate's blanket impls are part of its API; the standard library's are not.
+    assert_eq!(
+        p.old.items[&path("<kinds::Square as kinds::Describe>")].signature,
+        "impl<T> kinds::Describe for T where T: kinds::Shape"
+    );
+    assert!(
+        !p.old
+            .items
+            .contains_key(&path("<kinds::Square as core::convert::Into<U>>"))
+    );
 
     let bump = |path: &str| p.change(path).bump;
     assert_eq!(bump("kinds::Shape"), Bump::Major, "a supertrait added");
