@@ -98,6 +98,19 @@ mod tests {
     }
 
     #[test]
+    fn a_crate_without_its_root_is_an_empty_api() {
+        let json = format!(
+            r#"{{"root": 0, "crate_version": "1.0.0", "includes_private": false, "index": {{}},
+            "paths": {{}}, "external_crates": {{}},
+            "target": {{"triple": "x86_64-unknown-linux-gnu", "target_features": []}},
+            "format_version": {FORMAT_VERSION}}}"#
+        );
+        let api = from_json(json.as_bytes()).unwrap();
+        assert!(api.items.is_empty());
+        assert_eq!(api.crate_version.as_deref(), Some("1.0.0"));
+    }
+
+    #[test]
     fn not_json_is_an_error() {
         assert!(matches!(from_json(b"<html>"), Err(Error::Json(_))));
     }

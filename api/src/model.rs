@@ -344,8 +344,11 @@ impl PublicApi {
     /// The public API of an already parsed crate (its format version is not checked here;
     /// see [`crate::from_json`]).
     pub fn from_crate(krate: &Crate) -> PublicApi {
-        let root = &krate.index[&krate.root];
-        let crate_name = root.name.clone().unwrap_or_default();
+        let crate_name = krate
+            .index
+            .get(&krate.root)
+            .and_then(|root| root.name.clone())
+            .unwrap_or_default();
         let mut walker = Walker {
             krate,
             found: BTreeMap::new(),
@@ -373,7 +376,9 @@ impl PublicApi {
             items: BTreeMap::new(),
         };
         for (path, id) in &walker.found {
-            b.item(path, &krate.index[id]);
+            if let Some(item) = krate.index.get(id) {
+                b.item(path, item);
+            }
         }
         for (path, source) in &walker.external {
             b.insert(
