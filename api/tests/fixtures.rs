@@ -384,3 +384,33 @@ fn signatures_of_every_kind_and_their_changes() {
     );
     assert_eq!(p.diff.needed, Bump::Major);
 }
+
+#[test]
+fn less_visible_items_are_removed() {
+    let p = pair("visibility");
+    // A glob re-export of an enum's variants gives them a path of their own.
+    assert!(p.old.items.contains_key(&path("visibility::On")));
+    for gone in ["visibility::open", "visibility::extra"] {
+        let c = p.change(gone);
+        assert_eq!(
+            (c.kind, c.bump),
+            (ChangeKind::Removed, Bump::Major),
+            "{gone}"
+        );
+    }
+    // The module's function goes with it, listed too (a module does not own its items).
+    assert_eq!(
+        p.change("visibility::extra::helper").kind,
+        ChangeKind::Removed
+    );
+    assert_eq!(p.diff.changes.len(), 3, "{:#?}", p.diff.changes);
+    assert_eq!(
+        p.summary(),
+        "public API: 0 added, 3 removed, 0 changed; needs 2.0.0, version is 1.3.0"
+    );
+    assert!(!is_enough(
+        &p.old_version(),
+        &p.new_version(),
+        p.diff.needed
+    ));
+}
