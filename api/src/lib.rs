@@ -20,6 +20,7 @@
 mod diff;
 mod model;
 mod render;
+pub mod search;
 mod version;
 
 use std::path::Path;

@@ -414,3 +414,34 @@ fn less_visible_items_are_removed() {
         p.diff.needed
     ));
 }
+
+#[test]
+fn items_with_pages_are_found_at_the_paths_rustdoc_documents_them() {
+    let json = std::fs::read(rustdoc_json("kinds", "new")).unwrap();
+    let krate = docbuild_api::parse_crate(&json).unwrap();
+    let items = docbuild_api::search::page_items(&krate);
+    let page = |path: &str| {
+        items
+            .iter()
+            .find(|i| i.path == path)
+            .map(|i| (i.kind, i.page.as_str()))
+            .unwrap_or_else(|| panic!("{path} in {items:#?}"))
+    };
+    assert_eq!(page("kinds"), ("mod", "kinds/index.html"));
+    assert_eq!(page("kinds::shapes"), ("mod", "kinds/shapes/index.html"));
+    assert_eq!(
+        page("kinds::shapes::Square"),
+        ("struct", "kinds/shapes/struct.Square.html")
+    );
+    assert_eq!(
+        page("kinds::shapes::Shape"),
+        ("trait", "kinds/shapes/trait.Shape.html")
+    );
+    assert_eq!(page("kinds::Kind"), ("enum", "kinds/enum.Kind.html"));
+    assert_eq!(page("kinds::apply"), ("fn", "kinds/fn.apply.html"));
+    // Only this crate's items: none of core's or std's.
+    assert!(
+        items.iter().all(|i| i.path.starts_with("kinds")),
+        "{items:#?}"
+    );
+}
