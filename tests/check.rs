@@ -74,6 +74,17 @@ fn a_documented_crate_succeeds() {
     let docs = report["targets"][0]["docs"].as_str().unwrap();
     assert!(Path::new(docs).is_absolute() && docs.ends_with("documented/index.html"));
     assert!(docs_html(&report).contains("Widget"));
+    // rustdoc JSON for the default target, made in the same target directory after
+    // the HTML docs, which it leaves intact.
+    let json = &report["json"];
+    assert_eq!(json["target"], report["default_target"], "{report:#}");
+    let file = std::fs::read(json["path"].as_str().unwrap()).unwrap();
+    assert_eq!(json["size_bytes"].as_u64(), Some(file.len() as u64));
+    let rustdoc: Value = serde_json::from_slice(&file).unwrap();
+    assert_eq!(rustdoc["format_version"], json["format_version"]);
+    assert!(rustdoc["index"].to_string().contains("\"Widget\""));
+    assert!(Path::new(docs).is_file());
+    assert!(log(&report).contains("(rustdoc JSON)"));
     // The commands it ran, to replay by hand: host cargo from `/`, then the sandbox.
     let commands: Vec<&str> = report["commands"]
         .as_array()

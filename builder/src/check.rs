@@ -13,10 +13,10 @@ use crate::copy::{Copied, copy_output};
 use crate::disk::{DiskBudget, TargetDir};
 use crate::environment::is_docs_rs;
 use crate::error::BuildError;
-use crate::execute::{BuildEnvironment, TargetRun, append_to_log, build_target};
+use crate::execute::{BuildEnvironment, TargetRun, append_to_log, build_json, build_target};
 use crate::host_cargo::{HostCargo, Registries};
 use crate::metadata::{DocsRsMetadata, is_target_triple};
-use crate::outcome::{CrateReport, ErrorDetail, Outcome, TargetReport};
+use crate::outcome::{CrateReport, ErrorDetail, JsonReport, Outcome, TargetReport};
 use crate::plan::{BuildPlan, InvocationOptions};
 use crate::prepare::{
     InputError, LocalPackage, PackagedDependency, PreparedSource, SourceMode,
@@ -480,8 +480,101 @@ impl CheckRun<'_> {
         if let Some(line) = copied.dropped_line() {
             append_to_log(&log_path, &line)?;
         }
+
+        // rustdoc JSON, once the HTML docs are out of the target directory (its run
+        // starts by removing the doc directory, and cargo removes the crate's HTML).
+        progress.step(&format!("rustdoc JSON for {}", plan.default_target));
+        report.json = match make_json(&env, plan, lib_name, work, report).await {
+            Ok(json) => json,
+            Err(error) => {
+                append_to_log(&log_path, &format!("[docbuild] rustdoc JSON: {error}"))?;
+                None
+            }
+        };
         Ok(())
     }
+}
+
+/// The largest rustdoc JSON kept.
+pub const MAX_JSON_BYTES: u64 = 512 << 20;
+
+/// Runs rustdoc JSON for the default target and copies the file out of the target
+/// directory to `work/json/`, without following links; `None` when it failed (the
+/// log says why). Never changes the build's outcome.
+async fn make_json(
+    env: &BuildEnvironment<'_>,
+    plan: &BuildPlan,
+    lib_name: &str,
+    work: &Path,
+    report: &mut CrateReport,
+) -> Result<Option<JsonReport>, BuildError> {
+    let target = plan.default_target.clone();
+    let run = build_json(env, plan, &target, lib_name).await?;
+    report.commands.push(run.replay.clone());
+    report.memory_peak_bytes = report.memory_peak_bytes.max(run.report.memory_peak_bytes);
+    let duration_ms = run.report.duration.as_millis() as u64;
+    let Some(file) = run.docs.clone().filter(|_| run.report.succeeded()) else {
+        let why = run.failure_message(&env.limits);
+        append_to_log(
+            env.log_path,
+            &format!("[docbuild] rustdoc JSON failed: {why}"),
+        )?;
+        return Ok(None);
+    };
+    let relative = file
+        .strip_prefix(env.target_dir)
+        .map_err(|_| {
+            BuildError::Io(
+                "JSON outside the target directory",
+                std::io::Error::other(""),
+            )
+        })?
+        .to_path_buf();
+    let dir = work.join("json");
+    let to = dir.join(format!("{lib_name}.json"));
+    let (root, copy_to) = (env.target_dir.to_path_buf(), to.clone());
+    let copied = blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(BuildError::io("cannot keep the rustdoc JSON"))?;
+        let size = crate::copy::copy_one_out(&root, &relative, &copy_to, MAX_JSON_BYTES)
+            .map_err(BuildError::Output)?;
+        let Some(size) = size else { return Ok(None) };
+        let version = format_version(&copy_to)
+            .map_err(|e| BuildError::Io("the rustdoc JSON is not valid", e))?;
+        Ok(Some((size, version)))
+    })
+    .await?;
+    let Some((size_bytes, format_version)) = copied else {
+        append_to_log(
+            env.log_path,
+            "[docbuild] rustdoc JSON failed: no JSON file to read",
+        )?;
+        return Ok(None);
+    };
+    append_to_log(
+        env.log_path,
+        &format!(
+            "[docbuild] rustdoc JSON: format version {format_version}, {size_bytes} bytes, {} ms",
+            duration_ms
+        ),
+    )?;
+    Ok(Some(JsonReport {
+        target,
+        format_version,
+        size_bytes,
+        duration_ms,
+        path: Some(to),
+    }))
+}
+
+/// rustdoc JSON's `format_version`, the whole file read as JSON (other fields skipped).
+pub fn format_version(path: &Path) -> std::io::Result<u32> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        format_version: u32,
+    }
+    let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let versioned: Versioned = serde_json::from_reader(file).map_err(std::io::Error::other)?;
+    Ok(versioned.format_version)
 }
 
 /// docs.rs's metadata, with `--target` arguments in place of its targets.

@@ -80,6 +80,8 @@ pub enum CopyError {
     NotBelow(PathBuf),
     #[error("cannot copy `{0}`: {1}")]
     Io(PathBuf, #[source] io::Error),
+    #[error("`{0}` is larger than {1} bytes")]
+    TooLarge(PathBuf, u64),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
@@ -281,6 +283,55 @@ fn copy_file(from: &Path, to: Option<&Path>, follow: bool) -> Result<Option<u64>
     Ok(Some(bytes))
 }
 
+/// Copies the one build output file `root/relative` to `to` (a new file, replaced if
+/// there), at most `max` bytes, no link followed above it or at it. `None` when it is
+/// missing, a link or not a regular file; the copy's size otherwise.
+pub fn copy_one_out(
+    root: &Path,
+    relative: &Path,
+    to: &Path,
+    max: u64,
+) -> Result<Option<u64>, CopyError> {
+    let (Some(name), parent) = (relative.file_name(), relative.parent()) else {
+        return Err(CopyError::NotBelow(relative.to_path_buf()));
+    };
+    let dir = match checked_dir(root, parent.unwrap_or(Path::new(""))) {
+        Ok(Some(dir)) => dir,
+        Ok(None) | Err(CopyError::NotADirectory(_)) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let from = dir.join(name);
+    let source = match File::options()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits() as i32)
+        .open(&from)
+    {
+        Ok(file) => file,
+        Err(error)
+            if error.kind() == io::ErrorKind::NotFound
+                || error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(CopyError::Io(from, error)),
+    };
+    let metadata = source.metadata().map_err(io_at(&from))?;
+    if !metadata.is_file() {
+        return Ok(None);
+    }
+    if metadata.len() > max {
+        return Err(CopyError::TooLarge(from, max));
+    }
+    let mut target = File::create(to).map_err(io_at(to))?;
+    let bytes = io::copy(&mut io::Read::take(source, max + 1), &mut target).map_err(io_at(to))?;
+    if bytes > max {
+        drop(target);
+        let _ = std::fs::remove_file(to);
+        return Err(CopyError::TooLarge(from, max));
+    }
+    Ok(Some(bytes))
+}
+
 /// Bytes of regular files below `root/relative`, links not followed.
 pub fn tree_size(root: &Path) -> u64 {
     walkdir::WalkDir::new(root)
@@ -296,6 +347,31 @@ pub fn tree_size(root: &Path) -> u64 {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn one_file_is_copied_out_without_links_and_within_its_cap() {
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let secret = out.path().join("secret");
+        std::fs::write(&secret, b"host file").unwrap();
+        std::fs::create_dir_all(root.path().join("t/doc")).unwrap();
+        std::fs::write(root.path().join("t/doc/lib.json"), b"{}").unwrap();
+        let to = out.path().join("copy.json");
+        let copy = |relative: &str, max| copy_one_out(root.path(), Path::new(relative), &to, max);
+        assert_eq!(copy("t/doc/lib.json", 10).unwrap(), Some(2));
+        assert_eq!(std::fs::read(&to).unwrap(), b"{}");
+        assert!(matches!(
+            copy("t/doc/lib.json", 1),
+            Err(CopyError::TooLarge(..))
+        ));
+        assert_eq!(copy("t/doc/missing.json", 10).unwrap(), None);
+        // A link at the file or above it is not followed.
+        symlink(&secret, root.path().join("t/doc/link.json")).unwrap();
+        assert_eq!(copy("t/doc/link.json", 100).unwrap(), None);
+        symlink(out.path(), root.path().join("u")).unwrap();
+        assert_eq!(copy("u/secret", 100).unwrap(), None);
+        assert_eq!(std::fs::read(&secret).unwrap(), b"host file");
+    }
 
     #[test]
     fn output_copies_drop_links_and_special_files() {

@@ -15,7 +15,7 @@ use crate::check::Progress;
 use crate::copy::{checked_dir, remove_below};
 use crate::error::BuildError;
 use crate::outcome::{ErrorDetail, Omitted, Outcome};
-use crate::plan::{BuildPlan, InvocationOptions};
+use crate::plan::{BuildPlan, DocFormat, InvocationOptions};
 use crate::toolchain::Toolchain;
 
 /// Errors and warnings kept per build: a crate chooses what its build prints, so
@@ -135,6 +135,30 @@ pub async fn build_target(
     target: &str,
     lib_name: &str,
 ) -> Result<TargetRun, BuildError> {
+    run_rustdoc(env, plan, target, lib_name, DocFormat::Html).await
+}
+
+/// Makes rustdoc's JSON for `target` in a fresh container, in the same target
+/// directory as its HTML docs: the dependencies those compiled are reused. Its
+/// `docs` is `<doc dir>/<lib name>.json`. Like every build, it starts by removing the
+/// target's doc directory (and cargo removes `<doc dir>/<lib name>/` before rustdoc
+/// runs, cargo#9447): the HTML docs must have been copied out before.
+pub async fn build_json(
+    env: &BuildEnvironment<'_>,
+    plan: &BuildPlan,
+    target: &str,
+    lib_name: &str,
+) -> Result<TargetRun, BuildError> {
+    run_rustdoc(env, plan, target, lib_name, DocFormat::Json).await
+}
+
+async fn run_rustdoc(
+    env: &BuildEnvironment<'_>,
+    plan: &BuildPlan,
+    target: &str,
+    lib_name: &str,
+    format: DocFormat,
+) -> Result<TargetRun, BuildError> {
     // Docs left by an earlier build must not pass for this build's, and docs of
     // other crates built in the same target directory must not be linked locally
     // (docs.rs builds every crate in a fresh one). An earlier build may have made
@@ -158,7 +182,7 @@ pub async fn build_target(
     .await?;
 
     let mut command = vec![format!("{TOOLCHAIN}/bin/cargo")];
-    command.extend(plan.cargo_args(target, &env.invocation));
+    command.extend(plan.cargo_args_for(target, &env.invocation, format));
     let mut environment = vec![
         (
             "PATH".to_string(),
@@ -179,7 +203,10 @@ pub async fn build_target(
     // Shell-quoted, so that the command can be replayed by hand.
     let quoted =
         shlex::try_join(command.iter().map(String::as_str)).unwrap_or_else(|_| command.join(" "));
-    let started = format!("[docbuild] {target}: {quoted}");
+    let started = match format {
+        DocFormat::Html => format!("[docbuild] {target}: {quoted}"),
+        DocFormat::Json => format!("[docbuild] {target} (rustdoc JSON): {quoted}"),
+    };
     append_to_log(env.log_path, &started)?;
     env.progress.log(&started);
     let spec = RunSpec {
@@ -255,7 +282,20 @@ pub async fn build_target(
         .unwrap_or_default();
     let report = env.sandbox.run(&spec, &mut filter, env.cancel).await?;
     // The container is gone: nothing changes the target directory while it is read.
-    let docs = if report.succeeded() {
+    let docs = if report.succeeded() && format == DocFormat::Json {
+        let (root, dir, name) = (
+            env.target_dir.to_path_buf(),
+            doc_dir.clone(),
+            format!("{lib_name}.json"),
+        );
+        crate::prepare::blocking(move || {
+            let dir = checked_dir(&root, &dir).map_err(BuildError::Output)?;
+            Ok(dir.map(|dir| dir.join(name)).filter(|json| {
+                std::fs::symlink_metadata(json).is_ok_and(|m| m.file_type().is_file())
+            }))
+        })
+        .await?
+    } else if report.succeeded() {
         let (root, lib_docs) = (env.target_dir.to_path_buf(), doc_dir.join(lib_name));
         crate::prepare::blocking(move || {
             let dir = checked_dir(&root, &lib_docs).map_err(BuildError::Output)?;

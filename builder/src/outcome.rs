@@ -69,6 +69,22 @@ pub struct TargetReport {
     pub message: Option<String>,
 }
 
+/// rustdoc's JSON of the default target, made after its HTML docs succeeded. Its
+/// failure never changes the build's outcome (the log says why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JsonReport {
+    pub target: String,
+    /// rustdoc JSON's `format_version`.
+    pub format_version: u32,
+    /// Bytes of the JSON (uncompressed).
+    pub size_bytes: u64,
+    /// How long its sandboxed run took.
+    pub duration_ms: u64,
+    /// The JSON file, copied out of the target directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
 /// The record of one crate's build: one JSON line of `check --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrateReport {
@@ -101,6 +117,9 @@ pub struct CrateReport {
     /// Bytes of the stored docs (uncompressed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_size_bytes: Option<u64>,
+    /// rustdoc's JSON for the default target, when it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonReport>,
     /// What the package says about itself: kept with a worker's builds for the
     /// viewer (`check` leaves it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +169,7 @@ impl CrateReport {
             stage: None,
             features: Default::default(),
             docs_size_bytes: None,
+            json: None,
             about: None,
             commands: Vec::new(),
             omitted: Omitted::default(),

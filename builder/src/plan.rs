@@ -18,6 +18,15 @@ pub struct BuildPlan {
     pub other_targets: Vec<String>,
 }
 
+/// What rustdoc writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocFormat {
+    /// The docs' pages, in `<doc dir>/<lib name>/`.
+    Html,
+    /// rustdoc's JSON, `<doc dir>/<lib name>.json`.
+    Json,
+}
+
 /// Settings of the invocation that do not come from the crate.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InvocationOptions {
@@ -85,6 +94,18 @@ impl BuildPlan {
 
     /// The arguments after `cargo`, in docs.rs's order.
     pub fn cargo_args(&self, target: &str, options: &InvocationOptions) -> Vec<String> {
+        self.cargo_args_for(target, options, DocFormat::Html)
+    }
+
+    /// The arguments after `cargo` for docs in `format`: rustdoc's JSON is the HTML
+    /// run's command with `--output-format json` and without scraped examples, as
+    /// docs.rs runs it, so that it reuses the dependencies the HTML run compiled.
+    pub fn cargo_args_for(
+        &self,
+        target: &str,
+        options: &InvocationOptions,
+        format: DocFormat,
+    ) -> Vec<String> {
         let metadata = &self.metadata;
         let mut args: Vec<String> = ["rustdoc", "--lib", "-Zrustdoc-map"]
             .map(String::from)
@@ -121,6 +142,9 @@ impl BuildPlan {
             rustdoc_flags.push(format!("{lib_name}={}", url.replace("{target}", target)));
         }
         rustdoc_flags.extend(["-Z", "unstable-options"].map(String::from));
+        if format == DocFormat::Json {
+            rustdoc_flags.extend(["--output-format", "json"].map(String::from));
+        }
         // docs.rs caps lints at `warn`, so that no lint fails a build. Denying
         // warnings is `RUSTDOCFLAGS="-D warnings"`, which no cap may soften.
         if options.deny_warnings {
@@ -155,7 +179,9 @@ impl BuildPlan {
             args.push("--message-format=json".into());
         }
         args.extend(without_scrape_examples(&metadata.cargo_args));
-        args.push("-Zrustdoc-scrape-examples".into());
+        if format == DocFormat::Html {
+            args.push("-Zrustdoc-scrape-examples".into());
+        }
         args
     }
 
@@ -459,6 +485,31 @@ mod tests {
         let mut want = expected(&[], "");
         want.push("-Zbuild-std".into());
         assert_eq!(args_for(metadata), want);
+    }
+
+    #[test]
+    fn json_is_the_html_command_with_json_output_and_no_scraped_examples() {
+        let plan = plan(DocsRsMetadata::default());
+        let options = InvocationOptions::default();
+        let html = plan.cargo_args(HOST, &options);
+        let json = plan.cargo_args_for(HOST, &options, DocFormat::Json);
+        let flags = |args: &[String]| {
+            args.iter()
+                .find(|a| a.starts_with("build.rustdocflags="))
+                .cloned()
+                .unwrap()
+        };
+        assert!(flags(&json).contains(r#""-Z", "unstable-options", "--output-format", "json""#));
+        assert!(!flags(&html).contains("--output-format"));
+        assert!(!json.iter().any(|a| a.contains("scrape")));
+        // Everything else is the same, so the HTML run's dependencies are reused.
+        let rest = |args: &[String]| -> Vec<String> {
+            args.iter()
+                .filter(|a| !a.starts_with("build.rustdocflags=") && !a.contains("scrape"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(rest(&html), rest(&json));
     }
 
     #[test]

@@ -790,6 +790,27 @@ async fn store(
     if let Some(stats) = stats {
         report.docs_size_bytes = Some(stats.bytes);
     }
+    // rustdoc's JSON, copied out of the target directory by `check` without following
+    // links. Not keeping it does not fail the build: the record then has none.
+    if let Some(json) = report.json.clone() {
+        let kept = match json.path.as_deref() {
+            Some(path) => read_json(path).await,
+            None => Err("no file".to_string()),
+        };
+        let stored = match kept {
+            Ok(bytes) => service
+                .store
+                .builds()
+                .put_json(build, &json.target, bytes.into())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = stored {
+            tracing::warn!(build, %error, "cannot keep the rustdoc JSON");
+            report.json = None;
+        }
+    }
     if let Some(package) = package {
         service
             .store
@@ -801,6 +822,23 @@ async fn store(
             })?;
     }
     Ok(())
+}
+
+/// The rustdoc JSON `check` kept, at most [`crate::check::MAX_JSON_BYTES`].
+async fn read_json(path: &Path) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(crate::check::MAX_JSON_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > crate::check::MAX_JSON_BYTES {
+        return Err("too large".into());
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

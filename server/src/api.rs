@@ -16,7 +16,11 @@ use serde_json::{Value, json};
 
 use crate::SharedState;
 
-fn error(status: StatusCode, field: Option<&str>, message: impl std::fmt::Display) -> Response {
+pub(crate) fn error(
+    status: StatusCode,
+    field: Option<&str>,
+    message: impl std::fmt::Display,
+) -> Response {
     let mut body = json!({ "error": message.to_string() });
     if let Some(field) = field {
         body["field"] = json!(field);
@@ -47,6 +51,11 @@ pub fn is_api_request(method: &Method, path: &str, headers: &HeaderMap) -> bool 
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["crate", _, _, "status.json"] => true,
+        ["crate", _, _, last] | ["crate", _, _, _, last]
+            if crate::rustdoc_json::Form::from_segment(last).is_some() =>
+        {
+            true
+        }
         ["crate", _, _, "rebuild" | "delete"] => !(*method == Method::POST && is_form(headers)),
         _ => false,
     }

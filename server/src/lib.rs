@@ -20,6 +20,7 @@ pub mod metrics;
 mod origins;
 mod pages;
 mod policy;
+mod rustdoc_json;
 mod scripts;
 mod session;
 mod views;
@@ -212,6 +213,28 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         // A zip is compressed already, and streamed with its length: outside `pages`.
         .route("/crate/{name}/{version}/download", get(download::download))
+        // rustdoc's JSON is stored gzip and served as stored: outside `pages` too.
+        .route("/crate/{name}/{version}/json", get(rustdoc_json::json))
+        .route(
+            "/crate/{name}/{version}/json.gz",
+            get(rustdoc_json::json_gz),
+        )
+        .route(
+            "/crate/{name}/{version}/json.zst",
+            get(rustdoc_json::json_zst),
+        )
+        .route(
+            "/crate/{name}/{version}/{target}/json",
+            get(rustdoc_json::json),
+        )
+        .route(
+            "/crate/{name}/{version}/{target}/json.gz",
+            get(rustdoc_json::json_gz),
+        )
+        .route(
+            "/crate/{name}/{version}/{target}/json.zst",
+            get(rustdoc_json::json_zst),
+        )
         .route("/{name}", get(docs::crate_root))
         .route("/{name}/", get(docs::crate_root))
         .route("/{name}/{version}", get(docs::version_root))

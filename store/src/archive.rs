@@ -390,6 +390,32 @@ pub async fn store_file(blobs: &Blobs, bytes: Bytes) -> Result<FileEntry, Archiv
     Ok(put_blob(blobs, encoded, Probe::WriteFirst).await?.0)
 }
 
+/// Stores one blob gzip (at [`GZIP_LEVEL`], as it is when that does not save a
+/// tenth): for content served as `.gz` as stored, such as rustdoc's JSON.
+pub async fn store_gzip_file(blobs: &Blobs, bytes: Bytes) -> Result<FileEntry, ArchiveError> {
+    let encoded = tokio::task::spawn_blocking(move || {
+        let hash = hash(&bytes);
+        let size = bytes.len() as u64;
+        match compress(&bytes, GZIP_LEVEL) {
+            Some(gzip) => Encoded {
+                hash,
+                size,
+                encoding: Encoding::Gzip,
+                stored: Bytes::from(gzip),
+            },
+            None => Encoded {
+                hash,
+                size,
+                encoding: Encoding::Identity,
+                stored: bytes,
+            },
+        }
+    })
+    .await
+    .map_err(task_failed)?;
+    Ok(put_blob(blobs, encoded, Probe::WriteFirst).await?.0)
+}
+
 /// The blob of `entry` as stored: gzip when `entry.encoding` is gzip, ready to be
 /// served to a client that accepts it.
 pub async fn load(blobs: &Blobs, entry: &FileEntry) -> Result<Bytes, ArchiveError> {

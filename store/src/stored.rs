@@ -5,8 +5,9 @@
 //! local jobs.
 //!
 //! Keys: `builds/<build>/manifest.json.gz`, `builds/<build>/build.log.gz`,
-//! `builds/<build>/source.json.gz`, `sources/<job>.crate`, and the blobs themselves
-//! under `blobs/`.
+//! `builds/<build>/source.json.gz`, `builds/<build>/json.json.gz` (rustdoc's JSON: a
+//! manifest of `<target>.json`, its blob stored gzip, as served),
+//! `sources/<job>.crate`, and the blobs themselves under `blobs/`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::archive::{self, ArchiveError, Manifest, StoreStats};
+use crate::archive::{self, ArchiveError, FileEntry, Manifest, StoreStats};
 use crate::blobs::{BlobError, BlobInfo, Blobs};
 
 fn manifest_key(build: i64) -> String {
@@ -27,6 +28,15 @@ fn log_key(build: i64) -> String {
 
 fn source_manifest_key(build: i64) -> String {
     format!("builds/{build}/source.json.gz")
+}
+
+fn json_manifest_key(build: i64) -> String {
+    format!("builds/{build}/json.json.gz")
+}
+
+/// The path of a target's rustdoc JSON in a build's JSON manifest.
+pub fn json_path(target: &str) -> String {
+    format!("{target}.json")
 }
 
 fn sources_key(job: i64) -> String {
@@ -110,6 +120,32 @@ impl StoredBuilds {
         }
     }
 
+    /// Stores rustdoc's JSON of a build's `target` as a gzip blob (content addressed,
+    /// shared with any build that made the same), then the small manifest naming it.
+    pub async fn put_json(
+        &self,
+        build: i64,
+        target: &str,
+        json: Bytes,
+    ) -> Result<FileEntry, ArchiveError> {
+        let entry = archive::store_gzip_file(&self.blobs, json).await?;
+        let mut manifest = self.json_manifest(build).await?.unwrap_or_default();
+        manifest.files.insert(json_path(target), entry.clone());
+        self.blobs
+            .put(&json_manifest_key(build), manifest.to_bytes().into())
+            .await?;
+        Ok(entry)
+    }
+
+    /// Where a build's rustdoc JSON is, by target (`<target>.json`); `None` when it
+    /// has none.
+    pub async fn json_manifest(&self, build: i64) -> Result<Option<Manifest>, ArchiveError> {
+        match self.blobs.get(&json_manifest_key(build)).await? {
+            Some(bytes) => Manifest::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// A build's log, as text; `None` when it has none.
     pub async fn log(&self, build: i64) -> Result<Option<String>, ArchiveError> {
         let Some(stored) = self.blobs.get(&log_key(build)).await? else {
@@ -127,11 +163,12 @@ impl StoredBuilds {
         Ok(Some(String::from_utf8_lossy(&text).into_owned()))
     }
 
-    /// Removes a build's manifests (docs and package) and log; their blobs go with
+    /// Removes a build's manifests (docs, package and rustdoc JSON) and log; their blobs go with
     /// the next sweep, if no other build refers to them.
     pub async fn delete(&self, build: i64) -> Result<(), BlobError> {
         self.blobs.delete(&manifest_key(build)).await?;
         self.blobs.delete(&source_manifest_key(build)).await?;
+        self.blobs.delete(&json_manifest_key(build)).await?;
         self.blobs.delete(&log_key(build)).await
     }
 
@@ -150,7 +187,7 @@ impl StoredBuilds {
         self.blobs.delete(key).await
     }
 
-    /// Blobs no stored build refers to, by its docs or its package, and older than
+    /// Blobs no stored build refers to, by its docs, its package or its rustdoc JSON, and older than
     /// `grace`: what a sweep may delete. `builds` are every build the database knows;
     /// the grace period keeps the blobs of a build being stored now, before its
     /// manifests are written.
@@ -165,6 +202,9 @@ impl StoredBuilds {
                 referenced.extend(manifest.blob_keys());
             }
             if let Some(manifest) = self.source_manifest(*build).await? {
+                referenced.extend(manifest.blob_keys());
+            }
+            if let Some(manifest) = self.json_manifest(*build).await? {
                 referenced.extend(manifest.blob_keys());
             }
         }
@@ -189,6 +229,45 @@ fn gzip(raw: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::blobs::testing::{Backend, backends};
+
+    #[tokio::test]
+    async fn rustdoc_json_is_kept_gzip_with_the_build_and_goes_with_it() {
+        for Backend { blobs, .. } in backends("rustdoc-json") {
+            let what = blobs.describe();
+            let builds = StoredBuilds::new(blobs.clone());
+            let json = Bytes::from(format!(
+                "{{\"index\": {{}}, \"format_version\": 57, \"pad\": \"{}\"}}",
+                "x".repeat(4000)
+            ));
+            assert!(builds.json_manifest(4).await.unwrap().is_none(), "{what}");
+            let entry = builds
+                .put_json(4, "x86_64-unknown-linux-gnu", json.clone())
+                .await
+                .unwrap();
+            assert_eq!(entry.encoding, archive::Encoding::Gzip, "{what}");
+            let manifest = builds.json_manifest(4).await.unwrap().unwrap();
+            assert_eq!(
+                manifest.files.get("x86_64-unknown-linux-gnu.json"),
+                Some(&entry),
+                "{what}"
+            );
+            let stored = archive::load(&blobs, &entry).await.unwrap();
+            assert_eq!(archive::decode(&entry, stored).unwrap(), json, "{what}");
+
+            let unused = builds.unused(&[4], Duration::ZERO).await.unwrap();
+            assert!(unused.is_empty(), "{what}: {unused:?}");
+            builds.delete(4).await.unwrap();
+            assert!(builds.json_manifest(4).await.unwrap().is_none(), "{what}");
+            let unused: Vec<String> = builds
+                .unused(&[], Duration::ZERO)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|blob| blob.key)
+                .collect();
+            assert_eq!(unused, vec![entry.key()], "{what}");
+        }
+    }
 
     #[tokio::test]
     async fn package_files_are_kept_with_the_build_and_go_with_it() {
