@@ -6,6 +6,7 @@
 //!
 //! - `team-core` 0.1.0: a README with a badge and a `<script>`, features, keywords;
 //! - `team-core` 0.2.0: does not compile (its build fails);
+//! - `team-core` 0.3.0: `Gear` removed, `Cog` and `spin` added;
 //! - `team-app` 0.1.0: depends on `team-core` from the same registry;
 //! - `team-app` 0.2.0: queued after the worker stopped, so never built.
 
@@ -71,6 +72,19 @@ fn built() -> &'static Built {
             ],
             &[],
         );
+        registry.publish(
+            "team-core",
+            "0.3.0",
+            CORE_MANIFEST,
+            &[
+                ("README.md", CORE_README),
+                (
+                    "src/lib.rs",
+                    "//! Widgets.\n\n/// A cog.\npub struct Cog;\n\n/// Spins.\npub fn spin() {}\n",
+                ),
+            ],
+            &[],
+        );
         for version in ["0.1.0", "0.2.0"] {
             registry.publish(
                 "team-app",
@@ -94,7 +108,12 @@ fn built() -> &'static Built {
             ),
         )
         .unwrap();
-        for krate in ["team-core@0.1.0", "team-core@0.2.0", "team-app@0.1.0"] {
+        for krate in [
+            "team-core@0.1.0",
+            "team-core@0.2.0",
+            "team-core@0.3.0",
+            "team-app@0.1.0",
+        ] {
             docbuild(&data, &["queue", "add", krate, "--registry", "testreg"]);
         }
         docbuild(&data, &["worker", "--once"]);
@@ -103,7 +122,7 @@ fn built() -> &'static Built {
             &["queue", "add", "team-app@0.2.0", "--registry", "testreg"],
         );
         let jobs = docbuild(&data, &["queue", "list", "--json"]);
-        assert_eq!(jobs.matches("\"outcome\":\"success\"").count(), 2, "{jobs}");
+        assert_eq!(jobs.matches("\"outcome\":\"success\"").count(), 3, "{jobs}");
         assert_eq!(
             jobs.matches("\"outcome\":\"build-failed\"").count(),
             1,
@@ -213,11 +232,19 @@ impl Reply {
     }
 }
 
-/// The `<li>` of the front page's list for `name`.
+/// The first `<li>` of a list for crate `name`.
 fn listed<'a>(page: &'a str, name: &str) -> Option<&'a str> {
     let start = page.find(&format!("data-name=\"{name}\""))?;
     let end = page[start..].find("</li>")?;
     Some(&page[start..start + end])
+}
+
+/// The `<li>` of a list for `name` `version`.
+fn listed_version<'a>(page: &'a str, name: &str, version: &str) -> Option<&'a str> {
+    page.split("<li").find(|item| {
+        item.contains(&format!("data-name=\"{name}\""))
+            && item.contains(&format!("href=\"/crate/{name}/{version}\""))
+    })
 }
 
 #[test]
@@ -228,12 +255,12 @@ fn the_front_page_lists_every_release_and_searches_descriptions_and_keywords() {
         ("team-app", "0.2.0", "queued"),
         ("team-core", "0.2.0", "build-failed"),
     ] {
-        let row = listed(&front, name).unwrap_or_else(|| panic!("{name} in {front}"));
-        assert!(row.contains(&format!("/crate/{name}/{version}")), "{row}");
+        let row = listed_version(&front, name, version)
+            .unwrap_or_else(|| panic!("{name} {version} in {front}"));
         assert!(row.contains(&format!("outcome-{outcome}")), "{row}");
     }
     // Each failure links to its build, each pending release to the queue.
-    let failed = listed(&front, "team-core").unwrap();
+    let failed = listed_version(&front, "team-core", "0.2.0").unwrap();
     assert!(
         failed.contains("class=\"to-build\" href=\"/crate/team-core/0.2.0/builds/"),
         "{failed}"
@@ -285,9 +312,9 @@ fn a_crate_page_has_its_readme_metadata_dependencies_versions_and_builds() {
     let latest = server.get("/crate/team-core");
     assert_eq!(latest.status, 307);
     assert_eq!(latest.location.as_deref(), Some("/crate/team-core/latest"));
-    // `latest` is the newest version, failed or not.
-    let failed = server.get("/crate/team-core/latest").page(200, "latest");
-    assert!(failed.contains("<h1>team-core <span class=\"version\">0.2.0</span>"));
+    let latest = server.get("/crate/team-core/latest").page(200, "latest");
+    assert!(latest.contains("<h1>team-core <span class=\"version\">0.3.0</span>"));
+    let failed = server.get("/crate/team-core/0.2.0").page(200, "failed");
     assert!(failed.contains("The build failed: read its log"));
     assert!(failed.contains("href=\"/crate/team-core/0.2.0/builds/"));
 
@@ -565,4 +592,85 @@ fn a_reader_logs_in_on_a_deep_link_lands_on_it_and_logs_out() {
         "{:?}",
         browser.cookies()
     );
+}
+
+#[test]
+fn items_are_searched_across_the_newest_docs_of_every_crate() {
+    let server = Server::start();
+    let page = server.get("/-/search?q=cog").page(200, "search");
+    let first = page.split("<li data-kind").nth(1).expect("a result");
+    assert!(
+        first.contains("href=\"/team-core/0.3.0/team_core/struct.Cog.html\""),
+        "{page}"
+    );
+    assert!(first.contains("team_core::Cog") && first.starts_with("=\"struct\""));
+    // Two crates: the exact name first, then names that hold the query, then paths.
+    let page = server.get("/-/search?q=app").page(200, "search");
+    let app = page.find("team_app::App<").expect("App");
+    let module = page.find("team_app<").expect("the module");
+    assert!(app < module, "{page}");
+    // A kind filter; the newest docs only (0.1.0's `Gear` is gone in 0.3.0).
+    let functions = server.get("/-/search?q=s&kind=fn").page(200, "fn");
+    assert!(functions.contains("team_core::spin"), "{functions}");
+    assert!(!functions.contains("data-kind=\"struct\""), "{functions}");
+    let gone = server.get("/-/search?q=gear").page(200, "gear");
+    assert!(!gone.contains("struct.Gear.html"), "{gone}");
+    let nothing = server.get("/-/search?q=%3Cb%3E").page(200, "escaped");
+    assert!(nothing.contains("value=\"&lt;b&gt;\""), "{nothing}");
+}
+
+#[test]
+fn a_diff_page_lists_api_changes_with_the_bump_they_need() {
+    let server = Server::start();
+    let crate_page = server.get("/crate/team-core/0.3.0").page(200, "crate");
+    assert!(
+        crate_page.contains("class=\"diff\" href=\"/crate/team-core/0.3.0/diff/0.1.0\""),
+        "{crate_page}"
+    );
+    let diff = server
+        .get("/crate/team-core/0.3.0/diff/0.1.0")
+        .page(200, "diff");
+    assert!(
+        diff.contains("public API: 2 added, 1 removed, 0 changed; needs 0.2.0, version is 0.3.0"),
+        "{diff}"
+    );
+    let removed = diff
+        .split("class=\"change-removed\"")
+        .nth(1)
+        .expect("a removal");
+    assert!(
+        removed.contains("<code>team_core::Gear</code>") && removed.contains("bump-major"),
+        "{removed}"
+    );
+    assert!(
+        removed.contains("href=\"/team-core/0.1.0/team_core/struct.Gear.html\""),
+        "{removed}"
+    );
+    let added = diff
+        .split("class=\"change-added\"")
+        .nth(1)
+        .expect("an addition");
+    assert!(added.contains("bump-minor"), "{added}");
+    assert!(diff.contains("href=\"/team-core/0.3.0/team_core/struct.Cog.html\""));
+    // Either order names the same change; a version without docs has no diff.
+    let reversed = server
+        .get("/crate/team-core/0.1.0/diff/0.3.0")
+        .page(200, "reversed");
+    assert!(reversed.contains("1 removed"), "{reversed}");
+    assert_eq!(server.get("/crate/team-core/0.3.0/diff/0.2.0").status, 404);
+}
+
+#[test]
+fn a_reader_searches_an_item_and_opens_a_diff_from_the_version_list() {
+    let server = Server::start();
+    let browser = Browser::start();
+    browser.open(&server.url("/-/search"));
+    browser.type_into("#item-search", "Cog\n");
+    browser.click("#items a[href$='/struct.Cog.html']");
+    browser.wait_for_url(|url| url.ends_with("/team-core/0.3.0/team_core/struct.Cog.html"));
+    browser.open(&server.url("/crate/team-core/0.3.0"));
+    browser.click("#versions li[data-version='0.1.0'] a.diff");
+    browser.wait_for_url(|url| url.ends_with("/crate/team-core/0.3.0/diff/0.1.0"));
+    let summary = browser.text("#api-summary");
+    assert!(summary.contains("1 removed"), "{summary}");
 }

@@ -10,6 +10,7 @@
 //! `[server] public = true`.
 
 mod api;
+mod apis;
 mod cache;
 pub mod catalog;
 mod docs;
@@ -43,6 +44,8 @@ use docbuild_store::tokens::{self, Access, Tokens};
 /// Shared by every request.
 pub struct AppState {
     pub catalog: Catalog,
+    /// Builds' APIs read from their rustdoc JSON, for item search and diffs.
+    pub apis: apis::ApiIndex,
     /// For admin operations (a cache; never read by the viewer).
     pub data: DataDir,
     pub queue: Queue,
@@ -140,6 +143,7 @@ impl AppState {
         let limits = Limits::from_config(&config.server);
         Ok(Self {
             catalog: Catalog::new(store),
+            apis: Default::default(),
             data,
             queue,
             tokens,
@@ -175,6 +179,11 @@ pub fn router(state: SharedState) -> Router {
     let pages = Router::new()
         .route("/", get(views::lists::front))
         .route("/releases/queue", get(views::lists::queue))
+        .route("/-/search", get(views::items::search))
+        .route(
+            "/crate/{name}/{version}/diff/{other}",
+            get(views::changes::diff),
+        )
         .route("/-/login", get(pages::login_form).post(pages::login))
         .route("/-/logout", get(pages::logout_form).post(pages::logout))
         .route("/-/docs-session", get(origins::docs_session))

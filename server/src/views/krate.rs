@@ -425,6 +425,10 @@ fn dependencies(about: Option<&PackageAbout>, known: &BTreeSet<String>) -> Marku
 }
 
 fn versions(history: &CrateHistory, current: &str) -> Markup {
+    let current_has_docs = history
+        .versions
+        .iter()
+        .any(|v| v.version == current && v.has_docs);
     html! {
         section.versions {
             h2 { "Versions" }
@@ -437,6 +441,9 @@ fn versions(history: &CrateHistory, current: &str) -> Markup {
                         @match row.build.filter(|_| row.state != "success" && row.state != "queued" && row.state != "running") {
                             Some(build) => a href={ "/crate/" (history.name) "/" (row.version) "/builds/" (build) } { (outcome_label(&row.state)) },
                             None => (outcome_label(&row.state)),
+                        }
+                        @if row.has_docs && current_has_docs && row.version != current {
+                            " " a.diff href={ "/crate/" (history.name) "/" (current) "/diff/" (row.version) } title={ "Public API changes between " (row.version) " and " (current) } { "diff" }
                         }
                     }
                 }

@@ -2,6 +2,8 @@
 //! build wrote is escaped by the template, and a README is sanitised (`readme`).
 //! One layout and one stylesheet (`assets/docbuild.css`, light and dark).
 
+pub mod changes;
+pub mod items;
 pub mod krate;
 pub mod lists;
 pub mod readme;
@@ -71,6 +73,7 @@ pub fn layout(title: &str, visitor: &Visitor, body: Markup) -> Markup {
                             aria-label="Search crates";
                     }
                     nav {
+                        a href="/-/search" { "Items" }
                         a href="/releases/queue" { "Queue" }
                         @if visitor.guarded {
                             @if visitor.scope.is_some() {
