@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace "$@"
-DOCBUILD_TEST_DATABASE=postgres cargo test --test serve --test package_files "$@"
+DOCBUILD_TEST_DATABASE=postgres cargo test --test serve --test package_files --test rustdoc_json "$@"

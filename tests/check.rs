@@ -107,6 +107,25 @@ fn a_documented_crate_succeeds() {
 }
 
 #[test]
+fn a_failing_rustdoc_json_run_does_not_fail_the_build() {
+    // rustdoc refuses a second `--output-format`: the HTML run takes it, the JSON run
+    // (which adds `--output-format json`) fails.
+    let (_dir, path) = fixture("documented");
+    let mut manifest = std::fs::read_to_string(path.join("Cargo.toml")).unwrap();
+    manifest
+        .push_str("\n[package.metadata.docs.rs]\nrustdoc-args = [\"--output-format\", \"html\"]\n");
+    std::fs::write(path.join("Cargo.toml"), manifest).unwrap();
+    let (code, report) = check(&path, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["outcome"], "success");
+    assert_eq!(report["message"], "docs built");
+    assert!(docs_html(&report).contains("Widget"));
+    assert!(report.get("json").is_none(), "{report:#}");
+    let log = log(&report);
+    assert!(log.contains("rustdoc JSON failed"), "{log}");
+}
+
+#[test]
 fn a_second_check_still_reports_fresh_docs() {
     let (_dir, path) = fixture("documented");
     let (first, _) = check(&path, &[]);

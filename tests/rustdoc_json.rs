@@ -152,10 +152,18 @@ impl Server {
 
     /// A GET sent byte for byte, with `accept_encoding` if any: the body as sent.
     fn get(&self, path: &str, accept_encoding: Option<&str>) -> Reply {
+        self.get_with(path, accept_encoding, None)
+    }
+
+    /// [`Self::get`] with `token` as its bearer, if any.
+    fn get_with(&self, path: &str, accept_encoding: Option<&str>, token: Option<&str>) -> Reply {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let accept = accept_encoding
+        let mut accept = accept_encoding
             .map(|a| format!("Accept-Encoding: {a}\r\n"))
             .unwrap_or_default();
+        if let Some(token) = token {
+            accept.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
         write!(
             stream,
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{accept}Connection: close\r\n\r\n",
@@ -350,4 +358,26 @@ fn a_build_recorded_without_json_has_none_to_serve() {
     // Its HTML docs are still served.
     let page = server.get("/documented/0.1.0/documented/index.html", None);
     assert_eq!(page.status, 200);
+}
+
+#[test]
+fn private_sites_need_a_read_token_and_refuse_in_json() {
+    let token = OnceLock::new();
+    let server = Server::prepared(|data| {
+        token
+            .set(run(data, &["token", "create", "--scope", "read"]))
+            .unwrap();
+    });
+    let token = token.get().unwrap().as_str();
+    for path in [
+        "/crate/documented/0.1.0/json",
+        "/crate/documented/0.1.0/json.gz",
+        format!("/crate/documented/latest/{TARGET}/json.zst").as_str(),
+    ] {
+        let refused = server.get(path, Some("gzip"));
+        assert_eq!(refused.status, 401, "{path}");
+        assert!(refused.json()["error"].is_string(), "{path}");
+        let allowed = server.get_with(path, None, Some(token));
+        assert_eq!(allowed.status, 200, "{path}");
+    }
 }

@@ -509,6 +509,13 @@ async fn make_json(
     report: &mut CrateReport,
 ) -> Result<Option<JsonReport>, BuildError> {
     let target = plan.default_target.clone();
+    // An earlier check's JSON must not pass for this one's.
+    let dir = work.join("json");
+    if tokio::fs::symlink_metadata(&dir).await.is_ok() {
+        tokio::fs::remove_dir_all(&dir)
+            .await
+            .map_err(BuildError::io("cannot remove the earlier rustdoc JSON"))?;
+    }
     let run = build_json(env, plan, &target, lib_name).await?;
     report.commands.push(run.replay.clone());
     report.memory_peak_bytes = report.memory_peak_bytes.max(run.report.memory_peak_bytes);
@@ -530,7 +537,6 @@ async fn make_json(
             )
         })?
         .to_path_buf();
-    let dir = work.join("json");
     let to = dir.join(format!("{lib_name}.json"));
     let (root, copy_to) = (env.target_dir.to_path_buf(), to.clone());
     let copied = blocking(move || {

@@ -241,3 +241,33 @@ fn accepts(headers: &HeaderMap, encoding: &str) -> bool {
                 })
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_sent_only_to_clients_that_take_it() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            accepts(&headers, "gzip")
+        };
+        assert!(with("gzip"));
+        assert!(with("br, GZIP;q=0.5"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("br, identity"));
+        assert!(!accepts(&HeaderMap::new(), "gzip"));
+    }
+
+    #[test]
+    fn the_three_forms_are_named_by_the_last_segment() {
+        assert_eq!(Form::from_segment("json"), Some(Form::Json));
+        assert_eq!(Form::from_segment("json.gz"), Some(Form::Gzip));
+        assert_eq!(Form::from_segment("json.zst"), Some(Form::Zstd));
+        assert_eq!(Form::from_segment("status.json"), None);
+    }
+}
