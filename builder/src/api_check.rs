@@ -23,7 +23,7 @@ use crate::host_cargo::{HostCargo, Registries};
 use crate::identity::{CrateName, CrateVersion, RegistryName};
 use crate::outcome::{CrateReport, Outcome};
 use crate::prepare::{SourceMode, blocking};
-use crate::registry::{RegistryIndex, fetch_crate};
+use crate::registry::{LookupError, RegistryIndex, fetch_crate};
 use crate::toolchain::Toolchain;
 
 /// How long the viewer may take to answer for a baseline's JSON.
@@ -150,11 +150,22 @@ async fn compare_with_registry(
     cancel: &CancellationToken,
 ) -> Result<ApiReport, ApiReport> {
     let local = Version::parse(version).map_err(ApiReport::failed)?;
-    let Some(json) = report.json.as_ref().and_then(|j| j.path.clone()) else {
+    let Some((json, format_version)) = report
+        .json
+        .as_ref()
+        .and_then(|j| Some((j.path.clone()?, j.format_version)))
+    else {
         return Err(ApiReport::failed(
             "no rustdoc JSON was made for this build (the log says why)",
         ));
     };
+    // Known before any registry is asked or any baseline built.
+    if format_version != docbuild_api::FORMAT_VERSION {
+        return Err(ApiReport::failed(docbuild_api::Error::FormatVersion {
+            found: format_version,
+            supported: docbuild_api::FORMAT_VERSION,
+        }));
+    }
     let registry = &options.registry;
     let index = RegistryIndex::of(registry, &options.registries).ok_or_else(|| {
         ApiReport::failed(format!(
@@ -167,7 +178,12 @@ async fn compare_with_registry(
     let versions = index
         .versions(&crate_name)
         .await
-        .map_err(ApiReport::failed)?;
+        .map_err(|error| match error {
+            LookupError::GitIndex(registry) => ApiReport::failed(format!(
+                "registry `{registry}` has a git index, which docbuild does not read itself"
+            )),
+            error => ApiReport::failed(error),
+        })?;
     let no_baseline = |message: String| ApiReport::NoBaseline {
         registry: registry.to_string(),
         message,
