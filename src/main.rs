@@ -12,13 +12,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use docbuild_builder::config::{Config, DataDir, ImageConfig};
+use docbuild_builder::api_check::{ApiOptions, compare};
+use docbuild_builder::config::{CRATES_IO, Config, DataDir, ImageConfig};
 use docbuild_builder::environment::resolve_image;
 use docbuild_builder::host_cargo::Registries;
 use docbuild_builder::metadata::is_target_triple;
 use docbuild_builder::workspace::{Selection, check_workspace};
 use docbuild_builder::{
-    CacheDirs, CheckOptions, CrateName, CrateReport, Failure, Outcome, SourceMode, Toolchain,
+    CacheDirs, CheckOptions, CrateName, CrateReport, Failure, Outcome, RegistryName, SourceMode,
+    Toolchain,
 };
 use docbuild_sandbox::{SandboxImage, SandboxLimits, parse_size};
 use tokio::signal::unix::{SignalKind, signal};
@@ -38,7 +40,8 @@ Environment:
   CARGO_TERM_COLOR    When to colour the output, as for cargo (--color wins)
   NO_COLOR            No colours on a terminal
   BROWSER             The browser `check --open` starts
-  RUST_LOG            What docbuild logs on stderr (e.g. debug) [default: warn]";
+  RUST_LOG            What docbuild logs on stderr (e.g. debug) [default: warn]
+  DOCBUILD_NO_API     `check` does not compare the public API with the published one (as --no-api)";
 
 #[derive(Parser)]
 #[command(
@@ -208,6 +211,15 @@ struct CheckArgs {
     /// `commands`.
     #[arg(long)]
     explain: bool,
+    /// The registry the package is published to, whose newest earlier version the
+    /// public API is compared with, as cargo or docbuild.toml names it [default:
+    /// crates-io].
+    #[arg(long, value_name = "NAME")]
+    registry: Option<String>,
+    /// Do not compare the public API with the published one (no registry or network
+    /// access); also DOCBUILD_NO_API=1.
+    #[arg(long)]
+    no_api: bool,
 }
 
 /// Below this, no rustdoc run fits (a tiny crate takes about 100 MiB).
@@ -560,12 +572,23 @@ async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) 
         return code;
     }
     let data = DataDir::resolve(data_dir);
-    let image = match Config::load(config, &data)
+    let loaded = Config::load(config, &data)
         .map_err(|e| Failure::new(Outcome::InvalidInput, e))
-        .and_then(|config| args.build.image(&config.image))
-    {
-        Ok(image) => image,
+        .and_then(|config| Ok((args.build.image(&config.image)?, config)));
+    let (image, config) = match loaded {
+        Ok(loaded) => loaded,
         Err(failure) => return output::fail(failure.outcome, &failure.message),
+    };
+    let no_api = args.no_api
+        || std::env::var_os("DOCBUILD_NO_API").is_some_and(|v| !v.is_empty() && v != "0");
+    let api_registry = match RegistryName::new(args.registry.as_deref().unwrap_or(CRATES_IO)) {
+        Ok(name) => name,
+        Err(error) => {
+            return output::fail(
+                Outcome::InvalidInput,
+                &format!("invalid value for '--registry <NAME>': {error}"),
+            );
+        }
     };
     let shutdown = Shutdown::listen(None);
     let cancel = shutdown.token();
@@ -607,7 +630,7 @@ async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) 
     let display = Arc::new(Display::new(args.json, verbosity));
     let cache = CacheDirs::from_env();
     let several = args.workspace || !args.package.is_empty();
-    let (reports, skipped) = if several {
+    let (mut reports, skipped) = if several {
         let selection = if args.workspace {
             Selection::All
         } else {
@@ -623,16 +646,32 @@ async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) 
         )
         .await
         .map_err(Failure::from);
-        display.finish();
         match checked {
             Ok(workspace) => (workspace.reports, workspace.skipped),
             Err(failure) => (vec![CrateReport::from(failure)], Vec::new()),
         }
     } else {
         let report = docbuild_builder::check(&options, &cache, display.as_ref(), &cancel).await;
-        display.finish();
         (vec![report], Vec::new())
     };
+
+    if !no_api && !cancel.is_cancelled() {
+        let path = std::fs::canonicalize(&options.path).unwrap_or_else(|_| options.path.clone());
+        let api = ApiOptions {
+            registry: api_registry,
+            registries: config.registries().with_project(&path),
+            server_url: config.server.url.clone(),
+            build: options.clone(),
+        };
+        for report in &mut reports {
+            report.api = compare(report, &api, &cache, display.as_ref(), &cancel).await;
+            if cancel.is_cancelled() {
+                // Stopped, not failed: nothing to say about the API.
+                report.api = None;
+            }
+        }
+    }
+    display.finish();
 
     // Builds stopped by Ctrl-C (or SIGTERM) have no outcome of their own: they are
     // left out, and the exit code says how the command ended.
@@ -714,6 +753,12 @@ fn print_text(
             }
         }
         output::out(&display::summary_line(report, &paths, out_paint))?;
+        if let Some(api) = &report.api {
+            output::out(&output::sanitized(&format!("  {}", api.line())))?;
+            if let Some(note) = api.note(report.version.as_deref().unwrap_or_default()) {
+                output::out(&output::sanitized(&format!("  note: {note}")))?;
+            }
+        }
     }
     if several {
         output::out(&display::totals_line(reports, skipped, out_paint))?;

@@ -8,6 +8,7 @@ use common::fixture;
 use serde_json::Value;
 
 mod common;
+mod registry;
 
 /// docbuild with a cache shared by the tests of this run, and a user cargo home of
 /// its own holding a registry token that must never reach the sandbox.
@@ -23,6 +24,8 @@ fn docbuild(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_docbuild"))
         .args(args)
         .env("DOCBUILD_CACHE_DIR", root.join("docbuild-cache"))
+        // No comparison with crates.io's versions of same-named crates.
+        .env("DOCBUILD_NO_API", "1")
         .env("CARGO_HOME", &user_cargo_home)
         .env("CARGO_REGISTRY_TOKEN", "docbuild-test-secret-7f3a")
         .output()
@@ -473,4 +476,227 @@ fn walk_size(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+/// A local version of `apicheck` with `old` removed, in a directory of its own.
+fn apicheck(dir: &Path, version: &str) -> PathBuf {
+    let path = dir.join("apicheck");
+    std::fs::create_dir_all(path.join("src")).unwrap();
+    std::fs::write(
+        path.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"apicheck\"\nversion = \"{version}\"\nedition = \"2021\"\n\
+             description = \"API check fixture\"\nlicense = \"MIT\"\n\n[workspace]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(path.join("src/lib.rs"), "//! Kept.\n\npub fn kept() {}\n").unwrap();
+    path
+}
+
+#[test]
+fn the_public_api_is_compared_with_the_newest_earlier_published_version() {
+    let registry = registry::TestRegistry::start(None);
+    let published = "//! Published.\n\npub fn old() {}\npub fn kept() {}\n";
+    registry.publish("apicheck", "0.1.0", "", &[("src/lib.rs", "")], &[]);
+    registry.publish("apicheck", "0.2.0", "", &[("src/lib.rs", published)], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("docbuild.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[registries.testreg]\nindex = \"{}\"\n",
+            registry.index_url()
+        ),
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let baseline_dir = root.join("docbuild-cache/api-baseline/testreg");
+    let _ = std::fs::remove_dir_all(&baseline_dir);
+    let cached = baseline_dir.join("apicheck-0.2.0.json");
+    let run = |path: &Path, extra: &[&str]| -> Output {
+        let mut args = vec!["--config", config.to_str().unwrap(), "check"];
+        args.push(path.to_str().unwrap());
+        args.extend(extra);
+        Command::new(env!("CARGO_BIN_EXE_docbuild"))
+            .args(&args)
+            .env("DOCBUILD_CACHE_DIR", root.join("docbuild-cache"))
+            .env("CARGO_HOME", root.join("user-cargo-home"))
+            .env_remove("DOCBUILD_NO_API")
+            .output()
+            .unwrap()
+    };
+    let json = |output: &Output| -> Value {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {stdout}; stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    };
+
+    // 0.2.1 removes `old`: a breaking change, which needs 0.3.0.
+    let path = apicheck(dir.path(), "0.2.1");
+    let output = run(&path, &["--json", "--registry", "testreg"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["outcome"], "success");
+    let api = &report["api"];
+    assert_eq!(api["status"], "compared", "{report:#}");
+    assert_eq!(api["baseline"], "0.2.0");
+    assert_eq!(api["source"], "built", "{api:#}");
+    assert_eq!(api["needed"], "major");
+    assert_eq!(api["required_version"], "0.3.0");
+    assert_eq!(api["enough"], false);
+    assert_eq!(
+        api["summary"],
+        "public API: 0 added, 1 removed, 0 changed; needs 0.3.0, version is 0.2.1"
+    );
+    assert_eq!(api["changes"][0]["path"], "apicheck::old", "{api:#}");
+    assert_eq!(api["changes"][0]["kind"], "removed");
+    assert_eq!(api["changes"][0]["bump"], "major");
+    assert!(cached.is_file(), "the baseline's JSON is cached");
+    let mtime = std::fs::metadata(&cached).unwrap().modified().unwrap();
+    // Built in the sandbox, by the check pipeline, in a work directory of its own.
+    let baseline_log = baseline_dir.join("work/apicheck-0.2.0/build/build.log");
+    assert!(
+        std::fs::read_to_string(&baseline_log)
+            .unwrap()
+            .contains("(rustdoc JSON)"),
+        "the baseline was built by the sandboxed check pipeline"
+    );
+    let log_mtime = std::fs::metadata(&baseline_log)
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    // The same in text: one line after the outcome, and a note; still exit code 0.
+    let output = run(&path, &["--registry", "testreg"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("success: apicheck 0.2.1"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(
+        lines[at + 1],
+        "  public API: 0 added, 1 removed, 0 changed; needs 0.3.0, version is 0.2.1"
+    );
+    assert!(
+        lines[at + 2].contains("not a large enough bump") && lines[at + 2].contains("0.3.0"),
+        "{stdout}"
+    );
+
+    // 0.3.0 is enough; the baseline comes from the cache, not built again.
+    let path = apicheck(dir.path(), "0.3.0");
+    let output = run(&path, &["--json", "--registry", "testreg"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let api = &report["api"];
+    assert_eq!(api["baseline"], "0.2.0", "{report:#}");
+    assert_eq!(api["source"], "cache");
+    assert_eq!(api["enough"], true);
+    assert_eq!(
+        api["summary"],
+        "public API: 0 added, 1 removed, 0 changed; needs 0.3.0, version is 0.3.0"
+    );
+    assert_eq!(
+        std::fs::metadata(&cached).unwrap().modified().unwrap(),
+        mtime
+    );
+    assert_eq!(
+        std::fs::metadata(&baseline_log)
+            .unwrap()
+            .modified()
+            .unwrap(),
+        log_mtime,
+        "the baseline was not built again"
+    );
+
+    // With a viewer configured, the baseline's JSON is asked of it first.
+    let served = std::fs::read(&cached).unwrap();
+    std::fs::remove_file(&cached).unwrap();
+    let viewer = json_server(served);
+    std::fs::write(
+        &config,
+        format!(
+            "[registries.testreg]\nindex = \"{}\"\n[server]\nurl = \"http://127.0.0.1:{}\"\n",
+            registry.index_url(),
+            viewer.0
+        ),
+    )
+    .unwrap();
+    let output = run(&path, &["--json", "--registry", "testreg"]);
+    let report = json(&output);
+    assert_eq!(report["api"]["source"], "server", "{report:#}");
+    assert_eq!(report["api"]["enough"], true);
+    assert_eq!(
+        viewer.1.lock().unwrap().as_slice(),
+        ["/crate/apicheck/0.2.0/json"]
+    );
+    assert!(cached.is_file(), "the viewer's JSON is cached too");
+
+    // --no-api: no registry is asked, and no "api".
+    let before = registry.requests.lock().unwrap().len();
+    let output = run(&path, &["--json", "--registry", "testreg", "--no-api"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert!(report.get("api").is_none(), "{report:#}");
+    assert_eq!(registry.requests.lock().unwrap().len(), before);
+
+    // A version below every published one has nothing to compare with.
+    let path = apicheck(dir.path(), "0.0.1");
+    let output = run(&path, &["--json", "--registry", "testreg"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["api"]["status"], "no-baseline", "{report:#}");
+
+    // A registry nobody defined: said in one line, the outcome unchanged.
+    let output = run(&path, &["--json", "--registry", "nosuch"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["outcome"], "success");
+    assert_eq!(report["api"]["status"], "failed", "{report:#}");
+    let message = report["api"]["message"].as_str().unwrap();
+    assert!(message.contains("unknown registry `nosuch`"), "{message}");
+}
+
+/// A viewer stand-in on 127.0.0.1 serving `json` at `/crate/apicheck/0.2.0/json`,
+/// and the paths asked for.
+fn json_server(json: Vec<u8>) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let paths = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            paths.lock().unwrap().push(path.clone());
+            let (status, body) = if path == "/crate/apicheck/0.2.0/json" {
+                ("200 OK", json.as_slice())
+            } else {
+                ("404 Not Found", &b"not found"[..])
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    (port, seen)
 }

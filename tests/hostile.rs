@@ -70,6 +70,8 @@ impl World {
             .args(args)
             .current_dir(self.path())
             .env("DOCBUILD_CACHE_DIR", self.cache())
+            // No comparison with crates.io's versions of same-named crates.
+            .env("DOCBUILD_NO_API", "1")
             .env("DOCBUILD_DATA_DIR", self.data())
             .env("HOME", self.path().join("home"))
             .env("CARGO_HOME", self.user_cargo_home());

@@ -7,6 +7,7 @@
 
 pub mod about;
 pub mod admin;
+pub mod api_check;
 pub mod check;
 pub mod config;
 pub mod copy;

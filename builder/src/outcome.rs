@@ -120,6 +120,10 @@ pub struct CrateReport {
     /// rustdoc's JSON for the default target, when it was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<JsonReport>,
+    /// `check`'s comparison of the public API with the newest earlier published
+    /// version (never part of the outcome; not read back).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub api: Option<crate::api_check::ApiReport>,
     /// What the package says about itself: kept with a worker's builds for the
     /// viewer (`check` leaves it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +174,7 @@ impl CrateReport {
             features: Default::default(),
             docs_size_bytes: None,
             json: None,
+            api: None,
             about: None,
             commands: Vec::new(),
             omitted: Omitted::default(),
