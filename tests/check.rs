@@ -615,16 +615,16 @@ fn the_public_api_is_compared_with_the_newest_earlier_published_version() {
         "the baseline was not built again"
     );
 
-    // With a viewer configured, the baseline's JSON is asked of it first.
-    let served = std::fs::read(&cached).unwrap();
+    // With a viewer configured, the baseline's JSON is asked of it first: a real
+    // `docbuild serve` over a worker's build of the published 0.2.0.
     std::fs::remove_file(&cached).unwrap();
-    let viewer = json_server(served);
+    let viewer = Viewer::of_registry(&registry.index_url(), "apicheck@0.2.0");
     std::fs::write(
         &config,
         format!(
             "[registries.testreg]\nindex = \"{}\"\n[server]\nurl = \"http://127.0.0.1:{}\"\n",
             registry.index_url(),
-            viewer.0
+            viewer.port
         ),
     )
     .unwrap();
@@ -632,11 +632,9 @@ fn the_public_api_is_compared_with_the_newest_earlier_published_version() {
     let report = json(&output);
     assert_eq!(report["api"]["source"], "server", "{report:#}");
     assert_eq!(report["api"]["enough"], true);
-    assert_eq!(
-        viewer.1.lock().unwrap().as_slice(),
-        ["/crate/apicheck/0.2.0/json"]
-    );
+    assert_eq!(report["api"]["baseline"], "0.2.0");
     assert!(cached.is_file(), "the viewer's JSON is cached too");
+    drop(viewer);
 
     // --no-api: no registry is asked, and no "api".
     let before = registry.requests.lock().unwrap().len();
@@ -663,40 +661,66 @@ fn the_public_api_is_compared_with_the_newest_earlier_published_version() {
     assert!(message.contains("unknown registry `nosuch`"), "{message}");
 }
 
-/// A viewer stand-in on 127.0.0.1 serving `json` at `/crate/apicheck/0.2.0/json`,
-/// and the paths asked for.
-fn json_server(json: Vec<u8>) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let paths = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
-                    break;
-                }
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            paths.lock().unwrap().push(path.clone());
-            let (status, body) = if path == "/crate/apicheck/0.2.0/json" {
-                ("200 OK", json.as_slice())
-            } else {
-                ("404 Not Found", &b"not found"[..])
-            };
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
+/// `docbuild serve` over a data directory of its own in which a worker built `krate`
+/// from the registry at `index`; ended when dropped.
+struct Viewer {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Viewer {
+    fn of_registry(index: &str, krate: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            data.join("docbuild.toml"),
+            format!("[registries.testreg]\nindex = \"{index}\"\n"),
+        )
+        .unwrap();
+        let docbuild = |args: &[&str]| {
+            let output = Command::new(env!("CARGO_BIN_EXE_docbuild"))
+                .args(args)
+                .env("DOCBUILD_DATA_DIR", &data)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
             );
-            let _ = stream.write_all(body);
+        };
+        docbuild(&["queue", "add", krate, "--registry", "testreg"]);
+        docbuild(&["worker", "--once"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_docbuild"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("DOCBUILD_DATA_DIR", &data)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-    });
-    (port, seen)
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
