@@ -12,6 +12,9 @@ docbuild="$root/target/release/docbuild"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export DOCBUILD_CACHE_DIR="$work/cache"
+# The public API comparison (crates.io, and a build of each published member) is not
+# part of what is measured.
+export DOCBUILD_NO_API=1
 bash "$root/bench/make-tracing-workspace.sh" "$work/tracing"
 members=$(cd "$work/tracing" && cargo metadata --no-deps --format-version 1 --quiet |
     python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
