@@ -42,14 +42,19 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-run_docbuild() { "$docbuild" check "$work/$1" --no-package --json >"$work/last.json"; }
+run_docbuild() {
+    "$docbuild" check "$work/$1" --no-package --json >"$work/last.json"
+    # Where its log is (the check directory is named after the package, not the
+    # directory it is in).
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["log"])' "$work/last.json" >"$work/log-$1"
+}
 
 # The direct command: docbuild's logged command with the container's paths mapped
 # to the host's.
 sysroot=$(rustup run nightly rustc --print sysroot 2>/dev/null || rustc --print sysroot)
 direct_command() {
     local log
-    log=$(ls "$DOCBUILD_CACHE_DIR"/check/"$1"-*/build.log)
+    log=$(cat "$work/log-$1")
     grep -m1 '^\[docbuild\] ' "$log" | sed -e 's/^\[docbuild\] [^:]*: //' \
         -e "s#/opt/docbuild/toolchain#$sysroot#g"
 }
@@ -63,7 +68,7 @@ measure() { # measure COMMAND CRATE MODE → seconds
     if [ "$3" = cold ] && [ "$1" = run_direct ]; then
         rm -rf "$work/direct-target-$2"
     elif [ "$3" = cold ]; then
-        rm -rf "$DOCBUILD_CACHE_DIR"/check/"$2"-*/target
+        rm -rf "$(dirname "$(cat "$work/log-$2")")/target"
     else
         touch "$work/$2/src/lib.rs"
     fi

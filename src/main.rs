@@ -619,6 +619,8 @@ async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) 
         workspace_members: Vec::new(),
         deny_warnings: args.deny_warnings,
         about: false,
+        // Only the public API comparison needs it.
+        rustdoc_json: !no_api,
     };
     let verbosity = if args.quiet {
         Verbosity::Quiet

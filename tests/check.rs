@@ -13,6 +13,16 @@ mod registry;
 /// docbuild with a cache shared by the tests of this run, and a user cargo home of
 /// its own holding a registry token that must never reach the sandbox.
 fn docbuild(args: &[&str]) -> Output {
+    docbuild_command(args)
+        // No comparison with crates.io's versions of same-named crates.
+        .env("DOCBUILD_NO_API", "1")
+        .output()
+        .unwrap()
+}
+
+/// [`docbuild`]'s command, comparing the public API (so that `check` makes rustdoc's
+/// JSON) as asked by `args`.
+fn docbuild_command(args: &[&str]) -> Command {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let user_cargo_home = root.join("user-cargo-home");
     std::fs::create_dir_all(&user_cargo_home).unwrap();
@@ -21,22 +31,41 @@ fn docbuild(args: &[&str]) -> Output {
         "[registry]\ntoken = \"docbuild-test-secret-7f3a\"\n",
     )
     .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_docbuild"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_docbuild"));
+    command
         .args(args)
         .env("DOCBUILD_CACHE_DIR", root.join("docbuild-cache"))
-        // No comparison with crates.io's versions of same-named crates.
-        .env("DOCBUILD_NO_API", "1")
+        .env_remove("DOCBUILD_NO_API")
         .env("CARGO_HOME", &user_cargo_home)
-        .env("CARGO_REGISTRY_TOKEN", "docbuild-test-secret-7f3a")
-        .output()
-        .unwrap()
+        .env("CARGO_REGISTRY_TOKEN", "docbuild-test-secret-7f3a");
+    command
 }
 
 /// Runs `check --json` and returns the exit code and the one JSON line.
 fn check(path: &Path, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["check", path.to_str().unwrap(), "--json"];
     args.extend(extra);
-    let output = docbuild(&args);
+    report_of(docbuild(&args))
+}
+
+/// `check --json` with the public API comparison on, so rustdoc's JSON is made; the
+/// comparison itself names a registry nobody defined, so it asks no registry (and
+/// says so in `"api"`).
+fn check_with_json(path: &Path) -> (i32, Value) {
+    let args = [
+        "check",
+        path.to_str().unwrap(),
+        "--json",
+        "--registry",
+        "no-such-registry",
+    ];
+    let (code, report) = report_of(docbuild_command(&args).output().unwrap());
+    assert_eq!(report["api"]["status"], "failed", "{report:#}");
+    (code, report)
+}
+
+/// The exit code and the one JSON line of a `check --json`.
+fn report_of(output: Output) -> (i32, Value) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
@@ -77,8 +106,14 @@ fn a_documented_crate_succeeds() {
     let docs = report["targets"][0]["docs"].as_str().unwrap();
     assert!(Path::new(docs).is_absolute() && docs.ends_with("documented/index.html"));
     assert!(docs_html(&report).contains("Widget"));
-    // rustdoc JSON for the default target, made in the same target directory after
-    // the HTML docs, which it leaves intact.
+    // rustdoc JSON only when the public API is compared.
+    assert!(report.get("json").is_none(), "{report:#}");
+    assert!(!log(&report).contains("(rustdoc JSON)"));
+    // With it: rustdoc JSON for the default target, made in the same target directory
+    // after the HTML docs, which it leaves intact.
+    let (code, report) = check_with_json(&path);
+    assert_eq!(code, 0, "{report:#}");
+    let docs = report["targets"][0]["docs"].as_str().unwrap();
     let json = &report["json"];
     assert_eq!(json["target"], report["default_target"], "{report:#}");
     let file = std::fs::read(json["path"].as_str().unwrap()).unwrap();
@@ -118,7 +153,7 @@ fn a_failing_rustdoc_json_run_does_not_fail_the_build() {
     manifest
         .push_str("\n[package.metadata.docs.rs]\nrustdoc-args = [\"--output-format\", \"html\"]\n");
     std::fs::write(path.join("Cargo.toml"), manifest).unwrap();
-    let (code, report) = check(&path, &[]);
+    let (code, report) = check_with_json(&path);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["outcome"], "success");
     assert_eq!(report["message"], "docs built");
@@ -642,6 +677,10 @@ fn the_public_api_is_compared_with_the_newest_earlier_published_version() {
     let report = json(&output);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     assert!(report.get("api").is_none(), "{report:#}");
+    assert!(
+        report.get("json").is_none(),
+        "no rustdoc JSON run: {report:#}"
+    );
     assert_eq!(registry.requests.lock().unwrap().len(), before);
 
     // A version below every published one has nothing to compare with.

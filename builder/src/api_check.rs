@@ -377,6 +377,7 @@ async fn build_baseline(
         workspace_members: Vec::new(),
         deny_warnings: false,
         about: false,
+        rustdoc_json: true,
         ..options.build.clone()
     };
     let built = check(&build, cache, progress, cancel).await;

@@ -61,6 +61,10 @@ pub struct CheckOptions {
     /// Keep what the package says about itself (description, links, README) in the
     /// report, for the viewer.
     pub about: bool,
+    /// Also make rustdoc's JSON of the default target: workers keep it with every
+    /// build, and `check` needs it to compare the public API (without that, the run
+    /// and its container would be time spent for nothing).
+    pub rustdoc_json: bool,
 }
 
 /// Where docbuild keeps its state on this machine.
@@ -483,14 +487,16 @@ impl CheckRun<'_> {
 
         // rustdoc JSON, once the HTML docs are out of the target directory (its run
         // starts by removing the doc directory, and cargo removes the crate's HTML).
-        progress.step(&format!("rustdoc JSON for {}", plan.default_target));
-        report.json = match make_json(&env, plan, lib_name, work, report).await {
-            Ok(json) => json,
-            Err(error) => {
-                append_to_log(&log_path, &format!("[docbuild] rustdoc JSON: {error}"))?;
-                None
-            }
-        };
+        if options.rustdoc_json {
+            progress.step(&format!("rustdoc JSON for {}", plan.default_target));
+            report.json = match make_json(&env, plan, lib_name, work, report).await {
+                Ok(json) => json,
+                Err(error) => {
+                    append_to_log(&log_path, &format!("[docbuild] rustdoc JSON: {error}"))?;
+                    None
+                }
+            };
+        }
         Ok(())
     }
 }

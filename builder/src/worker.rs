@@ -642,6 +642,7 @@ async fn build_sources(
         workspace_members: Vec::new(),
         deny_warnings: false,
         about: true,
+        rustdoc_json: true,
     };
     let cache = service.data.cache();
     let report = check(&check_options, &cache, &|_: &str| {}, cancel).await;
