@@ -1,6 +1,8 @@
 //! Lists across crates: the front page (recent releases, and search over names,
 //! descriptions and keywords) and the queue.
 
+use std::collections::HashMap;
+
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -104,31 +106,37 @@ async fn entries(state: &SharedState) -> Result<Vec<Entry>, String> {
         .pending_jobs()
         .await
         .map_err(|e| e.to_string())?;
+    // One entry per release, found by its name and version; a crate's description
+    // by its name (lookups in maps, so a long list stays linear).
     let mut entries: Vec<Entry> = pending.iter().map(Entry::from_job).collect();
+    let mut index: HashMap<(String, String), usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ((e.name.clone(), e.version.clone()), i))
+        .collect();
+    let mut described: HashMap<String, String> = HashMap::new();
     for summary in summaries {
-        let (name, version) = (&summary.build.name, &summary.build.version);
-        match entries
-            .iter_mut()
-            .find(|e| &e.name == name && &e.version == version)
-        {
+        if let Some(description) = &summary.description {
+            described
+                .entry(summary.build.name.clone())
+                .or_insert_with(|| description.clone());
+        }
+        let key = (summary.build.name.clone(), summary.build.version.clone());
+        match index.get(&key) {
             // Keep what the package says about itself on its pending entry.
-            Some(pending) => {
-                pending.description = summary.description;
-                pending.keywords = summary.keywords;
+            Some(&i) => {
+                entries[i].description = summary.description;
+                entries[i].keywords = summary.keywords;
             }
-            None => entries.push(Entry::from_summary(summary)),
+            None => {
+                index.insert(key, entries.len());
+                entries.push(Entry::from_summary(summary));
+            }
         }
     }
     // A queued release of a crate known before gets the crate's description.
-    for i in 0..entries.len() {
-        if entries[i].description.is_none()
-            && let Some(known) = entries
-                .iter()
-                .find(|e| e.name == entries[i].name && e.description.is_some())
-                .and_then(|e| e.description.clone())
-        {
-            entries[i].description = Some(known);
-        }
+    for entry in entries.iter_mut().filter(|e| e.description.is_none()) {
+        entry.description = described.get(&entry.name).cloned();
     }
     entries.sort_by_key(|e| std::cmp::Reverse(e.when));
     Ok(entries)
