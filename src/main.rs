@@ -621,6 +621,7 @@ async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) 
         about: false,
         // Only the public API comparison needs it.
         rustdoc_json: !no_api,
+        build_cache: None,
     };
     let verbosity = if args.quiet {
         Verbosity::Quiet

@@ -495,7 +495,13 @@ pub async fn gc(args: GcArgs, data_dir: Option<&Path>, config: Option<&Path>) ->
         .iter()
         .map(|(path, why)| format!("kept {}: {why}", path.display()));
     let mut counts: Vec<String> = Vec::new();
-    for kind in [Kind::WorkDir, Kind::Build, Kind::JobPackage, Kind::Blob] {
+    for kind in [
+        Kind::WorkDir,
+        Kind::Build,
+        Kind::JobPackage,
+        Kind::Layer,
+        Kind::Blob,
+    ] {
         let count = report.collected.iter().filter(|c| c.kind == kind).count();
         if count > 0 {
             counts.push(kind.count(count));
@@ -506,9 +512,28 @@ pub async fn gc(args: GcArgs, data_dir: Option<&Path>, config: Option<&Path>) ->
     } else {
         format!("gc: {verb} {}: {}", counts.join(", "), size(report.bytes()))
     };
+    let cache = report.build_cache.map(|(usage, budget)| {
+        let layers = match usage.layers {
+            1 => "1 layer".to_string(),
+            n => format!("{n} layers"),
+        };
+        if budget == 0 {
+            format!(
+                "build cache: {layers}, {} (reuse is off)",
+                size(usage.bytes)
+            )
+        } else {
+            format!(
+                "build cache: {layers}, {} of {}",
+                size(usage.bytes),
+                size(budget)
+            )
+        }
+    });
     output::finish(
         lines
             .chain(kept)
+            .chain(cache)
             .chain(std::iter::once(total))
             .try_for_each(|line| output::out(&line)),
     )

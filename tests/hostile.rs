@@ -954,3 +954,219 @@ fn a_flood_of_compiler_messages_does_not_grow_docbuild_s_memory() {
         peak * 1024 / 1_000_000
     );
 }
+
+// Attack 6 (dependency reuse): crate M's build script rewrites the compiled metadata
+// of a dependency it shares with other crates, so that crates built later, reusing
+// compiled dependencies, document M's forgery. The build cache's rule: what was
+// compiled while M's code ran reaches only builds whose own graph holds M.
+
+/// `tamper`'s build script: waits for `shared`'s compiled metadata in its target
+/// directory and replaces it with the metadata of a forged `shared` that has
+/// `tampered()` where the real one has `genuine()`.
+const TAMPERING_BUILD_SCRIPT: &str = r#"
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    // OUT_DIR is <target>/<triple>/debug/build/tamper-<hash>/out.
+    let deps = out.ancestors().nth(3).unwrap().join("deps");
+    let rustc = std::env::var("RUSTC").unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let found: Vec<PathBuf> = std::fs::read_dir(&deps)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                name.starts_with("libshared-") && name.ends_with(".rmeta")
+            })
+            .collect();
+        if !found.is_empty() {
+            let forged = out.join("forged.rs");
+            std::fs::write(&forged, "/// Forged.\npub fn tampered() {}\n").unwrap();
+            for rmeta in found {
+                let status = std::process::Command::new(&rustc)
+                    .args(["--crate-name", "shared", "--crate-type", "lib"])
+                    .args(["--edition", "2021", "--emit=metadata", "-o"])
+                    .arg(&rmeta)
+                    .arg(&forged)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "the forgery did not compile");
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("shared's metadata never appeared in {}", deps.display());
+}
+"#;
+
+/// Which function of `shared` a finished job's stored docs show.
+fn shared_functions(world: &World, job: &Value) -> Vec<&'static str> {
+    let files = world.stored_files(job);
+    ["genuine", "tampered"]
+        .into_iter()
+        .filter(|function| {
+            files
+                .iter()
+                .any(|(path, _)| path.ends_with(&format!("fn.{function}.html")))
+        })
+        .collect()
+}
+
+/// The build cache's line of a job's log naming the layers under its target directory.
+fn layers_line(job: &Value) -> String {
+    let log = log_of(job);
+    log.lines()
+        .find(|line| line.contains("layer(s) of compiled dependencies"))
+        .unwrap_or_else(|| panic!("no build cache line in the log:\n{log}"))
+        .to_string()
+}
+
+#[test]
+fn a_build_script_s_tampering_never_reaches_a_build_outside_its_graph() {
+    let world = World::new();
+    let registry = TestRegistry::start(None);
+    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
+    registry.publish(
+        "shared",
+        "0.1.0",
+        "",
+        &[(
+            "src/lib.rs",
+            "//! Shared.\n/// The real one.\npub fn genuine() {}\n",
+        )],
+        &[],
+    );
+    registry.publish(
+        "tamper",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", dep("shared")),
+        &[
+            ("src/lib.rs", "//! M.\npub use shared::*;\n"),
+            ("build.rs", TAMPERING_BUILD_SCRIPT),
+        ],
+        &["shared"],
+    );
+    // P and C depend on `shared` alone; D and E also on `tamper`.
+    for (name, deps, body) in [
+        ("plain", vec!["shared"], "pub use shared::*;\n"),
+        (
+            "uses-tamper",
+            vec!["shared", "tamper"],
+            "pub use shared::*;\npub use tamper as m;\n",
+        ),
+        ("clean", vec!["shared"], "pub use shared::*;\n"),
+        ("also-uses-tamper", vec!["tamper"], "pub use tamper::*;\n"),
+    ] {
+        let manifest_deps: String = deps.iter().map(|d| dep(d)).collect();
+        registry.publish(
+            name,
+            "0.1.0",
+            &format!("\n[dependencies]\n{manifest_deps}"),
+            &[("src/lib.rs", &format!("//! {name}.\n{body}"))],
+            &deps,
+        );
+    }
+    world.write_docbuild_toml(&registry.index_url(), None);
+    let mut jobs = Vec::new();
+    for name in [
+        "plain",
+        "tamper",
+        "uses-tamper",
+        "clean",
+        "also-uses-tamper",
+    ] {
+        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
+        world.work();
+        let job = world.job(id);
+        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
+        jobs.push(job);
+    }
+    let [plain, tamper, uses_tamper, clean, also_uses_tamper] = &jobs[..] else {
+        unreachable!()
+    };
+
+    // P compiled `shared` with no code of any crate running: a layer anyone may use.
+    assert!(log_of(plain).contains("as layer"), "{}", log_of(plain));
+    assert_eq!(shared_functions(&world, plain), ["genuine"]);
+    // The attack works within a build: M's docs, and those of D, whose graph holds
+    // M, show the forgery. M's dependencies were compiled apart, for a stub of M,
+    // before its build script ran.
+    assert!(log_of(tamper).contains("(dependencies, for the build cache)"));
+    assert_eq!(shared_functions(&world, tamper), ["tampered"]);
+    assert_eq!(shared_functions(&world, uses_tamper), ["tampered"]);
+    assert!(layers_line(uses_tamper).contains("made by plain 0.1.0"));
+    // C reuses P's `shared`, never what was compiled while M's code ran.
+    assert_eq!(shared_functions(&world, clean), ["genuine"]);
+    let clean_layers = layers_line(clean);
+    assert!(
+        clean_layers.contains("made by plain 0.1.0"),
+        "{clean_layers}"
+    );
+    assert!(
+        !clean_layers.contains("made by uses-tamper"),
+        "{clean_layers}"
+    );
+    assert!(!clean_layers.contains("made by tamper"), "{clean_layers}");
+    // E's graph holds M: it may reuse what D compiled, forgery and all.
+    let e_layers = layers_line(also_uses_tamper);
+    assert!(e_layers.contains("made by uses-tamper 0.1.0"), "{e_layers}");
+
+    // gc keeps the cache within its budget: with a budget of 1 KiB, every layer goes.
+    let gc = |args: &[&str]| {
+        let output = world.docbuild(args);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let layers = world.data().join("cache/layers");
+    let made_by = || {
+        let mut made_by: Vec<String> = std::fs::read_dir(&layers)
+            .unwrap()
+            .flatten()
+            .flat_map(|key| std::fs::read_dir(key.path()).unwrap().flatten())
+            .map(|layer| {
+                let record = std::fs::read(layer.path().join("layer.json")).unwrap();
+                let record: Value = serde_json::from_slice(&record).unwrap();
+                record["made_by"].as_str().unwrap().to_string()
+            })
+            .collect();
+        made_by.sort();
+        made_by
+    };
+    let kept = made_by();
+    assert!(
+        kept.contains(&"plain 0.1.0".to_string())
+            && kept.contains(&"uses-tamper 0.1.0".to_string()),
+        "{kept:?}"
+    );
+    let within = gc(&["gc"]);
+    assert!(
+        within.contains(&format!("build cache: {} layers, ", kept.len())),
+        "{within}"
+    );
+    let toml = world.data().join("docbuild.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{config}[limits]\nbuild-cache = \"1KiB\"\n")).unwrap();
+    let dry = gc(&["gc", "--dry-run"]);
+    assert_eq!(
+        dry.matches("would remove build cache layer ").count(),
+        kept.len(),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("build cache: 0 layers, 0 B of 1.0 KiB"),
+        "{dry}"
+    );
+    assert_eq!(made_by(), kept);
+    let collected = gc(&["gc"]);
+    assert!(
+        collected.contains(&format!("removed {} build cache layers", kept.len())),
+        "{collected}"
+    );
+    assert!(made_by().is_empty());
+}

@@ -378,6 +378,7 @@ async fn build_baseline(
         deny_warnings: false,
         about: false,
         rustdoc_json: true,
+        build_cache: None,
         ..options.build.clone()
     };
     let built = check(&build, cache, progress, cancel).await;

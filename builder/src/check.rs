@@ -9,11 +9,14 @@ use docbuild_sandbox::{SANDBOX_UID, Sandbox, SandboxImage, SandboxLimits};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::build_cache::{BuildCache, DependencyGraph, LayeredTarget};
 use crate::copy::{Copied, copy_output};
 use crate::disk::{DiskBudget, TargetDir};
 use crate::environment::is_docs_rs;
 use crate::error::BuildError;
-use crate::execute::{BuildEnvironment, TargetRun, append_to_log, build_json, build_target};
+use crate::execute::{
+    BuildEnvironment, TargetRun, append_to_log, build_dependencies, build_json, build_target,
+};
 use crate::host_cargo::{HostCargo, Registries};
 use crate::metadata::{DocsRsMetadata, is_target_triple};
 use crate::outcome::{CrateReport, ErrorDetail, JsonReport, Outcome, TargetReport};
@@ -65,6 +68,9 @@ pub struct CheckOptions {
     /// build, and `check` needs it to compare the public API (without that, the run
     /// and its container would be time spent for nothing).
     pub rustdoc_json: bool,
+    /// Reuse compiled dependencies from this build cache, and add to it (workers).
+    /// Only with a mounted target directory (the overlay needs root).
+    pub build_cache: Option<crate::build_cache::BuildCache>,
 }
 
 /// Where docbuild keeps its state on this machine.
@@ -306,9 +312,21 @@ impl CheckRun<'_> {
                 &format!("[docbuild] the disk budget is not enforced: {reason}"),
             )?;
         }
+        let mut layered = None;
         let built = self
-            .build_in(report, &package, &plan, &lib_name, &work, &target)
+            .build_in(
+                report,
+                &package,
+                &plan,
+                &lib_name,
+                &work,
+                &target,
+                &mut layered,
+            )
             .await;
+        if let Some(layered) = layered {
+            finish_layers(layered, report, cancel, &log_path).await?;
+        }
         // Space goes back to the host after a build that used up its budget.
         let released = if report.outcome == Outcome::OutOfDisk {
             target.discard().await
@@ -320,6 +338,8 @@ impl CheckRun<'_> {
     }
 
     /// The steps after the target directory is ready: prepare, fetch, build, collect.
+    /// With a build cache, the target directory is `layered`'s, set here.
+    #[allow(clippy::too_many_arguments)]
     async fn build_in(
         &self,
         report: &mut CrateReport,
@@ -328,6 +348,7 @@ impl CheckRun<'_> {
         lib_name: &str,
         work: &Path,
         target: &TargetDir,
+        layered: &mut Option<LayeredTarget>,
     ) -> Result<(), BuildError> {
         let CheckRun {
             options,
@@ -338,7 +359,7 @@ impl CheckRun<'_> {
             cargo,
             registries,
         } = *self;
-        let target_dir = target.path().to_path_buf();
+        let mut target_dir = target.path().to_path_buf();
         let log_path = work.join("build.log");
         let cargo_home = cache.cargo_home();
         let mode = if package.already_packaged {
@@ -368,6 +389,31 @@ impl CheckRun<'_> {
         }
         cargo.fetch(&source.manifest(), &source.host_config).await?;
         let reference = reference_static_files(toolchain, cache.root(), cancel).await?;
+        if let Some(build_cache) = options.build_cache.as_ref().filter(|c| c.enabled())
+            && target.mounted()
+        {
+            match self.set_up_layers(build_cache, &source, target, work).await {
+                Ok(set_up) => {
+                    let layers = set_up.layers();
+                    append_to_log(
+                        &log_path,
+                        &format!(
+                            "[docbuild] build cache: {} layer(s) of compiled dependencies \
+                             under the target directory{}{}",
+                            layers.len(),
+                            if layers.is_empty() { "" } else { ": " },
+                            layers.join(", ")
+                        ),
+                    )?;
+                    target_dir = set_up.path().to_path_buf();
+                    *layered = Some(set_up);
+                }
+                Err(why) => append_to_log(
+                    &log_path,
+                    &format!("[docbuild] build cache not used: {why}"),
+                )?,
+            }
+        }
 
         // build
         let user = {
@@ -416,6 +462,13 @@ impl CheckRun<'_> {
             cancel,
             progress,
         };
+        if let Some(layers) = layered.as_ref()
+            && layers.graph.root_runs_code
+        {
+            progress.step("compiling dependencies");
+            self.compile_dependencies_apart(&env, plan, lib_name, layers, &source, work, report)
+                .await?;
+        }
         progress.step(&format!("documenting for {}", plan.default_target));
         let mut run = build_target(&env, plan, &plan.default_target, lib_name).await?;
         report.commands.push(run.replay.clone());
@@ -499,6 +552,121 @@ impl CheckRun<'_> {
         }
         Ok(())
     }
+}
+
+impl CheckRun<'_> {
+    /// The build cache for this build: its dependency graph (`cargo metadata`,
+    /// offline, after the fetch), layers it may use, mounted under the target
+    /// directory.
+    async fn set_up_layers(
+        &self,
+        build_cache: &BuildCache,
+        source: &PreparedSource,
+        target: &TargetDir,
+        work: &Path,
+    ) -> Result<LayeredTarget, String> {
+        let metadata = self
+            .cargo
+            .metadata(&source.manifest(), &source.host_config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let manifest = tokio::fs::read_to_string(source.manifest())
+            .await
+            .map_err(|e| format!("cannot read the manifest: {e}"))?;
+        let dev = crate::build_cache::scrapes_with_dev_dependencies(&manifest);
+        let graph = DependencyGraph::from_metadata(&metadata, dev)
+            .ok_or("cargo metadata gave no dependency graph")?;
+        let key = BuildCache::key(
+            &self.toolchain.version,
+            &format!("{:?}", self.options.image),
+            (SANDBOX_UID, SANDBOX_UID),
+        );
+        let made_by = metadata
+            .root_package()
+            .map(|p| format!("{} {}", p.name, p.version))
+            .unwrap_or_default();
+        LayeredTarget::set_up(
+            build_cache,
+            key,
+            graph,
+            target.path(),
+            &work.join("layered"),
+            made_by,
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    /// Compiles the dependencies for a stub of the package (no build script, an
+    /// empty library) and keeps them as a layer, before any code of the package
+    /// runs; then forgets the stub's own units.
+    #[allow(clippy::too_many_arguments)]
+    async fn compile_dependencies_apart(
+        &self,
+        env: &BuildEnvironment<'_>,
+        plan: &BuildPlan,
+        lib_name: &str,
+        layers: &LayeredTarget,
+        source: &PreparedSource,
+        work: &Path,
+        report: &mut CrateReport,
+    ) -> Result<(), BuildError> {
+        let stub = work.join("stub");
+        let (from, to) = (source.dir.clone(), stub.clone());
+        blocking(move || {
+            crate::build_cache::write_stub(&from, &to)
+                .and_then(|()| make_readable(&to))
+                .map_err(BuildError::io("cannot write the package's stub"))
+        })
+        .await?;
+        let stub_env = env.with_source(&stub);
+        let run = build_dependencies(&stub_env, plan, &plan.default_target, lib_name).await?;
+        report.memory_peak_bytes = report.memory_peak_bytes.max(run.report.memory_peak_bytes);
+        if self.cancel.is_cancelled() {
+            return Ok(());
+        }
+        let kept = layers.keep_layer().await;
+        append_to_log(env.log_path, &kept_line(kept))?;
+        layers
+            .forget_root_units()
+            .await
+            .map_err(BuildError::io("cannot clear the stub's units"))
+    }
+}
+
+/// The log's line about a layer kept.
+fn kept_line(kept: std::io::Result<Option<(String, u64)>>) -> String {
+    match kept {
+        Ok(Some((id, bytes))) => format!(
+            "[docbuild] build cache: kept {} KiB of compiled dependencies as layer {id}",
+            bytes >> 10
+        ),
+        Ok(None) => "[docbuild] build cache: nothing new compiled to keep".to_string(),
+        Err(error) => format!("[docbuild] build cache: cannot keep a layer: {error}"),
+    }
+}
+
+/// After the build: keeps what it compiled as a layer when no code of the package
+/// ran (else that was done before it did), and unmounts the layers.
+async fn finish_layers(
+    layered: LayeredTarget,
+    report: &CrateReport,
+    cancel: &CancellationToken,
+    log_path: &Path,
+) -> Result<(), BuildError> {
+    let keep = !layered.graph.root_runs_code
+        && !cancel.is_cancelled()
+        && !matches!(
+            report.outcome,
+            Outcome::OutOfDisk | Outcome::InfrastructureError
+        );
+    if keep {
+        append_to_log(log_path, &kept_line(layered.keep_layer().await))?;
+    }
+    layered
+        .tear_down()
+        .await
+        .map_err(BuildError::io("cannot unmount the build's layers"))
 }
 
 /// The largest rustdoc JSON kept.

@@ -67,6 +67,11 @@ impl DataDir {
     pub fn cache(&self) -> crate::check::CacheDirs {
         crate::check::CacheDirs::new(self.root.join("cache"))
     }
+
+    /// Where workers keep compiled dependencies as layers.
+    pub fn build_cache(&self, budget: u64) -> crate::build_cache::BuildCache {
+        crate::build_cache::BuildCache::new(self.root.join("cache").join("layers"), budget)
+    }
 }
 
 /// `docbuild.toml`.
@@ -84,6 +89,45 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: what workers may keep on this machine.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsConfig {
+    /// Space for compiled dependencies reused between builds (`"20GiB"`, the
+    /// default); `"0"` turns reuse off.
+    #[serde(default, deserialize_with = "size")]
+    pub build_cache: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The build cache's budget in bytes.
+    pub fn build_cache_bytes(&self) -> u64 {
+        self.build_cache
+            .unwrap_or(crate::build_cache::DEFAULT_BUDGET)
+    }
+}
+
+/// A size as humans write it: `20GiB`, `500M`, `0`.
+fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Bytes(bytes) => Ok(Some(bytes)),
+        Size::Text(text) if text.trim() == "0" => Ok(Some(0)),
+        Size::Text(text) => docbuild_sandbox::parse_size(&text).map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a size (e.g. 20GiB, 500M, or 0 for none)"
+            ))
+        }),
+    }
 }
 
 /// `[database]`: where the queue, the build records and the tokens are.
@@ -384,6 +428,28 @@ mod tests {
             std::fs::write(data.config_file(), bad).unwrap();
             assert!(Config::load(None, &data).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_build_cache_budget_is_a_size_or_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::resolve(Some(dir.path()));
+        let budget = |toml: &str| {
+            std::fs::write(data.config_file(), toml).unwrap();
+            Config::load(None, &data).map(|c| c.limits.build_cache_bytes())
+        };
+        assert_eq!(budget("").unwrap(), 20 << 30);
+        assert_eq!(
+            budget("[limits]\nbuild-cache = \"5GiB\"\n").unwrap(),
+            5 << 30
+        );
+        assert_eq!(budget("[limits]\nbuild-cache = \"0\"\n").unwrap(), 0);
+        assert_eq!(budget("[limits]\nbuild-cache = 0\n").unwrap(), 0);
+        let error = budget("[limits]\nbuild-cache = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`lots` is not a size"), "{error}");
+        assert!(budget("[limits]\nbuild-cach = \"1G\"\n").is_err());
     }
 
     #[test]

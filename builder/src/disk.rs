@@ -393,16 +393,18 @@ fn unmount_now(dir: &Path, image: &Path) {
     }
 }
 
-/// Unmounts every loop-mounted filesystem at `dir` (a target directory left mounted by
-/// a killed process, before its work directory is deleted): `umount`, then
-/// `umount -l` if it is busy. Other mounts are left alone.
+/// Unmounts every loop-mounted filesystem and overlay (a worker's layered target
+/// directory) at `dir`, left mounted by a killed process, before its work directory
+/// is deleted: `umount`, then `umount -l` if it is busy. Other mounts are left alone.
 pub async fn unmount(dir: &Path) -> Result<(), DiskError> {
     for _ in 0..8 {
         let mounted = blocking(dir, {
             let dir = dir.to_path_buf();
             move || {
                 top_mount(&dir)
-                    .map(|mount| mount.is_some_and(|mount| mount.loop_device))
+                    .map(|mount| {
+                        mount.is_some_and(|mount| mount.loop_device || mount.fstype == "overlay")
+                    })
                     .map_err(DiskError::io("read the mounts at", &dir))
             }
         })

@@ -46,6 +46,27 @@ pub struct BuildEnvironment<'a> {
     pub progress: &'a dyn Progress,
 }
 
+impl<'a> BuildEnvironment<'a> {
+    /// The same environment for other sources.
+    pub fn with_source(&self, source: &'a Path) -> Self {
+        Self {
+            sandbox: self.sandbox,
+            image: self.image.clone(),
+            limits: self.limits.clone(),
+            toolchain: self.toolchain,
+            source,
+            target_dir: self.target_dir,
+            cargo_home: self.cargo_home,
+            log_path: self.log_path,
+            user: self.user,
+            env: self.env.clone(),
+            invocation: self.invocation.clone(),
+            cancel: self.cancel,
+            progress: self.progress,
+        }
+    }
+}
+
 /// The result of one target's build.
 #[derive(Debug)]
 pub struct TargetRun {
@@ -135,7 +156,20 @@ pub async fn build_target(
     target: &str,
     lib_name: &str,
 ) -> Result<TargetRun, BuildError> {
-    run_rustdoc(env, plan, target, lib_name, DocFormat::Html).await
+    run_rustdoc(env, plan, target, lib_name, DocFormat::Html, None).await
+}
+
+/// Compiles `target`'s dependencies for a stub of the package (the build cache's
+/// first run): its rustdoc run (JSON, no scraped examples) documents an empty
+/// library. Its docs are never used.
+pub async fn build_dependencies(
+    env: &BuildEnvironment<'_>,
+    plan: &BuildPlan,
+    target: &str,
+    lib_name: &str,
+) -> Result<TargetRun, BuildError> {
+    let label = "dependencies, for the build cache";
+    run_rustdoc(env, plan, target, lib_name, DocFormat::Json, Some(label)).await
 }
 
 /// Makes rustdoc's JSON for `target` in a fresh container, in the same target
@@ -149,7 +183,7 @@ pub async fn build_json(
     target: &str,
     lib_name: &str,
 ) -> Result<TargetRun, BuildError> {
-    run_rustdoc(env, plan, target, lib_name, DocFormat::Json).await
+    run_rustdoc(env, plan, target, lib_name, DocFormat::Json, None).await
 }
 
 async fn run_rustdoc(
@@ -158,6 +192,7 @@ async fn run_rustdoc(
     target: &str,
     lib_name: &str,
     format: DocFormat,
+    label: Option<&str>,
 ) -> Result<TargetRun, BuildError> {
     // Docs left by an earlier build must not pass for this build's, and docs of
     // other crates built in the same target directory must not be linked locally
@@ -203,9 +238,10 @@ async fn run_rustdoc(
     // Shell-quoted, so that the command can be replayed by hand.
     let quoted =
         shlex::try_join(command.iter().map(String::as_str)).unwrap_or_else(|_| command.join(" "));
-    let started = match format {
-        DocFormat::Html => format!("[docbuild] {target}: {quoted}"),
-        DocFormat::Json => format!("[docbuild] {target} (rustdoc JSON): {quoted}"),
+    let started = match (format, label) {
+        (_, Some(label)) => format!("[docbuild] {target} ({label}): {quoted}"),
+        (DocFormat::Html, None) => format!("[docbuild] {target}: {quoted}"),
+        (DocFormat::Json, None) => format!("[docbuild] {target} (rustdoc JSON): {quoted}"),
     };
     append_to_log(env.log_path, &started)?;
     env.progress.log(&started);

@@ -9,6 +9,9 @@
 //!   served (its newest successful build);
 //! - packages kept for local jobs that no rebuild needs (the newest job of a release
 //!   keeps its package);
+//! - layers of the build cache (compiled dependencies reused between builds) past
+//!   its budget (`[limits] build-cache`), least recently used first, never one a
+//!   build is using;
 //! - blobs no stored build refers to (files identical across builds are stored once,
 //!   so a build's files go only when no other build has them), only while no build
 //!   runs anywhere (a running one may be storing them), and only once older than a
@@ -47,6 +50,7 @@ pub enum Kind {
     WorkDir,
     Build,
     JobPackage,
+    Layer,
     Blob,
 }
 
@@ -56,6 +60,7 @@ impl Kind {
             Kind::WorkDir => "work directory",
             Kind::Build => "build",
             Kind::JobPackage => "kept package",
+            Kind::Layer => "build cache layer",
             Kind::Blob => "unused stored file",
         }
     }
@@ -66,6 +71,7 @@ impl Kind {
             Kind::WorkDir => "work directories",
             Kind::Build => "builds",
             Kind::JobPackage => "kept packages",
+            Kind::Layer => "build cache layers",
             Kind::Blob => "unused stored files",
         };
         if count == 1 {
@@ -88,6 +94,8 @@ pub struct Collected {
 #[derive(Debug, Default)]
 pub struct GcReport {
     pub collected: Vec<Collected>,
+    /// What the build cache holds afterwards (or would, in a dry run), and its budget.
+    pub build_cache: Option<(crate::build_cache::Usage, u64)>,
     /// Things kept because they were in use, or could not be removed, with why.
     pub kept: Vec<(PathBuf, String)>,
 }
@@ -95,6 +103,11 @@ pub struct GcReport {
 impl GcReport {
     pub fn bytes(&self) -> u64 {
         self.collected.iter().map(|c| c.bytes).sum()
+    }
+
+    /// How many things of `kind` were collected.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.collected.iter().filter(|c| c.kind == kind).count()
     }
 }
 
@@ -126,8 +139,46 @@ pub async fn collect_garbage(service: &Service, options: &GcOptions) -> Result<G
     work_dirs(service, options, &mut report).await?;
     builds(service, options, &mut report).await?;
     job_packages(service, options, &mut report).await?;
+    build_cache(service, options, &mut report).await?;
     blobs(service, options, &mut report).await?;
     Ok(report)
+}
+
+/// The build cache's layers past its budget, least recently used first.
+async fn build_cache(
+    service: &Service,
+    options: &GcOptions,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    let budget = service.config.limits.build_cache_bytes();
+    let cache = service.data.build_cache(budget);
+    let dry_run = options.dry_run;
+    let root = cache.root().to_path_buf();
+    let (evicted, usage) = blocking(move || {
+        let evicted = cache.evict(budget, dry_run)?;
+        let usage = cache.usage()?;
+        Ok::<_, std::io::Error>((evicted, usage))
+    })
+    .await
+    .map_err(|error| GcError::Io(root, error))?;
+    let freed: u64 = evicted.iter().map(|e| e.bytes).sum();
+    report
+        .collected
+        .extend(evicted.into_iter().map(|evicted| Collected {
+            kind: Kind::Layer,
+            path: evicted.dir,
+            bytes: evicted.bytes,
+        }));
+    let usage = if dry_run {
+        crate::build_cache::Usage {
+            layers: usage.layers.saturating_sub(report.count(Kind::Layer)),
+            bytes: usage.bytes.saturating_sub(freed),
+        }
+    } else {
+        usage
+    };
+    report.build_cache = Some((usage, budget));
+    Ok(())
 }
 
 /// Directories `depth` levels below `root` (missing `root`: none).

@@ -8,6 +8,7 @@
 pub mod about;
 pub mod admin;
 pub mod api_check;
+pub mod build_cache;
 pub mod check;
 pub mod config;
 pub mod copy;

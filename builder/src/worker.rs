@@ -643,6 +643,11 @@ async fn build_sources(
         deny_warnings: false,
         about: true,
         rustdoc_json: true,
+        build_cache: Some(
+            service
+                .data
+                .build_cache(service.config.limits.build_cache_bytes()),
+        ),
     };
     let cache = service.data.cache();
     let report = check(&check_options, &cache, &|_: &str| {}, cancel).await;
