@@ -462,8 +462,10 @@ impl CheckRun<'_> {
             cancel,
             progress,
         };
+        // A package without dependencies has nothing to compile apart.
         if let Some(layers) = layered.as_ref()
             && layers.graph.root_runs_code
+            && !layers.graph.packages.is_empty()
         {
             progress.step("compiling dependencies");
             self.compile_dependencies_apart(&env, plan, lib_name, layers, &source, work, report)
@@ -625,8 +627,7 @@ impl CheckRun<'_> {
         if self.cancel.is_cancelled() {
             return Ok(());
         }
-        let kept = layers.keep_layer().await;
-        append_to_log(env.log_path, &kept_line(kept))?;
+        append_to_log(env.log_path, &keep_layer(layers).await)?;
         layers
             .forget_root_units()
             .await
@@ -634,12 +635,16 @@ impl CheckRun<'_> {
     }
 }
 
-/// The log's line about a layer kept.
-fn kept_line(kept: std::io::Result<Option<(String, u64)>>) -> String {
+/// Keeps a layer; the log's line about it.
+async fn keep_layer(layers: &LayeredTarget) -> String {
+    let started = Instant::now();
+    let kept = layers.keep_layer().await;
     match kept {
         Ok(Some((id, bytes))) => format!(
-            "[docbuild] build cache: kept {} KiB of compiled dependencies as layer {id}",
-            bytes >> 10
+            "[docbuild] build cache: kept {} KiB of compiled dependencies as layer {id} \
+             ({} ms)",
+            bytes >> 10,
+            started.elapsed().as_millis()
         ),
         Ok(None) => "[docbuild] build cache: nothing new compiled to keep".to_string(),
         Err(error) => format!("[docbuild] build cache: cannot keep a layer: {error}"),
@@ -661,7 +666,7 @@ async fn finish_layers(
             Outcome::OutOfDisk | Outcome::InfrastructureError
         );
     if keep {
-        append_to_log(log_path, &kept_line(layered.keep_layer().await))?;
+        append_to_log(log_path, &keep_layer(&layered).await)?;
     }
     layered
         .tear_down()
