@@ -265,6 +265,9 @@ impl BuildCache {
     /// Removes the least recently used layers until the cache is within `budget`;
     /// layers in use are skipped. With `dry_run`, only says which. Blocking.
     pub fn evict(&self, budget: u64, dry_run: bool) -> io::Result<Vec<Evicted>> {
+        if !dry_run {
+            self.remove_leftovers();
+        }
         let mut layers = self.layers()?;
         let mut total: u64 = layers.iter().map(|l| l.record.bytes).sum();
         layers.sort_by_key(|layer| layer.used);
@@ -294,6 +297,34 @@ impl BuildCache {
             });
         }
         Ok(evicted)
+    }
+}
+
+impl BuildCache {
+    /// Removes what a killed process left: layers renamed for deletion, and
+    /// layers being copied more than an hour ago.
+    fn remove_leftovers(&self) {
+        let Ok(keys) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for entry in keys
+            .flatten()
+            .flat_map(|key| std::fs::read_dir(key.path()))
+            .flatten()
+        {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = name.starts_with(".gone-")
+                || (name.starts_with(".new-")
+                    && entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|modified| modified < an_hour_ago));
+            if stale {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 
