@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use docbuild_sandbox::{Sandbox, SandboxImage, SandboxLimits};
@@ -27,9 +27,8 @@ use crate::identity::CrateId;
 use crate::outcome::{CrateReport, Failure, Outcome};
 use crate::prepare::{LocalPackage, SourceMode, prepare_source};
 use crate::queue::{BuildResult, Job, PRIORITY_NEW, Queue, QueueError};
-use crate::registry::fetch_crate;
+use crate::registry::{fetch_archive, unpack_archive};
 use crate::toolchain::Toolchain;
-use crate::unpack::unpack_crate;
 use docbuild_store::Store;
 use docbuild_store::archive::{self, Manifest};
 use docbuild_store::db::blocking;
@@ -730,32 +729,46 @@ async fn unpack_job_sources(
         tokio::fs::write(&file, &package)
             .await
             .map_err(BuildError::io(WHAT))?;
-        let (prefix, source) = (id.krate.archive_prefix(), source.to_path_buf());
-        return crate::prepare::blocking(move || {
-            unpack_crate(&file, &prefix, &source).map_err(BuildError::from)
-        })
-        .await;
+        return unpack_archive(file, &id.krate, vec![source.to_path_buf()]).await;
     }
-    let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await?;
+    let toolchain = fetch_toolchain(options.toolchain.as_deref()).await?;
     let cargo_home = service.data.cache().cargo_home();
     tokio::fs::create_dir_all(&cargo_home)
         .await
         .map_err(BuildError::io(WHAT))?;
-    let cargo = HostCargo::new(
-        &toolchain,
-        &cargo_home,
-        &service.config.registries(),
-        cancel,
-    );
     let registries = service.config.registries();
-    let fetched = fetch_crate(&cargo, &id.registry, &id.krate, &work.join("fetch"), source).await;
+    let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
+    let fetched = fetch_archive(&cargo, &id.registry, &id.krate, &work.join("fetch")).await;
     if let Err(BuildError::HostCargo(error)) = &fetched
         && error.failure == crate::host_cargo::HostFailure::Crate
         && let Some(why) = crate::registry::unavailable(&registries, &id.registry, &id.krate).await
     {
         return Err(BuildError::NotInRegistry(why));
     }
-    fetched
+    unpack_archive(fetched?, &id.krate, vec![source.to_path_buf()]).await
+}
+
+/// The toolchain whose cargo downloads jobs' crates, resolved once per process (a
+/// few rustup and rustc runs) and again if its cargo is gone. Only the download uses
+/// it: `check` resolves the build's toolchain itself.
+async fn fetch_toolchain(requested: Option<&str>) -> Result<Toolchain, BuildError> {
+    static RESOLVED: Mutex<Vec<(Option<String>, Toolchain)>> = Mutex::new(Vec::new());
+    let key = requested.map(str::to_string);
+    let known = RESOLVED.lock().ok().and_then(|resolved| {
+        resolved
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, toolchain)| toolchain.clone())
+    });
+    if let Some(toolchain) = known.filter(|toolchain| toolchain.cargo().is_file()) {
+        return Ok(toolchain);
+    }
+    let toolchain = Toolchain::resolve(requested).await?;
+    if let Ok(mut resolved) = RESOLVED.lock() {
+        resolved.retain(|(name, _)| *name != key);
+        resolved.push((key, toolchain.clone()));
+    }
+    Ok(toolchain)
 }
 
 /// Stores the build's docs and log, and records where its package's files are. The
