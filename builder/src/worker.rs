@@ -593,8 +593,9 @@ fn build_result(report: &CrateReport, stored: bool) -> BuildResult {
     }
 }
 
-/// Gets the job's sources into `work/job-src` and builds them. Answers the report,
-/// and where the package's files were stored if it was unpacked (whatever came next).
+/// Gets the job's sources into `work/job-src` and builds them, while the package's
+/// files are stored from a copy of their own. Answers the report, and where the
+/// package's files were stored if it was unpacked (whatever came next).
 async fn build_sources(
     service: &Service,
     options: &WorkerOptions,
@@ -605,23 +606,31 @@ async fn build_sources(
     cancel: &CancellationToken,
 ) -> (CrateReport, Option<Manifest>) {
     let source = work.join("job-src");
-    let mut package = None;
-    let got = get_job_sources(
+    // Unpacked twice: nothing but `keep_package` reads or writes this copy, so the
+    // package's files are stored as unpacked while the build runs on the other.
+    let package_dir = work.join("job-package");
+    let early = |error: BuildError| {
+        let mut report = CrateReport::early(error.outcome(), error.to_string());
+        report.name = Some(id.krate.name().to_string());
+        report.version = Some(id.krate.version());
+        report
+    };
+    let unpacked = unpack_job_sources(
         service,
         options,
         job,
         id,
         work,
-        &source,
-        &mut package,
+        &[&package_dir, &source],
         cancel,
     )
     .await;
-    if let Err(error) = got {
-        let mut report = CrateReport::early(error.outcome(), error.to_string());
-        report.name = Some(id.krate.name().to_string());
-        report.version = Some(id.krate.version());
-        return (report, package);
+    if let Err(error) = unpacked {
+        return (early(error), None);
+    }
+    let keeping = keep_package(service, &package_dir);
+    if let Err(error) = make_standalone(&source).await {
+        return (early(error), keeping.await);
     }
     let check_options = CheckOptions {
         path: source,
@@ -644,26 +653,12 @@ async fn build_sources(
         rustdoc_json: true,
     };
     let cache = service.data.cache();
-    let report = check(&check_options, &cache, &|_: &str| {}, cancel).await;
-    (report, package)
+    let building = check(&check_options, &cache, &|_: &str| {}, cancel);
+    tokio::join!(building, keeping)
 }
 
-/// Unpacks the job's package into `source`, keeps its files in storage as they were
-/// unpacked (`package`), then makes it a workspace of its own for the build.
-#[allow(clippy::too_many_arguments)]
-async fn get_job_sources(
-    service: &Service,
-    options: &WorkerOptions,
-    job: &Job,
-    id: &CrateId,
-    work: &Path,
-    source: &Path,
-    package: &mut Option<Manifest>,
-    cancel: &CancellationToken,
-) -> Result<(), BuildError> {
-    unpack_job_sources(service, options, job, id, work, source, cancel).await?;
-    *package = keep_package(service, source).await;
-    // A published crate is its own workspace root, wherever the data directory is.
+/// A published crate is its own workspace root, wherever the data directory is.
+async fn make_standalone(source: &Path) -> Result<(), BuildError> {
     let source = source.to_path_buf();
     crate::prepare::blocking(move || {
         crate::prepare::make_standalone(&source)
@@ -672,13 +667,13 @@ async fn get_job_sources(
     .await
 }
 
-/// Stores the files of the package as unpacked, before docbuild or the build changes
-/// anything there (the build runs on a copy, `work/src`, and writes below
-/// `work/target`): their blobs now, their manifest with the build's. The tree is read
-/// as every stored tree is, no link followed (`archive::store_tree`). Not keeping them
-/// does not fail the build.
-async fn keep_package(service: &Service, source: &Path) -> Option<Manifest> {
-    match archive::store_tree(service.store.builds().blobs(), source).await {
+/// Stores the files of the package as unpacked, from a copy nothing else reads or
+/// writes (the build runs on another, `job-src`, copied again to `work/src`, and
+/// writes below `work/target`): their blobs now, their manifest with the build's. The
+/// tree is read as every stored tree is, no link followed (`archive::store_tree`), and
+/// removed after. Not keeping them does not fail the build.
+async fn keep_package(service: &Service, package_dir: &Path) -> Option<Manifest> {
+    let kept = match archive::store_tree(service.store.builds().blobs(), package_dir).await {
         Ok((manifest, stats)) => {
             tracing::debug!(
                 files = stats.files,
@@ -692,29 +687,34 @@ async fn keep_package(service: &Service, source: &Path) -> Option<Manifest> {
             tracing::warn!(%error, "cannot keep the package's files");
             None
         }
-    }
+    };
+    let _ = tokio::fs::remove_dir_all(package_dir).await;
+    kept
 }
 
-/// The job's package, unpacked into `source`: a local job's `.crate` from storage, or
-/// a registry's, fetched by cargo.
+/// The job's package, unpacked into each of `dirs`: a local job's `.crate` from
+/// storage, or a registry's, fetched by cargo.
 async fn unpack_job_sources(
     service: &Service,
     options: &WorkerOptions,
     job: &Job,
     id: &CrateId,
     work: &Path,
-    source: &Path,
+    dirs: &[&Path],
     cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     const WHAT: &str = "cannot prepare the job's sources";
     tokio::fs::create_dir_all(work)
         .await
         .map_err(BuildError::io(WHAT))?;
-    if tokio::fs::symlink_metadata(source).await.is_ok() {
-        tokio::fs::remove_dir_all(source)
-            .await
-            .map_err(BuildError::io(WHAT))?;
+    for dir in dirs {
+        if tokio::fs::symlink_metadata(dir).await.is_ok() {
+            tokio::fs::remove_dir_all(dir)
+                .await
+                .map_err(BuildError::io(WHAT))?;
+        }
     }
+    let dirs = dirs.iter().map(|dir| dir.to_path_buf()).collect();
     if job.registry == LOCAL {
         let missing = || BuildError::Io(WHAT, std::io::Error::other("the package is missing"));
         let key = job.sources.clone().ok_or_else(missing)?;
@@ -729,7 +729,7 @@ async fn unpack_job_sources(
         tokio::fs::write(&file, &package)
             .await
             .map_err(BuildError::io(WHAT))?;
-        return unpack_archive(file, &id.krate, vec![source.to_path_buf()]).await;
+        return unpack_archive(file, &id.krate, dirs).await;
     }
     let toolchain = fetch_toolchain(options.toolchain.as_deref()).await?;
     let cargo_home = service.data.cache().cargo_home();
@@ -745,7 +745,7 @@ async fn unpack_job_sources(
     {
         return Err(BuildError::NotInRegistry(why));
     }
-    unpack_archive(fetched?, &id.krate, vec![source.to_path_buf()]).await
+    unpack_archive(fetched?, &id.krate, dirs).await
 }
 
 /// The toolchain whose cargo downloads jobs' crates, resolved once per process (a
