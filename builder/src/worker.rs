@@ -282,7 +282,10 @@ async fn worker_loop(
     cancel: CancellationToken,
 ) -> usize {
     let mut built = 0;
+    // Removing a stored build's staging copy overlaps the next job.
+    let mut cleanups = JoinSet::new();
     while !cancel.is_cancelled() {
+        while cleanups.try_join_next().is_some() {}
         let claimed = service.queue.claim(&name, options.lease).await;
         let job = match claimed {
             Ok(Some(job)) => job,
@@ -307,7 +310,7 @@ async fn worker_loop(
             worker: &name,
         });
         let started = Instant::now();
-        match build_job(&service, &options, &name, &job, &cancel).await {
+        match build_job(&service, &options, &name, &job, &mut cleanups, &cancel).await {
             Ok(Settled::Built(report)) => {
                 tracing::info!(job = job.id, outcome = %report.outcome, "built");
                 let retried = report.outcome == Outcome::InfrastructureError
@@ -343,6 +346,7 @@ async fn worker_loop(
             }
         }
     }
+    while cleanups.join_next().await.is_some() {}
     built
 }
 
@@ -458,6 +462,7 @@ async fn build_job(
     options: &WorkerOptions,
     worker: &str,
     job: &Job,
+    cleanups: &mut JoinSet<()>,
     cancel: &CancellationToken,
 ) -> Result<Settled, QueueError> {
     let data = &service.data;
@@ -545,7 +550,9 @@ async fn build_job(
         }
     };
     // The data directory is a cache: the build lives in the store now.
-    let _ = tokio::fs::remove_dir_all(&build_dir).await;
+    cleanups.spawn(async move {
+        let _ = tokio::fs::remove_dir_all(&build_dir).await;
+    });
     let result = build_result(&report, stored);
     // Renewal ends first, so that it cannot see the settled job as a lost lease.
     blocking(move || keeper.stop()).await;
