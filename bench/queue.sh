@@ -82,6 +82,8 @@ run_queue() {
         "$docbuild" --data-dir "$data" queue list >&2
         exit 1
     fi
+    # Its target directories are gigabytes: gone before the next run (untimed).
+    rm -rf "$data"
     echo "$seconds"
 }
 
@@ -102,6 +104,7 @@ run_cargo() {
             cargo doc --no-deps --offline --quiet >/dev/null 2>&1) || echo "cargo doc failed for $krate" >&2
     done
     elapsed "$start" "$(now)"
+    rm -rf "$dir"
 }
 
 # bench_set LABEL CRATE…: warm-up (untimed), the three timed runs, their table.
