@@ -1,75 +1,141 @@
 #!/usr/bin/env bash
-# Benchmark: a queue of 20 real crates.io crates that share dependencies, built by
-# `docbuild worker` with 1 and with 2 workers, against `cargo doc --no-deps` on each
-# crate one after the other, each from a clean target directory.
+# Benchmark: queues of real crates.io crates built by `docbuild worker --once --jobs 2`,
+# with dependency reuse between builds (the build cache) on and off, against a
+# baseline of `cargo doc --no-deps` on each crate's published sources, one after the
+# other, each from a clean target directory.
 #
-# Downloads are warmed first and not timed; every timed build starts from an empty
-# target directory, as docs.rs builds do.
+# Set A: 20 different crates that share dependencies.
+# Set B: a registry's stream: 5 crates × 4 consecutive published versions, queued in
+#        the order they could be published (round-robin by version).
 #
-# Usage: bash bench/queue.sh
+# What is timed: the worker draining the queue (claim, download, build, store,
+# settle: everything a job costs), and the baseline's cargo commands. What is not:
+# building docbuild, the warm-up, queueing.
+#
+# Every timed run starts from a fresh data directory (empty database, storage, work
+# directories and build cache) sharing only the warmed download cache (cargo home)
+# and the toolchain's static files: a warm-up run per set downloads every crate and
+# dependency first, untimed. Every build of every docbuild run must succeed.
+#
+# Usage: bash bench/queue.sh            both sets
+#        SETS=A bash bench/queue.sh     one set (A or B)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-crates=(serde@1.0.229 serde_json@1.0.154 itoa@1.0.18 ryu@1.0.23 memchr@2.8.3 bytes@1.12.1
+sets=${SETS:-A B}
+
+set_a=(serde@1.0.229 serde_json@1.0.154 itoa@1.0.18 ryu@1.0.23 memchr@2.8.3 bytes@1.12.1
     log@0.4.35 smallvec@1.16.5 anyhow@1.0.104 thiserror@2.0.21 once_cell@1.21.4 bitflags@2.13.2
     semver@1.0.28 base64@0.23.1 fastrand@2.5.0 indexmap@2.14.2 hashbrown@0.17.1 tracing@0.1.44
     url@2.5.8 http@1.5.0)
 
+# Four consecutive published versions of each (yanked ones skipped: tracing 0.1.42,
+# async-trait 0.1.90), with build scripts (serde_json, thiserror, proc-macro2) and
+# proc macros (thiserror-impl, tracing-attributes, pin-project-internal; async-trait
+# is one), dependencies shared between crates and between versions. Each documents
+# with docbuild in 5-40 s from a cold target directory.
+b_crates=(thiserror serde_json tracing pin-project async-trait)
+declare -A b_versions=(
+    [thiserror]="2.0.18 2.0.19 2.0.20 2.0.21"
+    [serde_json]="1.0.151 1.0.152 1.0.153 1.0.154"
+    [tracing]="0.1.40 0.1.41 0.1.43 0.1.44"
+    [pin-project]="1.1.10 1.1.11 1.1.12 1.1.13"
+    [async-trait]="0.1.88 0.1.89 0.1.91 0.1.92"
+)
+set_b=()
+for round in 0 1 2 3; do
+    for name in "${b_crates[@]}"; do
+        read -ra versions <<<"${b_versions[$name]}"
+        set_b+=("$name@${versions[$round]}")
+    done
+done
+
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-docbuild="$root/target/release/docbuild"
+docbuild="${CARGO_TARGET_DIR:-$root/target}/release/docbuild"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-shared_cache="$work/cache"
+shared="$work/shared-cache"
+mkdir -p "$shared/cargo-home" "$shared/static-files"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-# One data directory per run, all sharing one warmed download cache.
-run_queue() { # run_queue NAME WORKERS → seconds
-    local data="$work/$1" start
-    mkdir -p "$data"
-    ln -s "$shared_cache" "$data/cache"
-    for krate in "${crates[@]}"; do
+# run_queue DIR REUSE CRATE… → seconds for `worker --once --jobs 2` to drain a fresh
+# data directory's queue of CRATE…; REUSE=off switches the build cache off.
+run_queue() {
+    local data="$work/$1" reuse=$2 start seconds ok
+    shift 2
+    mkdir -p "$data/cache"
+    ln -s "$shared/cargo-home" "$data/cache/cargo-home"
+    ln -s "$shared/static-files" "$data/cache/static-files"
+    if [ "$reuse" = off ]; then
+        printf '[limits]\nbuild-cache = "0"\n' >"$data/docbuild.toml"
+    fi
+    for krate in "$@"; do
         "$docbuild" --data-dir "$data" queue add "$krate" >/dev/null
     done
     start=$(now)
-    "$docbuild" --data-dir "$data" worker --once --jobs "$2"
-    elapsed "$start" "$(now)"
-    local ok
+    "$docbuild" --data-dir "$data" worker --once --jobs 2 >"$data/worker.out" 2>&1
+    seconds=$(elapsed "$start" "$(now)")
     ok=$("$docbuild" --data-dir "$data" queue list --json | grep -c '"outcome":"success"' || true)
-    if [ "$ok" -ne "${#crates[@]}" ]; then
-        echo "only $ok of ${#crates[@]} builds succeeded in run $1:" >&2
+    if [ "$ok" -ne "$#" ]; then
+        echo "only $ok of $# builds succeeded in run $1:" >&2
         "$docbuild" --data-dir "$data" queue list >&2
         exit 1
     fi
+    # Its target directories are gigabytes: gone before the next run (untimed).
+    rm -rf "$data"
+    echo "$seconds"
 }
 
-mkdir -p "$shared_cache"
-echo "warming downloads (not timed)..." >&2
-run_queue warm 2 >/dev/null
+# run_cargo NAME CRATE… → seconds for `cargo doc --no-deps` on each crate's
+# published sources (as the warm-up unpacked them), one after the other, each from a
+# clean target directory, offline with the same downloaded dependencies.
+run_cargo() {
+    local dir="$work/$1" registry_src start krate src
+    shift
+    registry_src=$(ls -d "$shared"/cargo-home/registry/src/*/ | head -n 1)
+    mkdir -p "$dir"
+    start=$(now)
+    for krate in "$@"; do
+        src="$dir/${krate/@/-}"
+        cp -r "$registry_src/${krate/@/-}" "$src"
+        printf '\n[workspace]\n' >>"$src/Cargo.toml"
+        (cd "$src" && CARGO_HOME="$shared/cargo-home" CARGO_TARGET_DIR="$src-target" \
+            cargo doc --no-deps --offline --quiet >/dev/null 2>&1) || echo "cargo doc failed for $krate" >&2
+    done
+    elapsed "$start" "$(now)"
+    rm -rf "$dir"
+}
 
-one=$(run_queue one-worker 1)
-two=$(run_queue two-workers 2)
+# bench_set LABEL CRATE…: warm-up (untimed), the three timed runs, their table.
+bench_set() {
+    local label=$1 on off plain
+    shift
+    echo "set $label: warming downloads (not timed)..." >&2
+    run_queue "$label-warm" on "$@" >/dev/null
+    echo "set $label: docbuild, reuse on..." >&2
+    on=$(run_queue "$label-reuse-on" on "$@")
+    echo "set $label: docbuild, reuse off..." >&2
+    off=$(run_queue "$label-reuse-off" off "$@")
+    echo "set $label: cargo doc..." >&2
+    plain=$(run_cargo "$label-cargo" "$@")
+    local n=$#
+    row() { # row RUN SECONDS: builds/hour and speed-up = baseline / run
+        awk -v run="$1" -v s="$2" -v n="$n" -v base="$plain" \
+            'BEGIN { printf "%-34s %9.1f %12.0f %9.2fx\n", run, s, n * 3600 / s, base / s }'
+    }
+    echo
+    printf 'Set %s: %d builds\n' "$label" "$n"
+    printf '%-34s %9s %12s %10s\n' run seconds builds/hour speed-up
+    row "docbuild --jobs 2, reuse on" "$on"
+    row "docbuild --jobs 2, reuse off" "$off"
+    row "cargo doc --no-deps, serial" "$plain"
+}
 
-# Baseline: cargo doc on each crate's published sources, one after the other, each
-# from a clean target directory, with the same downloaded dependencies.
-registry_src=$(ls -d "$shared_cache"/cargo-home/registry/src/*/ | head -n 1)
-start=$(now)
-for krate in "${crates[@]}"; do
-    name=${krate%@*}
-    version=${krate#*@}
-    src="$work/plain/$name"
-    mkdir -p "$work/plain"
-    cp -r "$registry_src/$name-$version" "$src"
-    printf '\n[workspace]\n' >>"$src/Cargo.toml"
-    (cd "$src" && CARGO_HOME="$shared_cache/cargo-home" CARGO_TARGET_DIR="$work/plain-target-$name" \
-        cargo doc --no-deps --offline --quiet >/dev/null 2>&1) || echo "cargo doc failed for $krate" >&2
+for set in $sets; do
+    case $set in
+    A) bench_set A "${set_a[@]}" ;;
+    B) bench_set B "${set_b[@]}" ;;
+    *) echo "unknown set $set (A or B)" >&2 && exit 2 ;;
+    esac
 done
-plain=$(elapsed "$start" "$(now)")
-
-n=${#crates[@]}
-per_hour() { awk -v n="$n" -v s="$1" 'BEGIN { printf "%.0f", n * 3600 / s }'; }
-ratio() { awk -v a="$1" -v b="$plain" 'BEGIN { printf "%.2f", a / b }'; }
-printf '%-28s %9s %12s %14s\n' run seconds builds/hour vs_cargo_doc
-printf '%-28s %9s %12s %14s\n' "docbuild, 1 worker" "$one" "$(per_hour "$one")" "$(ratio "$one")"
-printf '%-28s %9s %12s %14s\n' "docbuild, 2 workers" "$two" "$(per_hour "$two")" "$(ratio "$two")"
-printf '%-28s %9s %12s %14s\n' "cargo doc --no-deps, serial" "$plain" "$(per_hour "$plain")" "1.00"

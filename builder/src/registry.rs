@@ -6,7 +6,7 @@
 //! The verified `.crate` is then unpacked again by [`crate::unpack`], which refuses
 //! anything but files and directories below `NAME-VERSION/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::CRATES_IO;
 use crate::error::BuildError;
@@ -30,7 +30,40 @@ pub async fn fetch_crate(
     scratch: &Path,
     dest: &Path,
 ) -> Result<(), BuildError> {
-    const WHAT: &str = "cannot prepare the download";
+    let archive = fetch_archive(cargo, registry, krate, scratch).await?;
+    unpack_archive(archive, krate, vec![dest.to_path_buf()]).await
+}
+
+/// Unpacks a verified `archive` of `krate` into each of `dests` (each replaced).
+pub async fn unpack_archive(
+    archive: PathBuf,
+    krate: &CrateVersion,
+    dests: Vec<PathBuf>,
+) -> Result<(), BuildError> {
+    let prefix = krate.archive_prefix();
+    blocking(move || {
+        for dest in dests {
+            if dest.exists() {
+                std::fs::remove_dir_all(&dest).map_err(BuildError::io(WHAT))?;
+            }
+            unpack_crate(&archive, &prefix, &dest)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+const WHAT: &str = "cannot prepare the download";
+
+/// Downloads `krate` from `registry` with cargo, and answers where cargo keeps its
+/// archive, checked against the index's sha256. `scratch` holds the throwaway
+/// manifest cargo resolves.
+pub async fn fetch_archive(
+    cargo: &HostCargo,
+    registry: &RegistryName,
+    krate: &CrateVersion,
+    scratch: &Path,
+) -> Result<PathBuf, BuildError> {
     tokio::fs::create_dir_all(scratch.join("src"))
         .await
         .map_err(BuildError::io(WHAT))?;
@@ -54,16 +87,39 @@ pub async fn fetch_crate(
     tokio::fs::write(scratch.join("src/lib.rs"), "")
         .await
         .map_err(BuildError::io(WHAT))?;
-    let _ = tokio::fs::remove_file(scratch.join("Cargo.lock")).await;
-    cargo
-        .fetch(&manifest_path, &[])
-        .await
-        .map_err(|mut error| {
-            // The scratch package is docbuild's, not the user's: not in the message.
-            error.message = without_scratch(&error.message, scratch, krate);
-            error
-        })?;
+    let lockfile = scratch.join("Cargo.lock");
+    let _ = tokio::fs::remove_file(&lockfile).await;
+    // A version cargo downloaded before (a rebuild) needs no index round trip: the
+    // scratch package resolves from cargo's copy of the index, offline. Anything
+    // missing from it (or from the downloads) sends cargo to the registry.
+    let prefix = krate.archive_prefix();
+    let home = cargo.cargo_home().to_path_buf();
+    let cached = blocking(move || Ok(!cached_archives(&home, &prefix).is_empty())).await?;
+    let offline = cached
+        && cargo
+            .fetch(&manifest_path, &["net.offline=true".to_string()])
+            .await
+            .is_ok();
+    if !offline {
+        let _ = tokio::fs::remove_file(&lockfile).await;
+        cargo
+            .fetch(&manifest_path, &[])
+            .await
+            .map_err(|mut error| {
+                // The scratch package is docbuild's, not the user's: not in the message.
+                error.message = without_scratch(&error.message, scratch, krate);
+                error
+            })?;
+    }
+    // The lockfile cargo just wrote has the index's sha256 of the archive.
+    let (home, wanted) = (cargo.cargo_home().to_path_buf(), krate.clone());
+    let locked = blocking(move || Ok(locked_archive(&home, &lockfile, &wanted))).await?;
+    if let Some(archive) = locked {
+        return Ok(archive);
+    }
 
+    // Not told apart by the lockfile (the same name and version from two
+    // registries): where cargo unpacked the one the scratch package depends on.
     let metadata = cargo.metadata(&manifest_path, &[]).await?;
     let wanted = metadata
         .packages
@@ -73,7 +129,7 @@ pub async fn fetch_crate(
     // cargo unpacked it to registry/src/<index>/<name>-<version>/; the verified
     // archive sits at registry/cache/<index>/<name>-<version>.crate.
     let prefix = krate.archive_prefix();
-    let archive = wanted
+    wanted
         .manifest_path
         .parent()
         .and_then(|dir| dir.parent())
@@ -86,16 +142,58 @@ pub async fn fetch_crate(
                 .join(format!("{prefix}.crate"))
         })
         .filter(|path| path.is_file())
-        .ok_or_else(|| BuildError::NotInCache(krate.to_string()))?;
-    let dest = dest.to_path_buf();
-    blocking(move || {
-        if dest.exists() {
-            std::fs::remove_dir_all(&dest).map_err(BuildError::io(WHAT))?;
-        }
-        unpack_crate(&archive, &prefix, &dest)?;
-        Ok(())
-    })
-    .await
+        .ok_or_else(|| BuildError::NotInCache(krate.to_string()))
+}
+
+/// Every `<prefix>.crate` in cargo's download cache, whichever registry it came from.
+fn cached_archives(cargo_home: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(indexes) = std::fs::read_dir(cargo_home.join("registry/cache")) else {
+        return Vec::new();
+    };
+    indexes
+        .flatten()
+        .map(|index| index.path().join(format!("{prefix}.crate")))
+        .filter(|path| path.is_file())
+        .collect()
+}
+
+/// The archive of `krate` in cargo's download cache whose sha256 is the one the
+/// scratch package's lockfile has for it (the index's, which cargo checked when it
+/// downloaded it); `None` when the lockfile does not name exactly one.
+fn locked_archive(cargo_home: &Path, lockfile: &Path, krate: &CrateVersion) -> Option<PathBuf> {
+    let lock: toml::Table = std::fs::read_to_string(lockfile).ok()?.parse().ok()?;
+    let mut checksums = lock
+        .get("package")?
+        .as_array()?
+        .iter()
+        .filter(|package| {
+            package.get("name").and_then(toml::Value::as_str) == Some(krate.name())
+                && package
+                    .get("version")
+                    .and_then(toml::Value::as_str)
+                    .and_then(|v| cargo_metadata::semver::Version::parse(v).ok())
+                    .as_ref()
+                    == Some(krate.semver())
+        })
+        .map(|package| package.get("checksum").and_then(toml::Value::as_str));
+    let checksum = checksums.next()??.to_ascii_lowercase();
+    if checksums.next().is_some() {
+        return None;
+    }
+    cached_archives(cargo_home, &krate.archive_prefix())
+        .into_iter()
+        .find(|archive| sha256_file(archive).is_ok_and(|hash| hash == checksum))
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// cargo's error about the scratch manifest, without the scratch package's name and
@@ -363,6 +461,34 @@ mod tests {
             "no crate `serde` in registry `my-reg`"
         );
         assert_eq!(Listing::Available.reason(&krate, &registry), None);
+    }
+
+    #[test]
+    fn the_archive_is_the_one_with_the_locked_checksum() {
+        let home = tempfile::tempdir().unwrap();
+        let archive = |index: &str, content: &[u8]| {
+            let dir = home.path().join("registry/cache").join(index);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("x-1.0.0.crate"), content).unwrap();
+            dir.join("x-1.0.0.crate")
+        };
+        archive("other.example-1", b"another registry's x");
+        let ours = archive("index.crates.io-2", b"crates.io's x");
+        let checksum = sha256_file(&ours).unwrap();
+        let krate = CrateVersion::new("x", "1.0.0").unwrap();
+        let lockfile = home.path().join("Cargo.lock");
+        let lock = |checksum: &str| {
+            format!(
+                "version = 4\n\n[[package]]\nname = \"docbuild-fetch-scratch\"\nversion = \"0.0.0\"\n\
+                 dependencies = [\"x\"]\n\n[[package]]\nname = \"x\"\nversion = \"1.0.0\"\n\
+                 source = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{checksum}\"\n"
+            )
+        };
+        std::fs::write(&lockfile, lock(&checksum)).unwrap();
+        assert_eq!(locked_archive(home.path(), &lockfile, &krate), Some(ours));
+        // An archive whose content is not what the index says is never taken.
+        std::fs::write(&lockfile, lock(&"0".repeat(64))).unwrap();
+        assert_eq!(locked_archive(home.path(), &lockfile, &krate), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use docbuild_sandbox::{Sandbox, SandboxImage, SandboxLimits};
@@ -27,9 +27,8 @@ use crate::identity::CrateId;
 use crate::outcome::{CrateReport, Failure, Outcome};
 use crate::prepare::{LocalPackage, SourceMode, prepare_source};
 use crate::queue::{BuildResult, Job, PRIORITY_NEW, Queue, QueueError};
-use crate::registry::fetch_crate;
+use crate::registry::{fetch_archive, unpack_archive};
 use crate::toolchain::Toolchain;
-use crate::unpack::unpack_crate;
 use docbuild_store::Store;
 use docbuild_store::archive::{self, Manifest};
 use docbuild_store::db::blocking;
@@ -283,7 +282,10 @@ async fn worker_loop(
     cancel: CancellationToken,
 ) -> usize {
     let mut built = 0;
+    // Removing a stored build's staging copy overlaps the next job.
+    let mut cleanups = JoinSet::new();
     while !cancel.is_cancelled() {
+        while cleanups.try_join_next().is_some() {}
         let claimed = service.queue.claim(&name, options.lease).await;
         let job = match claimed {
             Ok(Some(job)) => job,
@@ -308,7 +310,7 @@ async fn worker_loop(
             worker: &name,
         });
         let started = Instant::now();
-        match build_job(&service, &options, &name, &job, &cancel).await {
+        match build_job(&service, &options, &name, &job, &mut cleanups, &cancel).await {
             Ok(Settled::Built(report)) => {
                 tracing::info!(job = job.id, outcome = %report.outcome, "built");
                 let retried = report.outcome == Outcome::InfrastructureError
@@ -344,6 +346,7 @@ async fn worker_loop(
             }
         }
     }
+    while cleanups.join_next().await.is_some() {}
     built
 }
 
@@ -459,6 +462,7 @@ async fn build_job(
     options: &WorkerOptions,
     worker: &str,
     job: &Job,
+    cleanups: &mut JoinSet<()>,
     cancel: &CancellationToken,
 ) -> Result<Settled, QueueError> {
     let data = &service.data;
@@ -546,7 +550,9 @@ async fn build_job(
         }
     };
     // The data directory is a cache: the build lives in the store now.
-    let _ = tokio::fs::remove_dir_all(&build_dir).await;
+    cleanups.spawn(async move {
+        let _ = tokio::fs::remove_dir_all(&build_dir).await;
+    });
     let result = build_result(&report, stored);
     // Renewal ends first, so that it cannot see the settled job as a lost lease.
     blocking(move || keeper.stop()).await;
@@ -594,8 +600,9 @@ fn build_result(report: &CrateReport, stored: bool) -> BuildResult {
     }
 }
 
-/// Gets the job's sources into `work/job-src` and builds them. Answers the report,
-/// and where the package's files were stored if it was unpacked (whatever came next).
+/// Gets the job's sources into `work/job-src` and builds them, while the package's
+/// files are stored from a copy of their own. Answers the report, and where the
+/// package's files were stored if it was unpacked (whatever came next).
 async fn build_sources(
     service: &Service,
     options: &WorkerOptions,
@@ -606,23 +613,31 @@ async fn build_sources(
     cancel: &CancellationToken,
 ) -> (CrateReport, Option<Manifest>) {
     let source = work.join("job-src");
-    let mut package = None;
-    let got = get_job_sources(
+    // Unpacked twice: nothing but `keep_package` reads or writes this copy, so the
+    // package's files are stored as unpacked while the build runs on the other.
+    let package_dir = work.join("job-package");
+    let early = |error: BuildError| {
+        let mut report = CrateReport::early(error.outcome(), error.to_string());
+        report.name = Some(id.krate.name().to_string());
+        report.version = Some(id.krate.version());
+        report
+    };
+    let unpacked = unpack_job_sources(
         service,
         options,
         job,
         id,
         work,
-        &source,
-        &mut package,
+        &[&package_dir, &source],
         cancel,
     )
     .await;
-    if let Err(error) = got {
-        let mut report = CrateReport::early(error.outcome(), error.to_string());
-        report.name = Some(id.krate.name().to_string());
-        report.version = Some(id.krate.version());
-        return (report, package);
+    if let Err(error) = unpacked {
+        return (early(error), None);
+    }
+    let keeping = keep_package(service, &package_dir);
+    if let Err(error) = make_standalone(&source).await {
+        return (early(error), keeping.await);
     }
     let check_options = CheckOptions {
         path: source,
@@ -650,26 +665,12 @@ async fn build_sources(
         ),
     };
     let cache = service.data.cache();
-    let report = check(&check_options, &cache, &|_: &str| {}, cancel).await;
-    (report, package)
+    let building = check(&check_options, &cache, &|_: &str| {}, cancel);
+    tokio::join!(building, keeping)
 }
 
-/// Unpacks the job's package into `source`, keeps its files in storage as they were
-/// unpacked (`package`), then makes it a workspace of its own for the build.
-#[allow(clippy::too_many_arguments)]
-async fn get_job_sources(
-    service: &Service,
-    options: &WorkerOptions,
-    job: &Job,
-    id: &CrateId,
-    work: &Path,
-    source: &Path,
-    package: &mut Option<Manifest>,
-    cancel: &CancellationToken,
-) -> Result<(), BuildError> {
-    unpack_job_sources(service, options, job, id, work, source, cancel).await?;
-    *package = keep_package(service, source).await;
-    // A published crate is its own workspace root, wherever the data directory is.
+/// A published crate is its own workspace root, wherever the data directory is.
+async fn make_standalone(source: &Path) -> Result<(), BuildError> {
     let source = source.to_path_buf();
     crate::prepare::blocking(move || {
         crate::prepare::make_standalone(&source)
@@ -678,13 +679,13 @@ async fn get_job_sources(
     .await
 }
 
-/// Stores the files of the package as unpacked, before docbuild or the build changes
-/// anything there (the build runs on a copy, `work/src`, and writes below
-/// `work/target`): their blobs now, their manifest with the build's. The tree is read
-/// as every stored tree is, no link followed (`archive::store_tree`). Not keeping them
-/// does not fail the build.
-async fn keep_package(service: &Service, source: &Path) -> Option<Manifest> {
-    match archive::store_tree(service.store.builds().blobs(), source).await {
+/// Stores the files of the package as unpacked, from a copy nothing else reads or
+/// writes (the build runs on another, `job-src`, copied again to `work/src`, and
+/// writes below `work/target`): their blobs now, their manifest with the build's. The
+/// tree is read as every stored tree is, no link followed (`archive::store_tree`), and
+/// removed after. Not keeping them does not fail the build.
+async fn keep_package(service: &Service, package_dir: &Path) -> Option<Manifest> {
+    let kept = match archive::store_tree(service.store.builds().blobs(), package_dir).await {
         Ok((manifest, stats)) => {
             tracing::debug!(
                 files = stats.files,
@@ -698,29 +699,34 @@ async fn keep_package(service: &Service, source: &Path) -> Option<Manifest> {
             tracing::warn!(%error, "cannot keep the package's files");
             None
         }
-    }
+    };
+    let _ = tokio::fs::remove_dir_all(package_dir).await;
+    kept
 }
 
-/// The job's package, unpacked into `source`: a local job's `.crate` from storage, or
-/// a registry's, fetched by cargo.
+/// The job's package, unpacked into each of `dirs`: a local job's `.crate` from
+/// storage, or a registry's, fetched by cargo.
 async fn unpack_job_sources(
     service: &Service,
     options: &WorkerOptions,
     job: &Job,
     id: &CrateId,
     work: &Path,
-    source: &Path,
+    dirs: &[&Path],
     cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     const WHAT: &str = "cannot prepare the job's sources";
     tokio::fs::create_dir_all(work)
         .await
         .map_err(BuildError::io(WHAT))?;
-    if tokio::fs::symlink_metadata(source).await.is_ok() {
-        tokio::fs::remove_dir_all(source)
-            .await
-            .map_err(BuildError::io(WHAT))?;
+    for dir in dirs {
+        if tokio::fs::symlink_metadata(dir).await.is_ok() {
+            tokio::fs::remove_dir_all(dir)
+                .await
+                .map_err(BuildError::io(WHAT))?;
+        }
     }
+    let dirs = dirs.iter().map(|dir| dir.to_path_buf()).collect();
     if job.registry == LOCAL {
         let missing = || BuildError::Io(WHAT, std::io::Error::other("the package is missing"));
         let key = job.sources.clone().ok_or_else(missing)?;
@@ -735,32 +741,46 @@ async fn unpack_job_sources(
         tokio::fs::write(&file, &package)
             .await
             .map_err(BuildError::io(WHAT))?;
-        let (prefix, source) = (id.krate.archive_prefix(), source.to_path_buf());
-        return crate::prepare::blocking(move || {
-            unpack_crate(&file, &prefix, &source).map_err(BuildError::from)
-        })
-        .await;
+        return unpack_archive(file, &id.krate, dirs).await;
     }
-    let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await?;
+    let toolchain = fetch_toolchain(options.toolchain.as_deref()).await?;
     let cargo_home = service.data.cache().cargo_home();
     tokio::fs::create_dir_all(&cargo_home)
         .await
         .map_err(BuildError::io(WHAT))?;
-    let cargo = HostCargo::new(
-        &toolchain,
-        &cargo_home,
-        &service.config.registries(),
-        cancel,
-    );
     let registries = service.config.registries();
-    let fetched = fetch_crate(&cargo, &id.registry, &id.krate, &work.join("fetch"), source).await;
+    let cargo = HostCargo::new(&toolchain, &cargo_home, &registries, cancel);
+    let fetched = fetch_archive(&cargo, &id.registry, &id.krate, &work.join("fetch")).await;
     if let Err(BuildError::HostCargo(error)) = &fetched
         && error.failure == crate::host_cargo::HostFailure::Crate
         && let Some(why) = crate::registry::unavailable(&registries, &id.registry, &id.krate).await
     {
         return Err(BuildError::NotInRegistry(why));
     }
-    fetched
+    unpack_archive(fetched?, &id.krate, dirs).await
+}
+
+/// The toolchain whose cargo downloads jobs' crates, resolved once per process (a
+/// few rustup and rustc runs) and again if its cargo is gone. Only the download uses
+/// it: `check` resolves the build's toolchain itself.
+async fn fetch_toolchain(requested: Option<&str>) -> Result<Toolchain, BuildError> {
+    static RESOLVED: Mutex<Vec<(Option<String>, Toolchain)>> = Mutex::new(Vec::new());
+    let key = requested.map(str::to_string);
+    let known = RESOLVED.lock().ok().and_then(|resolved| {
+        resolved
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, toolchain)| toolchain.clone())
+    });
+    if let Some(toolchain) = known.filter(|toolchain| toolchain.cargo().is_file()) {
+        return Ok(toolchain);
+    }
+    let toolchain = Toolchain::resolve(requested).await?;
+    if let Ok(mut resolved) = RESOLVED.lock() {
+        resolved.retain(|(name, _)| *name != key);
+        resolved.push((key, toolchain.clone()));
+    }
+    Ok(toolchain)
 }
 
 /// Stores the build's docs and log, and records where its package's files are. The
