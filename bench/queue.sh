@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: queues of real crates.io crates built by `docbuild worker --once --jobs 2`,
-# with dependency reuse between builds (the build cache) on and off, against a
-# baseline of `cargo doc --no-deps` on each crate's published sources, one after the
-# other, each from a clean target directory.
+# with dependency reuse between builds (the build cache) on and off, against the
+# baseline: documenting each crate with cargo on the host, one after the other, each
+# from a clean target directory, with the very `cargo rustdoc` command docbuild runs
+# for it (docs.rs's features, flags and target, the same lockfile; replayed from the
+# warm-up's build log, container paths mapped to the host's). A second baseline row
+# is plain `cargo doc --no-deps` (default features only: less work than docs.rs does).
 #
 # Set A: 20 different crates that share dependencies.
 # Set B: a registry's stream: 5 crates × 4 consecutive published versions, queued in
@@ -82,9 +85,50 @@ run_queue() {
         "$docbuild" --data-dir "$data" queue list >&2
         exit 1
     fi
+    if [ "${KEEP_DATA:-}" = 1 ]; then
+        echo "$seconds"
+        return
+    fi
     # Its target directories are gigabytes: gone before the next run (untimed).
     rm -rf "$data"
     echo "$seconds"
+}
+
+# keep_replays DATA DIR CRATE…: for each crate, the sources docbuild built (its
+# work directory's src/, with the lockfile it used) and its logged HTML command,
+# into DIR/NAME-VERSION/{src,command}; then DATA goes.
+sysroot=$(rustup run nightly rustc --print sysroot 2>/dev/null || rustc --print sysroot)
+keep_replays() {
+    local data=$1 dir=$2 krate name version work
+    shift 2
+    mkdir -p "$dir"
+    for krate in "$@"; do
+        name=${krate%@*}
+        version=${krate#*@}
+        work="$data/work/crates-io/$name/$version"
+        mkdir -p "$dir/$name-$version"
+        cp -r "$work/src" "$dir/$name-$version/src"
+        # `[docbuild] TARGET: COMMAND`: the HTML run (not the dependencies' or JSON's).
+        grep -m1 -E '^\[docbuild\] [^ ]+: /opt/docbuild/toolchain/bin/cargo ' "$work/build.log" |
+            sed -e 's/^\[docbuild\] [^ ]*: //' -e "s#/opt/docbuild/toolchain#$sysroot#g" \
+                >"$dir/$name-$version/command"
+    done
+    rm -rf "$data"
+}
+
+# run_replays DIR → seconds for every kept command, one after the other, each in a
+# clean target directory, offline with the same downloaded dependencies.
+run_replays() {
+    local dir=$1 crate start
+    start=$(now)
+    for crate in "$dir"/*/; do
+        (cd "$crate/src" && env PATH="$sysroot/bin:$PATH" DOCS_RS=1 RUSTC_BOOTSTRAP=1 \
+            CARGO_HOME="$shared/cargo-home" CARGO_TARGET_DIR="$crate/target" \
+            bash -c "$(cat "$crate/command")" >"$crate/log" 2>&1) ||
+            echo "cargo rustdoc failed for $(basename "$crate"): see $crate/log" >&2
+    done
+    elapsed "$start" "$(now)"
+    rm -rf "$dir"/*/target
 }
 
 # run_cargo NAME CRATE… → seconds for `cargo doc --no-deps` on each crate's
@@ -109,16 +153,19 @@ run_cargo() {
 
 # bench_set LABEL CRATE…: warm-up (untimed), the three timed runs, their table.
 bench_set() {
-    local label=$1 on off plain
+    local label=$1 on off plain nodeps
     shift
     echo "set $label: warming downloads (not timed)..." >&2
-    run_queue "$label-warm" on "$@" >/dev/null
+    KEEP_DATA=1 run_queue "$label-warm" on "$@" >/dev/null
+    keep_replays "$work/$label-warm" "$work/$label-replays" "$@"
     echo "set $label: docbuild, reuse on..." >&2
     on=$(run_queue "$label-reuse-on" on "$@")
     echo "set $label: docbuild, reuse off..." >&2
     off=$(run_queue "$label-reuse-off" off "$@")
-    echo "set $label: cargo doc..." >&2
-    plain=$(run_cargo "$label-cargo" "$@")
+    echo "set $label: cargo rustdoc, as docbuild runs it..." >&2
+    plain=$(run_replays "$work/$label-replays")
+    echo "set $label: cargo doc --no-deps..." >&2
+    nodeps=$(run_cargo "$label-cargo" "$@")
     local n=$#
     row() { # row RUN SECONDS: builds/hour and speed-up = baseline / run
         awk -v run="$1" -v s="$2" -v n="$n" -v base="$plain" \
@@ -129,7 +176,8 @@ bench_set() {
     printf '%-34s %9s %12s %10s\n' run seconds builds/hour speed-up
     row "docbuild --jobs 2, reuse on" "$on"
     row "docbuild --jobs 2, reuse off" "$off"
-    row "cargo doc --no-deps, serial" "$plain"
+    row "cargo rustdoc (docbuild's), serial" "$plain"
+    row "cargo doc --no-deps, serial" "$nodeps"
 }
 
 for set in $sets; do
