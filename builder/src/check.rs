@@ -9,7 +9,7 @@ use docbuild_sandbox::{SANDBOX_UID, Sandbox, SandboxImage, SandboxLimits};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::copy::{Copied, copy_output};
+use crate::copy::{Copied, copy_output_replacing};
 use crate::disk::{DiskBudget, TargetDir};
 use crate::environment::is_docs_rs;
 use crate::error::BuildError;
@@ -816,15 +816,10 @@ async fn copy_docs(
             .next()
             .map(|c| PathBuf::from(c.as_os_str()));
         let copied = blocking(move || {
-            // Replace this crate's earlier copy rather than merge into it; nothing
-            // else in `out` is touched.
-            if let Some(lib) = &lib
-                && dest.join(lib).is_dir()
-            {
-                std::fs::remove_dir_all(dest.join(lib))
-                    .map_err(BuildError::io("cannot replace the earlier docs in --out"))?;
-            }
-            copy_output(&root, &relative_dir, &dest, &[]).map_err(BuildError::Output)
+            // Replace this crate's earlier copy rather than merge into it (unchanged
+            // files are kept, not written again); nothing else in `out` is touched.
+            copy_output_replacing(&root, &relative_dir, &dest, &[], lib.as_deref())
+                .map_err(BuildError::Output)
         })
         .await?;
         total.files += copied.files;
