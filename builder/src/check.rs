@@ -359,15 +359,24 @@ impl CheckRun<'_> {
         let (dir, members) = (source.dir.clone(), options.workspace_members.clone());
         blocking(move || unlock_members(&dir, &members)).await?;
 
-        // fetch
+        // fetch; meanwhile, rustdoc's static files and the engine's connection
         progress.step("fetching dependencies");
-        if !source.shipped_lockfile {
-            cargo
-                .generate_lockfile(&source.manifest(), &source.host_config)
-                .await?;
-        }
-        cargo.fetch(&source.manifest(), &source.host_config).await?;
-        let reference = reference_static_files(toolchain, cache.root(), cancel).await?;
+        let fetch = async {
+            if !source.shipped_lockfile {
+                cargo
+                    .generate_lockfile(&source.manifest(), &source.host_config)
+                    .await?;
+            }
+            cargo.fetch(&source.manifest(), &source.host_config).await?;
+            Ok::<_, BuildError>(())
+        };
+        let (fetched, reference, sandbox) = tokio::join!(
+            fetch,
+            reference_static_files(toolchain, cache.root(), cancel),
+            Sandbox::connect()
+        );
+        fetched?;
+        let reference = reference?;
 
         // build
         let user = {
@@ -384,7 +393,7 @@ impl CheckRun<'_> {
             })
             .await?
         };
-        let sandbox = Sandbox::connect().await?;
+        let sandbox = sandbox?;
         let env = BuildEnvironment {
             sandbox: &sandbox,
             image: options.image.clone(),
