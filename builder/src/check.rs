@@ -367,7 +367,16 @@ impl CheckRun<'_> {
                     .generate_lockfile(&source.manifest(), &source.host_config)
                     .await?;
             }
-            cargo.fetch(&source.manifest(), &source.host_config).await?;
+            let stamp = work.join("fetched");
+            let fetched = cargo
+                .fetch_unless_fetched(&source.manifest(), &source.host_config, &stamp)
+                .await?;
+            if !fetched {
+                append_to_log(
+                    &log_path,
+                    "[docbuild] dependencies unchanged since the last fetch: `cargo fetch` skipped",
+                )?;
+            }
             Ok::<_, BuildError>(())
         };
         let (fetched, reference, sandbox) = tokio::join!(
