@@ -414,8 +414,10 @@ impl HostCargo {
         let dir = manifest.parent()?;
         let lockfile = std::fs::read(dir.join("Cargo.lock")).ok()?;
         let lock: toml::Table = std::str::from_utf8(&lockfile).ok()?.parse().ok()?;
+        // None yet when nothing was ever unpacked (a package without dependencies).
         let unpacked: Vec<PathBuf> = std::fs::read_dir(self.cargo_home.join("registry/src"))
-            .ok()?
+            .into_iter()
+            .flatten()
             .flatten()
             .map(|index| index.path())
             .collect();
@@ -784,6 +786,54 @@ mod tests {
         assert!(looks_like_infrastructure(
             "error: spurious network error (3 tries remaining)"
         ));
+    }
+
+    #[test]
+    fn a_fetch_is_skipped_only_with_every_registry_package_unpacked() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("cargo-home");
+        let toolchain = Toolchain {
+            name: "nightly".into(),
+            sysroot: dir.path().join("toolchain"),
+            version: "rustc 1.0.0-nightly".into(),
+            host: "x86_64-unknown-linux-gnu".into(),
+        };
+        let cargo = HostCargo::new(
+            &toolchain,
+            &home,
+            &Registries::default(),
+            &CancellationToken::new(),
+        );
+        let source = dir.path().join("src");
+        std::fs::create_dir_all(&source).unwrap();
+        let manifest = source.join("Cargo.toml");
+        std::fs::write(&manifest, "[package]\nname = \"app\"\n").unwrap();
+        let root = "[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n";
+        let lock =
+            |extra: &str| std::fs::write(source.join("Cargo.lock"), format!("{root}{extra}"));
+        // No dependency, nothing ever unpacked.
+        lock("").unwrap();
+        let alone = cargo.fetch_key(&manifest, &[]).unwrap();
+        let dep = "[[package]]\nname = \"dep\"\nversion = \"1.0.0\"\n\
+                   source = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+        lock(dep).unwrap();
+        assert_eq!(cargo.fetch_key(&manifest, &[]), None, "not unpacked");
+        let unpacked = home.join("registry/src/index.crates.io-0123/dep-1.0.0");
+        std::fs::create_dir_all(&unpacked).unwrap();
+        assert_eq!(cargo.fetch_key(&manifest, &[]), None, "partly unpacked");
+        std::fs::write(unpacked.join(".cargo-ok"), "{\"v\":1}").unwrap();
+        let with_dep = cargo.fetch_key(&manifest, &[]).unwrap();
+        assert_ne!(alone, with_dep);
+        assert_ne!(
+            cargo.fetch_key(&manifest, &["patch.crates-io.dep.path=\"x\"".into()]),
+            Some(with_dep)
+        );
+        let git = "[[package]]\nname = \"dep\"\nversion = \"1.0.0\"\n\
+                   source = \"git+https://example.invalid/dep#0123\"\n";
+        lock(git).unwrap();
+        assert_eq!(cargo.fetch_key(&manifest, &[]), None, "git");
+        lock("[[package]]\nname = \"local\"\nversion = \"0.1.0\"\n").unwrap();
+        assert_eq!(cargo.fetch_key(&manifest, &[]), None, "path");
     }
 
     #[test]
