@@ -56,7 +56,9 @@ sysroot=$(rustup run nightly rustc --print sysroot 2>/dev/null || rustc --print 
 direct_command() {
     local log
     log=$(cat "$work/log-$1")
-    grep -m1 '^\[docbuild\] ' "$log" | sed -e 's/^\[docbuild\] [^:]*: //' \
+    # The build's command line, not another of docbuild's lines ("… fetch skipped").
+    grep -m1 '^\[docbuild\] [^ ]*: /opt/docbuild/toolchain/bin/cargo ' "$log" |
+        sed -e 's/^\[docbuild\] [^:]*: //' \
         -e "s#/opt/docbuild/toolchain#$sysroot#g"
 }
 run_direct() {
