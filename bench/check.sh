@@ -7,16 +7,17 @@
 # The direct command is replayed from docbuild's own log, so both run the same cargo
 # arguments with the same toolchain and the same downloaded dependencies.
 #
-# Usage: bash bench/check.sh   (COLD_RUNS=2 WARM_RUNS=5 by default; medians reported)
+# Usage: bash bench/check.sh   (COLD_RUNS=2 WARM_RUNS=5 by default; medians reported;
+# REAL_CRATE=axum REAL_VERSION=0.8.9 by default)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cold_runs=${COLD_RUNS:-2}
 warm_runs=${WARM_RUNS:-5}
 real_crate=${REAL_CRATE:-axum}
-real_version=${REAL_VERSION:-0.8.8}
+real_version=${REAL_VERSION:-0.8.9}
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-docbuild="$root/target/release/docbuild"
+docbuild="${CARGO_TARGET_DIR:-$root/target}/release/docbuild"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export DOCBUILD_CACHE_DIR="$work/cache"
@@ -55,7 +56,9 @@ sysroot=$(rustup run nightly rustc --print sysroot 2>/dev/null || rustc --print 
 direct_command() {
     local log
     log=$(cat "$work/log-$1")
-    grep -m1 '^\[docbuild\] ' "$log" | sed -e 's/^\[docbuild\] [^:]*: //' \
+    # The build's command line, not another of docbuild's lines ("… fetch skipped").
+    grep -m1 '^\[docbuild\] [^ ]*: /opt/docbuild/toolchain/bin/cargo ' "$log" |
+        sed -e 's/^\[docbuild\] [^:]*: //' \
         -e "s#/opt/docbuild/toolchain#$sysroot#g"
 }
 run_direct() {
@@ -68,7 +71,13 @@ measure() { # measure COMMAND CRATE MODE → seconds
     if [ "$3" = cold ] && [ "$1" = run_direct ]; then
         rm -rf "$work/direct-target-$2"
     elif [ "$3" = cold ]; then
-        rm -rf "$(dirname "$(cat "$work/log-$2")")/target"
+        # docbuild's target directory is a loop-mounted filesystem image
+        # (target.img), unmounted after each check: deleting the image makes the
+        # next check start from an empty one.
+        local dir
+        dir=$(dirname "$(cat "$work/log-$2")")
+        if mountpoint -q "$dir/target"; then umount "$dir/target"; fi
+        rm -rf "$dir/target" "$dir/target.img" "$dir/target.unmounted"
     else
         touch "$work/$2/src/lib.rs"
     fi

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::build_cache::{BuildCache, DependencyGraph, LayeredTarget};
-use crate::copy::{Copied, copy_output};
+use crate::copy::{Copied, copy_output_replacing};
 use crate::disk::{DiskBudget, TargetDir};
 use crate::environment::is_docs_rs;
 use crate::error::BuildError;
@@ -380,15 +380,33 @@ impl CheckRun<'_> {
         let (dir, members) = (source.dir.clone(), options.workspace_members.clone());
         blocking(move || unlock_members(&dir, &members)).await?;
 
-        // fetch
+        // fetch; meanwhile, rustdoc's static files and the engine's connection
         progress.step("fetching dependencies");
-        if !source.shipped_lockfile {
-            cargo
-                .generate_lockfile(&source.manifest(), &source.host_config)
+        let fetch = async {
+            if !source.shipped_lockfile {
+                cargo
+                    .generate_lockfile(&source.manifest(), &source.host_config)
+                    .await?;
+            }
+            let stamp = work.join("fetched");
+            let fetched = cargo
+                .fetch_unless_fetched(&source.manifest(), &source.host_config, &stamp)
                 .await?;
-        }
-        cargo.fetch(&source.manifest(), &source.host_config).await?;
-        let reference = reference_static_files(toolchain, cache.root(), cancel).await?;
+            if !fetched {
+                append_to_log(
+                    &log_path,
+                    "[docbuild] dependencies unchanged since the last fetch: `cargo fetch` skipped",
+                )?;
+            }
+            Ok::<_, BuildError>(())
+        };
+        let (fetched, reference, sandbox) = tokio::join!(
+            fetch,
+            reference_static_files(toolchain, cache.root(), cancel),
+            Sandbox::connect()
+        );
+        fetched?;
+        let reference = reference?;
         if let Some(build_cache) = options.build_cache.as_ref().filter(|c| c.enabled())
             && target.mounted()
         {
@@ -430,7 +448,7 @@ impl CheckRun<'_> {
             })
             .await?
         };
-        let sandbox = Sandbox::connect().await?;
+        let sandbox = sandbox?;
         let env = BuildEnvironment {
             sandbox: &sandbox,
             image: options.image.clone(),
@@ -989,15 +1007,10 @@ async fn copy_docs(
             .next()
             .map(|c| PathBuf::from(c.as_os_str()));
         let copied = blocking(move || {
-            // Replace this crate's earlier copy rather than merge into it; nothing
-            // else in `out` is touched.
-            if let Some(lib) = &lib
-                && dest.join(lib).is_dir()
-            {
-                std::fs::remove_dir_all(dest.join(lib))
-                    .map_err(BuildError::io("cannot replace the earlier docs in --out"))?;
-            }
-            copy_output(&root, &relative_dir, &dest, &[]).map_err(BuildError::Output)
+            // Replace this crate's earlier copy rather than merge into it (unchanged
+            // files are kept, not written again); nothing else in `out` is touched.
+            copy_output_replacing(&root, &relative_dir, &dest, &[], lib.as_deref())
+                .map_err(BuildError::Output)
         })
         .await?;
         total.files += copied.files;

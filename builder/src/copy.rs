@@ -9,6 +9,7 @@
 //! counted. Copies run only after the build's container is gone, so nothing changes
 //! the tree while it is read.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -136,14 +137,33 @@ pub fn copy_output(
     to: &Path,
     skip_top: &[&str],
 ) -> Result<Copied, CopyError> {
+    copy_output_replacing(root, relative, to, skip_top, None)
+}
+
+/// [`copy_output`], and then `to/replace` holds exactly what this copy put there:
+/// anything else below it (an earlier copy's pages) is removed, as if `to/replace`
+/// had been deleted before the copy. Files already there with the same content are
+/// kept rather than written again.
+pub fn copy_output_replacing(
+    root: &Path,
+    relative: &Path,
+    to: &Path,
+    skip_top: &[&str],
+    replace: Option<&Path>,
+) -> Result<Copied, CopyError> {
     let Some(from) = checked_dir(root, relative)? else {
+        if let Some(replace) = replace {
+            prune(to, replace, &HashSet::new())?;
+        }
         return Ok(Copied::default());
     };
-    walk(&from, Some(to), &Links::Drop, skip_top)
+    walk(&from, Some(to), &Links::Drop, skip_top, replace)
 }
 
 /// Copies a local package's sources into `to`: links resolving inside `boundary` are
-/// followed, any other is an error naming it; special files are dropped.
+/// followed, any other is an error naming it; special files are dropped. Afterwards
+/// `to` holds the sources and nothing else; files it already held with the same
+/// content are kept, not written again.
 pub fn copy_sources(
     from: &Path,
     to: &Path,
@@ -155,6 +175,7 @@ pub fn copy_sources(
         Some(to),
         &Links::FollowWithin(boundary.to_path_buf()),
         skip_top,
+        Some(Path::new("")),
     )
 }
 
@@ -165,15 +186,19 @@ pub fn check_links(from: &Path, boundary: &Path, skip_top: &[&str]) -> Result<()
         None,
         &Links::FollowWithin(boundary.to_path_buf()),
         skip_top,
+        None,
     )
     .map(|_| ())
 }
 
+/// Walks `from`, copying into `to` when given. With `replace`, every path written
+/// below `to/replace` is remembered, and what else is there is removed at the end.
 fn walk(
     from: &Path,
     to: Option<&Path>,
     links: &Links,
     skip_top: &[&str],
+    replace: Option<&Path>,
 ) -> Result<Copied, CopyError> {
     let boundary = match links {
         Links::Drop => None,
@@ -192,6 +217,7 @@ fn walk(
                     .any(|skip| e.file_name() == std::ffi::OsStr::new(skip)))
         });
     let mut copied = Copied::default();
+    let mut kept = HashSet::new();
     if let Some(to) = to {
         std::fs::create_dir_all(to).map_err(io_at(to))?;
     }
@@ -226,13 +252,15 @@ fn walk(
         let target = to.map(|to| to.join(relative));
         if file_type.is_dir() {
             if let Some(target) = &target {
-                std::fs::create_dir_all(target).map_err(io_at(target))?;
+                make_dir(target)?;
+                kept.insert(relative.to_path_buf());
             }
         } else if file_type.is_file() {
             match copy_file(entry.path(), target.as_deref(), boundary.is_some())? {
                 Some(bytes) => {
                     copied.files += 1;
                     copied.bytes += bytes;
+                    kept.insert(relative.to_path_buf());
                 }
                 None => copied.drop_entry(relative),
             }
@@ -240,7 +268,64 @@ fn walk(
             copied.drop_entry(relative);
         }
     }
+    if let (Some(to), Some(replace)) = (to, replace) {
+        prune(to, replace, &kept)?;
+    }
     Ok(copied)
+}
+
+/// A directory at `path`: kept if it is one (never through a link), else whatever
+/// is there (a file, a link) is replaced by a new directory.
+fn make_dir(path: &Path) -> Result<(), CopyError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => return Ok(()),
+        Ok(_) => std::fs::remove_file(path).map_err(io_at(path))?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(CopyError::Io(path.to_path_buf(), error)),
+    }
+    std::fs::create_dir_all(path).map_err(io_at(path))
+}
+
+/// Removes everything below `to/replace` whose path relative to `to` is not in
+/// `kept`, without following links.
+fn prune(to: &Path, replace: &Path, kept: &HashSet<PathBuf>) -> Result<(), CopyError> {
+    fn visit(to: &Path, relative: &Path, kept: &HashSet<PathBuf>) -> Result<(), CopyError> {
+        let dir = to.join(relative);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(CopyError::Io(dir, error)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_at(&dir))?;
+            let relative = relative.join(entry.file_name());
+            let is_dir = entry.file_type().map_err(io_at(&entry.path()))?.is_dir();
+            if !kept.contains(&relative) {
+                let path = entry.path();
+                if is_dir {
+                    std::fs::remove_dir_all(&path).map_err(io_at(&path))?;
+                } else {
+                    std::fs::remove_file(&path).map_err(io_at(&path))?;
+                }
+            } else if is_dir {
+                visit(to, &relative, kept)?;
+            }
+        }
+        Ok(())
+    }
+    if replace.as_os_str().is_empty() {
+        return visit(to, Path::new(""), kept);
+    }
+    // The directory itself: gone when the copy made nothing there.
+    let path = to.join(replace);
+    match std::fs::symlink_metadata(&path) {
+        Ok(metadata) if metadata.is_dir() && kept.contains(replace) => visit(to, replace, kept),
+        Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&path).map_err(io_at(&path)),
+        Ok(_) if kept.contains(replace) => Ok(()),
+        Ok(_) => std::fs::remove_file(&path).map_err(io_at(&path)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(CopyError::Io(path, error)),
+    }
 }
 
 /// Copies one regular file, keeping its time and permission bits. Returns `None`
@@ -271,16 +356,89 @@ fn copy_file(from: &Path, to: Option<&Path>, follow: bool) -> Result<Option<u64>
         return Ok(Some(metadata.len()));
     };
     let mut source = source;
-    let mut target = File::create(to).map_err(io_at(to))?;
-    let bytes = io::copy(&mut source, &mut target).map_err(io_at(to))?;
     let mode = metadata.permissions().mode() & 0o777;
+    let modified = metadata.modified().ok();
+    // The same content already there (an earlier copy): only its mode and time are
+    // brought up to date. Rewriting a file costs far more than reading it.
+    if let Some(existing) = same_content(&mut source, metadata.len(), to)? {
+        let existing_metadata = existing.metadata().map_err(io_at(to))?;
+        if existing_metadata.permissions().mode() & 0o777 != mode {
+            existing
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(io_at(to))?;
+        }
+        if let Some(modified) = modified
+            && existing_metadata.modified().ok() != Some(modified)
+        {
+            existing.set_modified(modified).map_err(io_at(to))?;
+        }
+        return Ok(Some(metadata.len()));
+    }
+    // Whatever else is there goes (never written through: it may be a link).
+    match std::fs::symlink_metadata(to) {
+        Ok(existing) if existing.is_dir() => std::fs::remove_dir_all(to).map_err(io_at(to))?,
+        Ok(_) => std::fs::remove_file(to).map_err(io_at(to))?,
+        Err(_) => {}
+    }
+    io::Seek::rewind(&mut source).map_err(io_at(from))?;
+    let mut target = File::options()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(io_at(to))?;
+    let bytes = io::copy(&mut source, &mut target).map_err(io_at(to))?;
     target
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(io_at(to))?;
-    if let Ok(modified) = metadata.modified() {
+    if let Some(modified) = modified {
         target.set_modified(modified).map_err(io_at(to))?;
     }
     Ok(Some(bytes))
+}
+
+/// `to`, opened, when it is a regular file (not a link) holding exactly what
+/// `source` (of `len` bytes) holds. Reads `source` from its start.
+fn same_content(source: &mut File, len: u64, to: &Path) -> Result<Option<File>, CopyError> {
+    use io::Read;
+    let existing = match File::options()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits() as i32)
+        .open(to)
+    {
+        Ok(file) => file,
+        Err(_) => return Ok(None),
+    };
+    let metadata = existing.metadata().map_err(io_at(to))?;
+    if !metadata.is_file() || metadata.len() != len {
+        return Ok(None);
+    }
+    let (mut ours, mut theirs) = (vec![0; 64 << 10], vec![0; 64 << 10]);
+    let mut existing_reader = &existing;
+    loop {
+        let n = read_full(source, &mut ours).map_err(io_at(to))?;
+        let m = read_full(&mut existing_reader, &mut theirs[..n.max(1)]).map_err(io_at(to))?;
+        if n != m || ours[..n] != theirs[..m] {
+            return Ok(None);
+        }
+        if n == 0 {
+            // Both at their end; `existing` is still open for its mode and time.
+            return Ok(Some(existing));
+        }
+    }
+
+    /// Reads until `buffer` is full or the end.
+    fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match reader.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(filled)
+    }
 }
 
 /// Copies the one build output file `root/relative` to `to` (a new file, replaced if
@@ -417,6 +575,69 @@ mod tests {
             assert!(std::fs::symlink_metadata(out.join(gone)).is_err(), "{gone}");
         }
         assert!(copied.dropped_line().unwrap().contains("leak.txt"));
+    }
+
+    #[test]
+    fn a_copy_over_an_earlier_one_replaces_it_without_writing_through_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, "host secret").unwrap();
+        let doc = dir.path().join("target/doc");
+        std::fs::create_dir_all(doc.join("krate/sub")).unwrap();
+        std::fs::write(doc.join("krate/same.html"), "same").unwrap();
+        std::fs::write(doc.join("krate/changed.html"), "new").unwrap();
+        std::fs::write(doc.join("krate/linked.html"), "page").unwrap();
+        std::fs::write(doc.join("krate/sub/page.html"), "sub").unwrap();
+        std::fs::write(doc.join("krate/was-a-dir"), "file now").unwrap();
+
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("krate/was-a-dir")).unwrap();
+        std::fs::create_dir_all(out.join("other")).unwrap();
+        std::fs::write(out.join("other/keep.html"), "other crate").unwrap();
+        std::fs::write(out.join("krate/same.html"), "same").unwrap();
+        std::fs::write(out.join("krate/changed.html"), "old").unwrap();
+        std::fs::write(out.join("krate/stale.html"), "stale").unwrap();
+        std::fs::write(out.join("krate/sub"), "a file where a directory goes").unwrap();
+        symlink(&secret, out.join("krate/linked.html")).unwrap();
+
+        let copied = copy_output_replacing(
+            &dir.path().join("target"),
+            Path::new("doc"),
+            &out,
+            &[],
+            Some(Path::new("krate")),
+        )
+        .unwrap();
+        assert_eq!(copied.files, 5);
+        let read = |path: &str| std::fs::read_to_string(out.join(path)).unwrap();
+        assert_eq!(read("krate/same.html"), "same");
+        assert_eq!(read("krate/changed.html"), "new");
+        assert_eq!(read("krate/linked.html"), "page");
+        assert!(!out.join("krate/linked.html").is_symlink());
+        assert_eq!(read("krate/sub/page.html"), "sub");
+        assert_eq!(read("krate/was-a-dir"), "file now");
+        assert!(!out.join("krate/stale.html").exists());
+        assert_eq!(read("other/keep.html"), "other crate");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host secret");
+        // Times follow the source, as a fresh copy's do.
+        let modified = |path: &Path| std::fs::metadata(path).unwrap().modified().unwrap();
+        assert_eq!(
+            modified(&out.join("krate/same.html")),
+            modified(&doc.join("krate/same.html"))
+        );
+
+        // Sources: what is no longer in the package goes.
+        let package = dir.path().join("package");
+        std::fs::create_dir_all(package.join("src")).unwrap();
+        std::fs::write(package.join("src/lib.rs"), "").unwrap();
+        let sources = dir.path().join("sources");
+        std::fs::create_dir_all(sources.join("src")).unwrap();
+        std::fs::write(sources.join("src/old.rs"), "").unwrap();
+        std::fs::write(sources.join("Cargo.toml"), "").unwrap();
+        copy_sources(&package, &sources, &package, &[]).unwrap();
+        assert!(sources.join("src/lib.rs").is_file());
+        assert!(!sources.join("src/old.rs").exists());
+        assert!(!sources.join("Cargo.toml").exists());
     }
 
     #[test]

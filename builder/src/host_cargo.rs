@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::identity::RegistryName;
@@ -22,6 +23,10 @@ use crate::toolchain::Toolchain;
 
 /// The longest any host-side cargo command may run (a cold fetch of a large graph).
 const HOST_COMMAND_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// A fetch recorded longer ago than this runs again, whatever its inputs: it also
+/// renews cargo's record of what the cargo home's packages are used for.
+const FETCH_STAMP_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Where a registry's definition came from, which decides whether it gets a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,6 +354,136 @@ impl HostCargo {
         self.run("cargo fetch", command).await.map(drop)
     }
 
+    /// [`HostCargo::fetch`], unless the last fetch recorded in `stamp` (a file of
+    /// the work directory) had exactly these inputs and left them as they are now —
+    /// manifest, lockfile, configuration, toolchain, cargo home, registry indexes —
+    /// less than a day ago, and every registry package the lockfile names is still
+    /// unpacked in the cargo home. Packages from git or local paths always fetch.
+    /// Returns whether cargo ran; a skipped fetch is still listed in
+    /// [`HostCargo::commands`], since a replay by hand needs it.
+    pub async fn fetch_unless_fetched(
+        &self,
+        manifest: &Path,
+        config: &[String],
+        stamp: &Path,
+    ) -> Result<bool, HostCargoError> {
+        // File work off the async runtime.
+        let key = |this: &Self, stamp: Option<PathBuf>| {
+            let (this, manifest, config) = (this.clone(), manifest.to_path_buf(), config.to_vec());
+            tokio::task::spawn_blocking(move || {
+                let key = this.fetch_key(&manifest, &config);
+                let recorded = stamp.and_then(|stamp| {
+                    let age = std::fs::metadata(&stamp)
+                        .ok()?
+                        .modified()
+                        .ok()?
+                        .elapsed()
+                        .ok()?;
+                    let recorded = std::fs::read_to_string(&stamp).ok();
+                    recorded.filter(|_| age < FETCH_STAMP_MAX_AGE)
+                });
+                (key, recorded)
+            })
+        };
+        let mut command = self.command(&["fetch"], manifest);
+        add_config(&mut command, config);
+        if let Ok((Some(before), Some(recorded))) = key(self, Some(stamp.to_path_buf())).await
+            && before == recorded
+        {
+            if let Ok(mut commands) = self.commands.lock() {
+                commands.push(replayable(command.as_std()));
+            }
+            return Ok(false);
+        }
+        // Gone until a fetch succeeds again.
+        let old = stamp.to_path_buf();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(old)).await;
+        self.run("cargo fetch", command).await?;
+        // What the fetch left (it may have updated the lockfile) is what the next
+        // check must find to skip it.
+        if let Ok((Some(after), _)) = key(self, None).await {
+            let stamp = stamp.to_path_buf();
+            let _ = tokio::task::spawn_blocking(move || std::fs::write(stamp, after)).await;
+        }
+        Ok(true)
+    }
+
+    /// The digest of everything `cargo fetch` depends on, `None` when it cannot be
+    /// skipped: a package not from a registry (git, a path), or one not unpacked.
+    fn fetch_key(&self, manifest: &Path, config: &[String]) -> Option<String> {
+        let dir = manifest.parent()?;
+        let lockfile = std::fs::read(dir.join("Cargo.lock")).ok()?;
+        let lock: toml::Table = std::str::from_utf8(&lockfile).ok()?.parse().ok()?;
+        // None yet when nothing was ever unpacked (a package without dependencies).
+        let unpacked: Vec<PathBuf> = std::fs::read_dir(self.cargo_home.join("registry/src"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|index| index.path())
+            .collect();
+        let mut roots = 0;
+        for package in lock.get("package")?.as_array()? {
+            let name = package.get("name")?.as_str()?;
+            let version = package.get("version")?.as_str()?;
+            match package.get("source").and_then(toml::Value::as_str) {
+                None => roots += 1,
+                Some(source)
+                    if source.starts_with("registry+") || source.starts_with("sparse+") =>
+                {
+                    let dir = format!("{name}-{version}");
+                    if !unpacked
+                        .iter()
+                        .any(|index| index.join(&dir).join(".cargo-ok").is_file())
+                    {
+                        return None;
+                    }
+                }
+                Some(_) => return None,
+            }
+        }
+        // The package itself is the lockfile's only package without a source.
+        if roots != 1 {
+            return None;
+        }
+        let mut digest = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            digest.update((bytes.len() as u64).to_le_bytes());
+            digest.update(bytes);
+        };
+        let stamp_of = |path: &Path| {
+            std::fs::metadata(path)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+                .map(|(len, at)| format!("{len} {at:?}"))
+                .unwrap_or_default()
+        };
+        part(self.cargo.as_os_str().as_encoded_bytes());
+        part(stamp_of(&self.cargo).as_bytes());
+        part(self.cargo_home.as_os_str().as_encoded_bytes());
+        if let Some(user_config) = &self.user_config {
+            part(&std::fs::read(user_config).unwrap_or_default());
+        }
+        // Indexes by name; never a token.
+        for (key, value) in &self.env {
+            if key.ends_with("_INDEX") {
+                part(key.as_bytes());
+                part(value.as_bytes());
+            }
+        }
+        for value in config {
+            part(value.as_bytes());
+        }
+        part(&std::fs::read(manifest).ok()?);
+        part(&lockfile);
+        Some(
+            digest
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
     /// `cargo metadata` with dependencies, offline.
     pub async fn metadata(
         &self,
@@ -651,6 +786,54 @@ mod tests {
         assert!(looks_like_infrastructure(
             "error: spurious network error (3 tries remaining)"
         ));
+    }
+
+    #[test]
+    fn a_fetch_is_skipped_only_with_every_registry_package_unpacked() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("cargo-home");
+        let toolchain = Toolchain {
+            name: "nightly".into(),
+            sysroot: dir.path().join("toolchain"),
+            version: "rustc 1.0.0-nightly".into(),
+            host: "x86_64-unknown-linux-gnu".into(),
+        };
+        let cargo = HostCargo::new(
+            &toolchain,
+            &home,
+            &Registries::default(),
+            &CancellationToken::new(),
+        );
+        let source = dir.path().join("src");
+        std::fs::create_dir_all(&source).unwrap();
+        let manifest = source.join("Cargo.toml");
+        std::fs::write(&manifest, "[package]\nname = \"app\"\n").unwrap();
+        let root = "[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n";
+        let lock =
+            |extra: &str| std::fs::write(source.join("Cargo.lock"), format!("{root}{extra}"));
+        // No dependency, nothing ever unpacked.
+        lock("").unwrap();
+        let alone = cargo.fetch_key(&manifest, &[]).unwrap();
+        let dep = "[[package]]\nname = \"dep\"\nversion = \"1.0.0\"\n\
+                   source = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+        lock(dep).unwrap();
+        assert_eq!(cargo.fetch_key(&manifest, &[]), None, "not unpacked");
+        let unpacked = home.join("registry/src/index.crates.io-0123/dep-1.0.0");
+        std::fs::create_dir_all(&unpacked).unwrap();
+        assert_eq!(cargo.fetch_key(&manifest, &[]), None, "partly unpacked");
+        std::fs::write(unpacked.join(".cargo-ok"), "{\"v\":1}").unwrap();
+        let with_dep = cargo.fetch_key(&manifest, &[]).unwrap();
+        assert_ne!(alone, with_dep);
+        assert_ne!(
+            cargo.fetch_key(&manifest, &["patch.crates-io.dep.path=\"x\"".into()]),
+            Some(with_dep)
+        );
+        let git = "[[package]]\nname = \"dep\"\nversion = \"1.0.0\"\n\
+                   source = \"git+https://example.invalid/dep#0123\"\n";
+        lock(git).unwrap();
+        assert_eq!(cargo.fetch_key(&manifest, &[]), None, "git");
+        lock("[[package]]\nname = \"local\"\nversion = \"0.1.0\"\n").unwrap();
+        assert_eq!(cargo.fetch_key(&manifest, &[]), None, "path");
     }
 
     #[test]

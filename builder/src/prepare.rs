@@ -256,8 +256,8 @@ pub async fn prepare_source(
     scratch: &Path,
     cargo: &HostCargo,
 ) -> Result<PreparedSource, BuildError> {
-    remove_dir(dest).await?;
     if mode == SourceMode::Package && !package.already_packaged {
+        remove_dir(dest).await?;
         let target_dir = scratch.join("package");
         cargo.package(&package.manifest, &[], &target_dir).await?;
         let archive = target_dir
@@ -270,6 +270,8 @@ pub async fn prepare_source(
         dest.to_path_buf(),
         package.project_root.clone(),
     );
+    // Copied over the previous check's copy: what did not change is not written
+    // again, and what is no longer in the package is removed.
     blocking(move || {
         copy_sources(&from, &to, &root, &NOT_SOURCES).map_err(BuildError::Sources)?;
         finish_source(&to)

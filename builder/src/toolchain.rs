@@ -33,31 +33,42 @@ impl Toolchain {
     /// `requested`, else `nightly` when installed, else the default toolchain.
     /// Without `nightly`, builds run with `RUSTC_BOOTSTRAP=1` so that docs.rs's
     /// nightly-only flags work (see [`Toolchain::needs_bootstrap`]).
+    ///
+    /// Two queries of the toolchain's rustc, run at once: its sysroot, and `-vV`
+    /// (whose first line is `rustc -V`, whose `host:` line names the host).
     pub async fn resolve(requested: Option<&str>) -> Result<Self, ToolchainError> {
-        let name = match requested {
-            Some(name) => Some(name.to_string()),
-            None => nightly_installed().await.then(|| "nightly".to_string()),
-        };
-        let sysroot = match &name {
+        let (name, sysroot, verbose) = match requested {
             Some(name) => {
-                let mut command = Command::new("rustup");
-                command
-                    .args(["run", name, "rustc", "--print", "sysroot"])
-                    .env("RUSTUP_AUTO_INSTALL", "0");
-                let output = output(command)
+                let (sysroot, verbose) = query_rustup(name)
                     .await
-                    .map_err(|_| ToolchainError::NotInstalled(name.clone()))?;
-                if !output.status.success() {
-                    return Err(ToolchainError::NotInstalled(name.clone()));
-                }
-                stdout_line(&output.stdout)
+                    .ok_or_else(|| ToolchainError::NotInstalled(name.to_string()))?;
+                (Some(name.to_string()), sysroot, verbose?)
             }
-            None => rustc_output(Path::new("rustc"), &["--print", "sysroot"]).await?,
+            // `nightly` when rustup runs it (it is installed), else the default.
+            None => match query_rustup("nightly").await {
+                Some((sysroot, verbose)) => (Some("nightly".to_string()), sysroot, verbose?),
+                None => {
+                    let rustc = Path::new("rustc");
+                    let (sysroot, verbose) = tokio::join!(
+                        rustc_output(rustc, &["--print", "sysroot"]),
+                        rustc_output(rustc, &["-vV"])
+                    );
+                    (None, sysroot?, verbose?)
+                }
+            },
         };
         let sysroot = PathBuf::from(sysroot);
-        let rustc = sysroot.join("bin/rustc");
-        let version = rustc_output(&rustc, &["-V"]).await?;
-        let verbose = rustc_output(&rustc, &["-vV"]).await?;
+        let version = verbose
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if !version.starts_with("rustc ") {
+            return Err(ToolchainError::Rustc(format!(
+                "`rustc -vV` names no version: {version}"
+            )));
+        }
         let host = verbose
             .lines()
             .find_map(|line| line.strip_prefix("host: "))
@@ -126,14 +137,27 @@ impl Toolchain {
     }
 }
 
-async fn nightly_installed() -> bool {
-    let mut command = Command::new("rustup");
-    command.args(["toolchain", "list"]);
-    output(command).await.is_ok_and(|output| {
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .any(|line| line.starts_with("nightly-") || line.starts_with("nightly "))
-    })
+/// The sysroot of the toolchain rustup knows as `name` (`None` when rustup cannot
+/// run it: not installed, or no rustup), and its rustc's `-vV`.
+async fn query_rustup(name: &str) -> Option<(String, Result<String, ToolchainError>)> {
+    let rustup = |args: &[&str]| {
+        let mut command = Command::new("rustup");
+        command
+            .args(["run", name, "rustc"])
+            .args(args)
+            .env("RUSTUP_AUTO_INSTALL", "0");
+        output(command)
+    };
+    let (sysroot, verbose) = tokio::join!(rustup(&["--print", "sysroot"]), rustup(&["-vV"]));
+    let sysroot = sysroot.ok().filter(|output| output.status.success())?;
+    let verbose = match verbose {
+        Ok(output) if output.status.success() => Ok(stdout_line(&output.stdout)),
+        Ok(output) => Err(ToolchainError::Rustc(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        )),
+        Err(error) => Err(ToolchainError::Rustc(format!("rustup: {error}"))),
+    };
+    Some((stdout_line(&sysroot.stdout), verbose))
 }
 
 /// Runs a toolchain query outside any project (so that no `rust-toolchain` file

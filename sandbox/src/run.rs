@@ -79,15 +79,12 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees
-    /// on an API version, so that older engines work too.
+    /// on an API version, so that older engines work too: that one request (the
+    /// engine's version) also tells an unreachable engine.
     pub async fn connect() -> Result<Self, SandboxError> {
         let docker = Docker::connect_with_defaults().map_err(SandboxError::EngineUnreachable)?;
         let docker = docker
             .negotiate_version()
-            .await
-            .map_err(SandboxError::EngineUnreachable)?;
-        docker
-            .ping()
             .await
             .map_err(SandboxError::EngineUnreachable)?;
         Ok(Self {
