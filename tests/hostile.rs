@@ -1075,8 +1075,8 @@ fn a_build_script_s_tampering_never_reaches_a_build_outside_its_graph() {
     world.write_docbuild_toml(&registry.index_url(), None);
     let mut jobs = Vec::new();
     for name in [
-        "plain",
         "tamper",
+        "plain",
         "uses-tamper",
         "clean",
         "also-uses-tamper",
@@ -1087,32 +1087,32 @@ fn a_build_script_s_tampering_never_reaches_a_build_outside_its_graph() {
         assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
         jobs.push(job);
     }
-    let [plain, tamper, uses_tamper, clean, also_uses_tamper] = &jobs[..] else {
+    let [tamper, plain, uses_tamper, clean, also_uses_tamper] = &jobs[..] else {
         unreachable!()
     };
 
-    // P compiled `shared` with no code of any crate running: a layer anyone may use.
-    assert!(log_of(plain).contains("as layer"), "{}", log_of(plain));
-    assert_eq!(shared_functions(&world, plain), ["genuine"]);
-    // The attack works within a build: M's docs, and those of D, whose graph holds
-    // M, show the forgery. M's dependencies were compiled apart, for a stub of M,
-    // before its build script ran.
+    // M's dependencies were compiled apart, for a stub of M, and kept as a layer
+    // before its build script ran; then the attack worked within M's build.
     assert!(log_of(tamper).contains("(dependencies, for the build cache)"));
     assert_eq!(shared_functions(&world, tamper), ["tampered"]);
+    // P reuses that layer: the `shared` it holds is the real one.
+    assert_eq!(shared_functions(&world, plain), ["genuine"]);
+    assert!(layers_line(plain).contains("made by tamper 0.1.0"));
+    // D's graph holds M: M's build script tampers within D's build too, and D keeps
+    // what it compiled as a layer that records M's code.
     assert_eq!(shared_functions(&world, uses_tamper), ["tampered"]);
-    assert!(layers_line(uses_tamper).contains("made by plain 0.1.0"));
-    // C reuses P's `shared`, never what was compiled while M's code ran.
+    assert!(log_of(uses_tamper).contains("as layer"));
+    // C reuses the stub's `shared`, never what was compiled while M's code ran.
     assert_eq!(shared_functions(&world, clean), ["genuine"]);
     let clean_layers = layers_line(clean);
     assert!(
-        clean_layers.contains("made by plain 0.1.0"),
+        clean_layers.contains("made by tamper 0.1.0"),
         "{clean_layers}"
     );
     assert!(
         !clean_layers.contains("made by uses-tamper"),
         "{clean_layers}"
     );
-    assert!(!clean_layers.contains("made by tamper"), "{clean_layers}");
     // E's graph holds M: it may reuse what D compiled, forgery and all.
     let e_layers = layers_line(also_uses_tamper);
     assert!(e_layers.contains("made by uses-tamper 0.1.0"), "{e_layers}");
@@ -1140,7 +1140,7 @@ fn a_build_script_s_tampering_never_reaches_a_build_outside_its_graph() {
     };
     let kept = made_by();
     assert!(
-        kept.contains(&"plain 0.1.0".to_string())
+        kept.contains(&"tamper 0.1.0".to_string())
             && kept.contains(&"uses-tamper 0.1.0".to_string()),
         "{kept:?}"
     );

@@ -96,6 +96,8 @@ pub struct Chosen {
     pub ids: Vec<String>,
     /// Which build made each (`name version`).
     pub made_by: Vec<String>,
+    /// The packages they hold units of.
+    pub packages: BTreeSet<String>,
     locks: Vec<File>,
 }
 
@@ -189,6 +191,7 @@ impl BuildCache {
             let _ = lock.set_modified(SystemTime::now());
             chosen.ids.push(layer.id);
             chosen.made_by.push(layer.record.made_by);
+            chosen.packages.extend(layer.record.packages);
             chosen.locks.push(lock);
         }
         Ok(chosen)
@@ -392,6 +395,9 @@ pub struct DependencyGraph {
     /// The names of every package but the documented one, and of their targets,
     /// with `_` for `-` (as units are named).
     pub names: BTreeSet<String>,
+    /// Each compiled package but the documented one, by name as its units are
+    /// named (`-` as `_`).
+    pub package_names: BTreeSet<String>,
     /// The documented package's name, and its library's crate name.
     pub root_package: String,
     pub root_crate: String,
@@ -479,6 +485,12 @@ impl DependencyGraph {
                 .map(|id| key(id))
                 .collect(),
             runs_code: runs.iter().map(|id| key(id)).collect(),
+            package_names: compiled
+                .iter()
+                .filter(|&&id| id != root)
+                .filter_map(|id| packages.get(id))
+                .map(|p| p.name.replace('-', "_"))
+                .collect(),
             names: compiled
                 .iter()
                 .filter(|&&id| id != root)
@@ -805,6 +817,8 @@ pub struct LayeredTarget {
     upper: PathBuf,
     /// The chosen layers' trees.
     lowers: Vec<PathBuf>,
+    /// The packages the chosen layers hold units of.
+    covered: BTreeSet<String>,
     path: PathBuf,
     overlay: Option<Overlay>,
     made_by: String,
@@ -850,6 +864,7 @@ impl LayeredTarget {
         })
         .await
         .map_err(io::Error::other)??;
+        let covered = chosen.packages.clone();
         let lowers = chosen
             .ids
             .iter()
@@ -867,10 +882,18 @@ impl LayeredTarget {
             graph,
             upper,
             lowers,
+            covered,
             path,
             overlay,
             made_by,
         })
+    }
+
+    /// True when the chosen layers hold units of every package of the graph: the
+    /// dependencies likely need no compiling (a guess by name; a wrong one only
+    /// means no layer is kept from this build).
+    pub fn covers_graph(&self) -> bool {
+        self.graph.package_names.is_subset(&self.covered)
     }
 
     /// The target directory builds are given.

@@ -480,10 +480,12 @@ impl CheckRun<'_> {
             cancel,
             progress,
         };
-        // A package without dependencies has nothing to compile apart.
+        // A package without dependencies has nothing to compile apart, nor one
+        // whose dependencies the layers already hold.
         if let Some(layers) = layered.as_ref()
             && layers.graph.root_runs_code
             && !layers.graph.packages.is_empty()
+            && !layers.covers_graph()
         {
             progress.step("compiling dependencies");
             self.compile_dependencies_apart(&env, plan, lib_name, layers, &source, work, report)
