@@ -757,52 +757,9 @@ impl Drop for Overlay {
 }
 
 /// Unmounts an overlay at `path`, lazily if it is busy; nothing mounted there is
-/// not an error.
+/// not an error (the target directory's own unmounting, which knows overlays).
 pub async fn unmount_overlay(path: &Path) -> io::Result<()> {
-    if !is_overlay(path) {
-        return Ok(());
-    }
-    for lazy in [false, true] {
-        let mut command = tokio::process::Command::new("umount");
-        if lazy {
-            command.arg("-l");
-        }
-        command
-            .arg(path)
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        let status = tokio::time::timeout(MOUNT_TIME_LIMIT, command.status())
-            .await
-            .map_err(|_| io::Error::other("umount of the overlay timed out"))??;
-        if status.success() {
-            return Ok(());
-        }
-    }
-    Err(io::Error::other(format!(
-        "cannot unmount the overlay at {}",
-        path.display()
-    )))
-}
-
-/// True when an overlay is mounted at `path`.
-pub fn is_overlay(path: &Path) -> bool {
-    let Ok(path) = std::fs::canonicalize(path) else {
-        return false;
-    };
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    mountinfo.lines().any(|line| {
-        let mut fields = line.split(' ');
-        let point = fields.nth(4);
-        point.is_some_and(|p| Path::new(p) == path)
-            && line
-                .split_once(" - ")
-                .is_some_and(|(_, rest)| rest.starts_with("overlay "))
-    })
+    crate::disk::unmount(path).await.map_err(io::Error::other)
 }
 
 /// A build's target directory over the cache's layers: the budget's filesystem
