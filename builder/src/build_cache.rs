@@ -693,7 +693,7 @@ impl Overlay {
         upper: &Path,
         work: &Path,
     ) -> io::Result<Overlay> {
-        std::fs::create_dir_all(path)?;
+        tokio::fs::create_dir_all(path).await?;
         // Layers are named relative to their directory, so that many fit in the
         // options (one page).
         let lower: Vec<String> = chosen.ids.iter().map(|id| format!("{id}/tree")).collect();
