@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::archive::{self, ArchiveError, FileEntry, Manifest, StoreStats};
+use crate::archive::{self, ArchiveError, Effort, FileEntry, Manifest, StoreStats};
 use crate::blobs::{BlobError, BlobInfo, Blobs};
 
 fn manifest_key(build: i64) -> String {
@@ -72,6 +72,17 @@ impl StoredBuilds {
         docs: Option<&Path>,
         log: Option<Bytes>,
     ) -> Result<Option<StoreStats>, ArchiveError> {
+        self.put_with(build, docs, log, Effort::Smallest).await
+    }
+
+    /// [`StoredBuilds::put`], compressing the docs' new blobs with `effort`.
+    pub async fn put_with(
+        &self,
+        build: i64,
+        docs: Option<&Path>,
+        log: Option<Bytes>,
+        effort: Effort,
+    ) -> Result<Option<StoreStats>, ArchiveError> {
         if let Some(log) = log {
             let compressed = tokio::task::spawn_blocking(move || gzip(&log))
                 .await
@@ -79,7 +90,7 @@ impl StoredBuilds {
             self.blobs.put(&log_key(build), compressed.into()).await?;
         }
         let Some(docs) = docs else { return Ok(None) };
-        let (manifest, stats) = archive::store_tree(&self.blobs, docs).await?;
+        let (manifest, stats) = archive::store_tree_with(&self.blobs, docs, effort).await?;
         self.put_manifest(build, &manifest).await?;
         Ok(Some(stats))
     }
