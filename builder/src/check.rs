@@ -189,6 +189,7 @@ async fn run_check(
         return Err(InputError::Target(bad.clone()).into());
     }
     let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await?;
+    tracing::debug!(toolchain = %toolchain.version, "check: toolchain resolved");
     report.toolchain = Some(toolchain.version.clone());
     if !options.targets.is_empty() {
         let known = toolchain.target_list().await?;
@@ -249,6 +250,7 @@ impl CheckRun<'_> {
         } = *self;
         // locate
         let package = LocalPackage::locate(&options.path, cargo).await?;
+        tracing::debug!("check: package located");
         report.name = Some(package.name().to_string());
         report.version = Some(package.version());
         report.features = package.features.clone();
@@ -306,6 +308,7 @@ impl CheckRun<'_> {
             cancel,
         )
         .await?;
+        tracing::debug!("check: target directory ready");
         if let Some(reason) = target.fallback_reason() {
             append_to_log(
                 &log_path,
@@ -333,6 +336,7 @@ impl CheckRun<'_> {
         } else {
             target.release().await
         };
+        tracing::debug!("check: target directory released");
         built?;
         Ok(released?)
     }
@@ -377,6 +381,7 @@ impl CheckRun<'_> {
             None => prepare_source(package, mode, &source_dir, work, cargo).await?,
         };
         add_packaged_dependencies(&mut source, &options.dependencies).await?;
+        tracing::debug!("check: sources prepared");
         let (dir, members) = (source.dir.clone(), options.workspace_members.clone());
         blocking(move || unlock_members(&dir, &members)).await?;
 
@@ -406,6 +411,7 @@ impl CheckRun<'_> {
             Sandbox::connect()
         );
         fetched?;
+        tracing::debug!("check: fetched");
         let reference = reference?;
         if let Some(build_cache) = options.build_cache.as_ref().filter(|c| c.enabled())
             && target.mounted()
@@ -449,6 +455,7 @@ impl CheckRun<'_> {
             .await?
         };
         let sandbox = sandbox?;
+        tracing::debug!("check: sandbox ready");
         let env = BuildEnvironment {
             sandbox: &sandbox,
             image: options.image.clone(),
@@ -493,6 +500,7 @@ impl CheckRun<'_> {
         }
         progress.step(&format!("documenting for {}", plan.default_target));
         let mut run = build_target(&env, plan, &plan.default_target, lib_name).await?;
+        tracing::debug!("check: built");
         report.commands.push(run.replay.clone());
         run.out_of_disk = !run.report.succeeded() && target.is_full().await?;
         if source.shipped_lockfile && run.outcome() == Outcome::BuildFailed {
@@ -556,6 +564,7 @@ impl CheckRun<'_> {
         // it, to `--out` or to the work directory.
         let out = options.out.clone().unwrap_or_else(|| work.join("docs"));
         let copied = copy_docs(report, plan, &target_dir, &out).await?;
+        tracing::debug!("check: docs copied");
         if let Some(line) = copied.dropped_line() {
             append_to_log(&log_path, &line)?;
         }

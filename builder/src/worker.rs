@@ -685,7 +685,9 @@ async fn make_standalone(source: &Path) -> Result<(), BuildError> {
 /// tree is read as every stored tree is, no link followed (`archive::store_tree`), and
 /// removed after. Not keeping them does not fail the build.
 async fn keep_package(service: &Service, package_dir: &Path) -> Option<Manifest> {
-    let kept = match archive::store_tree(service.store.builds().blobs(), package_dir).await {
+    let effort = store_effort(service).await;
+    let blobs = service.store.builds().blobs();
+    let kept = match archive::store_tree_with(blobs, package_dir, effort).await {
         Ok((manifest, stats)) => {
             tracing::debug!(
                 files = stats.files,
@@ -803,13 +805,7 @@ async fn store(
     let has_docs = tokio::fs::symlink_metadata(&docs)
         .await
         .is_ok_and(|m| m.is_dir());
-    // While jobs wait, the CPU is theirs: new blobs are compressed fast, at the
-    // cost of a tenth more bytes; with none waiting, as small as they get.
-    let effort = match service.queue.waiting().await {
-        Ok(0) => Effort::Smallest,
-        Ok(_) => Effort::Fast,
-        Err(_) => Effort::Smallest,
-    };
+    let effort = store_effort(service).await;
     let stats = service
         .store
         .builds()
@@ -856,6 +852,15 @@ async fn store(
             })?;
     }
     Ok(())
+}
+
+/// How hard a job's files are compressed as they are stored: while jobs wait, the
+/// CPU is theirs (fast, about 5% more bytes); with none waiting, as small as they get.
+async fn store_effort(service: &Service) -> Effort {
+    match service.queue.waiting().await {
+        Ok(0) | Err(_) => Effort::Smallest,
+        Ok(_) => Effort::Fast,
+    }
 }
 
 /// The rustdoc JSON `check` kept, at most [`crate::check::MAX_JSON_BYTES`].
