@@ -44,10 +44,12 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 run_docbuild() {
-    "$docbuild" check "$work/$1" --no-package --json >"$work/last.json"
-    # Where its log is (the check directory is named after the package, not the
-    # directory it is in).
-    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["log"])' "$work/last.json" >"$work/log-$1"
+    "$docbuild" check "$work/$1" --no-package --json >"$work/last-$1.json"
+}
+# Where the last check's log is (the check directory is named after the package, not
+# the directory it is in); read outside the timed runs.
+keep_log_path() {
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["log"])' "$work/last-$1.json" >"$work/log-$1"
 }
 
 # The direct command: docbuild's logged command with the container's paths mapped
@@ -89,11 +91,12 @@ measure() { # measure COMMAND CRATE MODE → seconds
 printf '%-8s %5s %-5s %9s %11s %7s %12s\n' crate deps case direct_s docbuild_s ratio overhead_s
 for crate in tiny "$real_crate"; do
     run_docbuild "$crate" # downloads dependencies into docbuild's cargo home, makes the image
-    if ! grep -q '"outcome":"success"' "$work/last.json"; then
+    if ! grep -q '"outcome":"success"' "$work/last-$crate.json"; then
         echo "docbuild check of $crate did not succeed:" >&2
-        cat "$work/last.json" >&2
+        cat "$work/last-$crate.json" >&2
         exit 1
     fi
+    keep_log_path "$crate"
     run_direct "$crate" || { echo "direct run of $crate failed:" >&2; tail -n 20 "$work/direct-$crate.log" >&2; exit 1; }
     deps=$(cd "$work/$crate" && cargo tree --all-features -e normal,build --prefix none 2>/dev/null | sort -u | wc -l)
     deps=$((deps - 1))

@@ -61,11 +61,16 @@ mkdir -p "$shared/cargo-home" "$shared/static-files"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+# The machine's busy CPU time so far (all processes: containers, engine, cargo), in
+# clock ticks; `cpu_since TICKS` → core-seconds since.
+ticks=$(getconf CLK_TCK)
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+cpu_since() { awk -v a="$1" -v b="$(busy)" -v t="$ticks" 'BEGIN { printf "%.0f", (b - a) / t }'; }
 
-# run_queue DIR REUSE CRATE… → seconds for `worker --once --jobs 2` to drain a fresh
-# data directory's queue of CRATE…; REUSE=off switches the build cache off.
+# run_queue DIR REUSE CRATE… → "SECONDS CPU" for `worker --once --jobs 2` to drain a
+# fresh data directory's queue of CRATE…; REUSE=off switches the build cache off.
 run_queue() {
-    local data="$work/$1" reuse=$2 start seconds ok
+    local data="$work/$1" reuse=$2 start cpu seconds ok
     shift 2
     mkdir -p "$data/cache"
     ln -s "$shared/cargo-home" "$data/cache/cargo-home"
@@ -77,8 +82,10 @@ run_queue() {
         "$docbuild" --data-dir "$data" queue add "$krate" >/dev/null
     done
     start=$(now)
+    cpu=$(busy)
     "$docbuild" --data-dir "$data" worker --once --jobs 2 >"$data/worker.out" 2>&1
     seconds=$(elapsed "$start" "$(now)")
+    cpu=$(cpu_since "$cpu")
     ok=$("$docbuild" --data-dir "$data" queue list --json | grep -c '"outcome":"success"' || true)
     if [ "$ok" -ne "$#" ]; then
         echo "only $ok of $# builds succeeded in run $1:" >&2
@@ -86,12 +93,12 @@ run_queue() {
         exit 1
     fi
     if [ "${KEEP_DATA:-}" = 1 ]; then
-        echo "$seconds"
+        echo "$seconds $cpu"
         return
     fi
     # Its target directories are gigabytes: gone before the next run (untimed).
     rm -rf "$data"
-    echo "$seconds"
+    echo "$seconds $cpu"
 }
 
 # keep_replays DATA DIR CRATE…: for each crate, the sources docbuild built (its
@@ -116,18 +123,19 @@ keep_replays() {
     rm -rf "$data"
 }
 
-# run_replays DIR → seconds for every kept command, one after the other, each in a
-# clean target directory, offline with the same downloaded dependencies.
+# run_replays DIR → "SECONDS CPU" for every kept command, one after the other, each in
+# a clean target directory, offline with the same downloaded dependencies.
 run_replays() {
-    local dir=$1 crate start
+    local dir=$1 crate start cpu
     start=$(now)
+    cpu=$(busy)
     for crate in "$dir"/*/; do
         (cd "$crate/src" && env PATH="$sysroot/bin:$PATH" DOCS_RS=1 RUSTC_BOOTSTRAP=1 \
             CARGO_HOME="$shared/cargo-home" CARGO_TARGET_DIR="$crate/target" \
             bash -c "$(cat "$crate/command")" >"$crate/log" 2>&1) ||
             echo "cargo rustdoc failed for $(basename "$crate"): see $crate/log" >&2
     done
-    elapsed "$start" "$(now)"
+    echo "$(elapsed "$start" "$(now)") $(cpu_since "$cpu")"
     rm -rf "$dir"/*/target
 }
 
@@ -135,11 +143,12 @@ run_replays() {
 # published sources (as the warm-up unpacked them), one after the other, each from a
 # clean target directory, offline with the same downloaded dependencies.
 run_cargo() {
-    local dir="$work/$1" registry_src start krate src
+    local dir="$work/$1" registry_src start cpu krate src
     shift
     registry_src=$(ls -d "$shared"/cargo-home/registry/src/*/ | head -n 1)
     mkdir -p "$dir"
     start=$(now)
+    cpu=$(busy)
     for krate in "$@"; do
         src="$dir/${krate/@/-}"
         cp -r "$registry_src/${krate/@/-}" "$src"
@@ -147,7 +156,7 @@ run_cargo() {
         (cd "$src" && CARGO_HOME="$shared/cargo-home" CARGO_TARGET_DIR="$src-target" \
             cargo doc --no-deps --offline --quiet >/dev/null 2>&1) || echo "cargo doc failed for $krate" >&2
     done
-    elapsed "$start" "$(now)"
+    echo "$(elapsed "$start" "$(now)") $(cpu_since "$cpu")"
     rm -rf "$dir"
 }
 
@@ -167,13 +176,13 @@ bench_set() {
     echo "set $label: cargo doc --no-deps..." >&2
     nodeps=$(run_cargo "$label-cargo" "$@")
     local n=$#
-    row() { # row RUN SECONDS: builds/hour and speed-up = baseline / run
-        awk -v run="$1" -v s="$2" -v n="$n" -v base="$plain" \
-            'BEGIN { printf "%-34s %9.1f %12.0f %9.2fx\n", run, s, n * 3600 / s, base / s }'
+    row() { # row RUN "SECONDS CPU": builds/hour and speed-up = baseline / run
+        awk -v run="$1" -v s="${2% *}" -v cpu="${2#* }" -v n="$n" -v base="${plain% *}" \
+            'BEGIN { printf "%-34s %9.1f %8s %12.0f %9.2fx\n", run, s, cpu, n * 3600 / s, base / s }'
     }
     echo
-    printf 'Set %s: %d builds\n' "$label" "$n"
-    printf '%-34s %9s %12s %10s\n' run seconds builds/hour speed-up
+    printf 'Set %s: %d builds (cpu: core-seconds of the whole machine)\n' "$label" "$n"
+    printf '%-34s %9s %8s %12s %10s\n' run seconds cpu builds/hour speed-up
     row "docbuild --jobs 2, reuse on" "$on"
     row "docbuild --jobs 2, reuse off" "$off"
     row "cargo rustdoc (docbuild's), serial" "$plain"

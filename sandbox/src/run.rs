@@ -374,13 +374,33 @@ impl Sandbox {
         let duration = started.elapsed();
         sampler.abort();
 
-        let state = self
+        let mut state = self
             .docker
             .inspect_container(id, None)
             .await
             .map_err(engine("inspecting the container"))?
             .state
             .unwrap_or_default();
+        // The engine marks an OOM kill when the runtime's OOM event arrives, which
+        // may come after the exit that ended the wait: a failed run that may have
+        // run out of memory (no sample, or one near the limit) is looked at again,
+        // briefly.
+        let sampled = peak.load(Ordering::Relaxed);
+        let near_limit = sampled == 0 || sampled >= spec.limits.memory_bytes / 10 * 9;
+        for _ in 0..4 {
+            let failed = state.exit_code.is_some_and(|code| code != 0);
+            if !failed || !near_limit || timed_out || cancelled || state.oom_killed == Some(true) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            state = self
+                .docker
+                .inspect_container(id, None)
+                .await
+                .map_err(engine("inspecting the container"))?
+                .state
+                .unwrap_or_default();
+        }
         let oom_killed = state.oom_killed.unwrap_or(false);
         // What the engine's samples showed; a run shorter than its sampling interval
         // may end before any sample (an OOM kill is told by `oom_killed`, not here).
