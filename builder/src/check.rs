@@ -563,7 +563,11 @@ impl CheckRun<'_> {
         // The target directory is unmounted after the build: the docs are copied out of
         // it, to `--out` or to the work directory.
         let out = options.out.clone().unwrap_or_else(|| work.join("docs"));
+        let writeback = target.start_writeback();
         let copied = copy_docs(report, plan, &target_dir, &out).await?;
+        if let Some(writeback) = writeback {
+            let _ = writeback.await;
+        }
         tracing::debug!("check: docs copied");
         if let Some(line) = copied.dropped_line() {
             append_to_log(&log_path, &line)?;

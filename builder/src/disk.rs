@@ -277,6 +277,22 @@ impl TargetDir {
         &self.path
     }
 
+    /// Starts writing the filesystem's dirty pages back (`syncfs`), off the runtime,
+    /// so that its unmount, which must write them, has little left to do: called
+    /// while the docs are copied out. `None` for a plain directory.
+    pub fn start_writeback(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.mounted().then(|| {
+            let path = self.path.clone();
+            tokio::task::spawn_blocking(move || {
+                use rustix::fs::OFlags;
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                if let Ok(dir) = rustix::fs::open(&path, flags, rustix::fs::Mode::empty()) {
+                    let _ = rustix::fs::syncfs(&dir);
+                }
+            })
+        })
+    }
+
     /// True when the budget is enforced by a mounted filesystem.
     pub fn mounted(&self) -> bool {
         self.mount.is_some()
