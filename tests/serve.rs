@@ -685,6 +685,7 @@ fn tokens_guard_every_page_and_call() {
     let listed = run(&server.data, &["token", "list", "--json"]);
     let first: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
     run(&server.data, &["token", "revoke", &first["id"].to_string()]);
+    settle();
     assert_eq!(
         server
             .request("GET", "/", &[("authorization", &bearer(&read))], None)
@@ -1375,6 +1376,7 @@ fn docs_have_an_origin_of_their_own() {
         .unwrap()["id"]
         .to_string();
     run(&server.data, &["token", "revoke", &admin_id]);
+    settle();
     let (status, _) = reply(
         "GET",
         "/documented/0.1.0/documented/",
