@@ -102,8 +102,8 @@ run_queue() {
 }
 
 # keep_replays DATA DIR CRATE…: for each crate, the sources docbuild built (its
-# work directory's src/, with the lockfile it used) and its logged HTML command,
-# into DIR/NAME-VERSION/{src,command}; then DATA goes.
+# work directory's src/, with the lockfile it used) and its logged HTML and rustdoc
+# JSON commands, into DIR/NAME-VERSION/{src,command,command-json}; then DATA goes.
 sysroot=$(rustup run nightly rustc --print sysroot 2>/dev/null || rustc --print sysroot)
 keep_replays() {
     local data=$1 dir=$2 krate name version work
@@ -119,23 +119,42 @@ keep_replays() {
         grep -m1 -E '^\[docbuild\] [^ ]+: /opt/docbuild/toolchain/bin/cargo ' "$work/build.log" |
             sed -e 's/^\[docbuild\] [^ ]*: //' -e "s#/opt/docbuild/toolchain#$sysroot#g" \
                 >"$dir/$name-$version/command"
+        grep -m1 -E '^\[docbuild\] [^ ]+ \(rustdoc JSON\): /opt/docbuild/toolchain/bin/cargo ' "$work/build.log" |
+            sed -e 's/^\[docbuild\] [^:]*: //' -e "s#/opt/docbuild/toolchain#$sysroot#g" \
+                >"$dir/$name-$version/command-json"
     done
     rm -rf "$data"
 }
 
 # run_replays DIR → "SECONDS CPU" for every kept command, one after the other, each in
-# a clean target directory, offline with the same downloaded dependencies.
+# a clean target directory, offline with the same downloaded dependencies; then
+# OWN_SECONDS into DIR/own: every crate once more with its dependencies compiled (its
+# sources touched), the HTML and the rustdoc JSON command, one after the other. That is
+# each crate's own rustdoc work, which no reuse of dependencies can take away.
+replay() { # replay CRATE_DIR COMMAND_FILE
+    (cd "$1/src" && env PATH="$sysroot/bin:$PATH" DOCS_RS=1 RUSTC_BOOTSTRAP=1 \
+        CARGO_HOME="$shared/cargo-home" CARGO_TARGET_DIR="$1/target" \
+        bash -c "$(cat "$1/$2")" >>"$1/log" 2>&1) ||
+        echo "cargo rustdoc failed for $(basename "$1"): see $1/log" >&2
+}
 run_replays() {
-    local dir=$1 crate start cpu
+    local dir=$1 crate start cpu result
     start=$(now)
     cpu=$(busy)
     for crate in "$dir"/*/; do
-        (cd "$crate/src" && env PATH="$sysroot/bin:$PATH" DOCS_RS=1 RUSTC_BOOTSTRAP=1 \
-            CARGO_HOME="$shared/cargo-home" CARGO_TARGET_DIR="$crate/target" \
-            bash -c "$(cat "$crate/command")" >"$crate/log" 2>&1) ||
-            echo "cargo rustdoc failed for $(basename "$crate"): see $crate/log" >&2
+        replay "$crate" command
     done
-    echo "$(elapsed "$start" "$(now)") $(cpu_since "$cpu")"
+    result="$(elapsed "$start" "$(now)") $(cpu_since "$cpu")"
+    for crate in "$dir"/*/; do
+        find "$crate/src" -name '*.rs' -exec touch {} +
+    done
+    start=$(now)
+    for crate in "$dir"/*/; do
+        replay "$crate" command
+        replay "$crate" command-json
+    done
+    elapsed "$start" "$(now)" >"$dir/own"
+    echo "$result"
     rm -rf "$dir"/*/target
 }
 
@@ -187,6 +206,11 @@ bench_set() {
     row "docbuild --jobs 2, reuse off" "$off"
     row "cargo rustdoc (docbuild's), serial" "$plain"
     row "cargo doc --no-deps, serial" "$nodeps"
+    # The most any reuse of dependencies can give: two jobs at a time doing nothing
+    # but each crate's own rustdoc runs.
+    awk -v own="$(cat "$work/$label-replays/own")" -v base="${plain% *}" 'BEGIN {
+        printf "each crate'"'"'s own rustdoc runs (HTML + JSON), dependencies compiled: %.1f s serial;\n", own
+        printf "with every dependency reused, --jobs 2 could reach at best %.2fx\n", base / (own / 2) }'
 }
 
 for set in $sets; do

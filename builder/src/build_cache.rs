@@ -619,6 +619,7 @@ fn copy_layer(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let skip = (name == "doc" && relative.components().count() <= 2)
+            || (name == crate::execute::OLD_DOCS && relative.components().count() == 1)
             // cargo's locks and caches of the whole directory: each build's own.
             || name.starts_with(".cargo-")
             || name == ".rustc_info.json"

@@ -108,6 +108,11 @@ impl CacheDirs {
         &self.root
     }
 
+    /// The last toolchain resolution ([`Toolchain::resolve_remembered`]).
+    pub fn toolchain_file(&self) -> PathBuf {
+        self.root.join("toolchain.json")
+    }
+
     /// The directory kept for one local package: its target directory (compiled
     /// dependencies reused by the next check), its prepared sources and its log.
     /// Keyed by the package's name and its path: another package found at the same
@@ -188,7 +193,9 @@ async fn run_check(
     if let Some(bad) = options.targets.iter().find(|t| !is_target_triple(t)) {
         return Err(InputError::Target(bad.clone()).into());
     }
-    let toolchain = Toolchain::resolve(options.toolchain.as_deref()).await?;
+    let toolchain =
+        Toolchain::resolve_remembered(options.toolchain.as_deref(), &cache.toolchain_file())
+            .await?;
     tracing::debug!(toolchain = %toolchain.version, "check: toolchain resolved");
     report.toolchain = Some(toolchain.version.clone());
     if !options.targets.is_empty() {

@@ -128,6 +128,38 @@ pub fn remove_below(root: &Path, relative: &Path) -> Result<(), CopyError> {
     }
 }
 
+/// Moves `root/relative` (a file, a link or a tree) to `root/aside`, without
+/// following any link, so that it can be deleted later with [`remove_below`] while the
+/// tree is in use: only `root` is resolved by path then. Whatever was at `root/aside`
+/// goes first. Returns whether anything is at `root/aside` now; when the rename is
+/// refused (an overlay's lower directory), `root/relative` is removed here instead.
+pub fn set_aside(root: &Path, relative: &Path, aside: &str) -> Result<bool, CopyError> {
+    remove_below(root, Path::new(aside))?;
+    let (Some(name), parent) = (relative.file_name(), relative.parent()) else {
+        return Err(CopyError::NotBelow(relative.to_path_buf()));
+    };
+    let parent = match checked_dir(root, parent.unwrap_or(Path::new(""))) {
+        Ok(Some(parent)) => parent,
+        Ok(None) => return Ok(false),
+        // A link above it: the whole top-level subtree goes.
+        Err(CopyError::NotADirectory(_)) => {
+            let top = relative
+                .components()
+                .next()
+                .map(|c| PathBuf::from(c.as_os_str()));
+            remove_below(root, &top.unwrap_or_else(|| relative.to_path_buf()))?;
+            return Ok(false);
+        }
+        Err(error) => return Err(error),
+    };
+    let path = parent.join(name);
+    match std::fs::rename(&path, root.join(aside)) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(_) => remove_below(root, relative).map(|()| false),
+    }
+}
+
 /// Copies build output `root/relative` into `to`, dropping links and special files.
 /// Top-level entries named in `skip_top` are left out. A missing source copies
 /// nothing.
@@ -638,6 +670,43 @@ mod tests {
         assert!(sources.join("src/lib.rs").is_file());
         assert!(!sources.join("src/old.rs").exists());
         assert!(!sources.join("Cargo.toml").exists());
+    }
+
+    #[test]
+    fn old_output_set_aside_is_deleted_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        std::fs::write(host.join("keep.txt"), b"host file").unwrap();
+        let root = dir.path().join("target");
+        std::fs::create_dir_all(root.join("t/doc/krate")).unwrap();
+        std::fs::write(root.join("t/doc/krate/index.html"), b"old").unwrap();
+        // A leftover of an earlier deletion goes first.
+        std::fs::create_dir_all(root.join("aside/stale")).unwrap();
+
+        assert!(set_aside(&root, Path::new("t/doc"), "aside").unwrap());
+        assert!(!root.join("t/doc").exists());
+        assert_eq!(
+            std::fs::read(root.join("aside/krate/index.html")).unwrap(),
+            b"old"
+        );
+        assert!(!root.join("aside/stale").exists());
+        // A build replaces what is aside with a link to a host directory: deleting
+        // it removes the link, not what it names.
+        std::fs::remove_dir_all(root.join("aside")).unwrap();
+        symlink(&host, root.join("aside")).unwrap();
+        remove_below(&root, Path::new("aside")).unwrap();
+        assert!(std::fs::symlink_metadata(root.join("aside")).is_err());
+        assert_eq!(std::fs::read(host.join("keep.txt")).unwrap(), b"host file");
+
+        // Nothing there: nothing aside.
+        assert!(!set_aside(&root, Path::new("t/doc"), "aside").unwrap());
+        // A link above the output: the top-level subtree goes, the host's files stay.
+        std::fs::remove_dir_all(root.join("t")).unwrap();
+        symlink(&host, root.join("t")).unwrap();
+        assert!(!set_aside(&root, Path::new("t/doc"), "aside").unwrap());
+        assert!(std::fs::symlink_metadata(root.join("t")).is_err());
+        assert_eq!(std::fs::read(host.join("keep.txt")).unwrap(), b"host file");
     }
 
     #[test]

@@ -12,11 +12,15 @@ use docbuild_sandbox::{
 use tokio_util::sync::CancellationToken;
 
 use crate::check::Progress;
-use crate::copy::{checked_dir, remove_below};
+use crate::copy::{checked_dir, remove_below, set_aside};
 use crate::error::BuildError;
 use crate::outcome::{ErrorDetail, Omitted, Outcome};
 use crate::plan::{BuildPlan, DocFormat, InvocationOptions};
 use crate::toolchain::Toolchain;
+
+/// Where a build's old docs go, directly below the target directory, to be deleted
+/// while the next build runs.
+pub(crate) const OLD_DOCS: &str = ".docbuild-old-docs";
 
 /// Errors and warnings kept per build: a crate chooses what its build prints, so
 /// neither their number nor their size may grow without bound in memory. The log has
@@ -196,25 +200,18 @@ async fn run_rustdoc(
 ) -> Result<TargetRun, BuildError> {
     // Docs left by an earlier build must not pass for this build's, and docs of
     // other crates built in the same target directory must not be linked locally
-    // (docs.rs builds every crate in a fresh one). An earlier build may have made
-    // any part of that path a link to a host directory: nothing is followed.
+    // (docs.rs builds every crate in a fresh one). They are moved aside before the
+    // container starts and deleted while it runs.
     let doc_dir = PathBuf::from(plan.doc_dir(target));
     let (root, relative) = (env.target_dir.to_path_buf(), doc_dir.clone());
-    crate::prepare::blocking(move || {
-        match remove_below(&root, &relative) {
-            // A link above the doc directory: remove the target's whole subtree.
-            Err(crate::copy::CopyError::NotADirectory(_)) => {
-                let top = relative
-                    .components()
-                    .next()
-                    .map(|c| PathBuf::from(c.as_os_str()));
-                remove_below(&root, &top.unwrap_or(relative))
-            }
-            other => other,
-        }
-        .map_err(BuildError::Output)
+    let old_docs = crate::prepare::blocking(move || {
+        set_aside(&root, &relative, OLD_DOCS).map_err(BuildError::Output)
     })
-    .await?;
+    .await?
+    .then(|| {
+        let root = env.target_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || remove_below(&root, Path::new(OLD_DOCS)))
+    });
 
     let mut command = vec![format!("{TOOLCHAIN}/bin/cargo")];
     command.extend(plan.cargo_args_for(target, &env.invocation, format));
@@ -316,7 +313,15 @@ async fn run_rustdoc(
     };
     let replay = shlex::try_join(env.sandbox.replay_command(&spec).iter().map(String::as_str))
         .unwrap_or_default();
-    let report = env.sandbox.run(&spec, &mut filter, env.cancel).await?;
+    let report = env.sandbox.run(&spec, &mut filter, env.cancel).await;
+    if let Some(removal) = old_docs {
+        // The build may have changed the old docs while they were deleted; what is
+        // left goes before the next build's. Nothing there is read.
+        if let Ok(Err(error)) = removal.await {
+            tracing::debug!(%error, "old docs not all deleted");
+        }
+    }
+    let report = report?;
     // The container is gone: nothing changes the target directory while it is read.
     let docs = if report.succeeded() && format == DocFormat::Json {
         let (root, dir, name) = (

@@ -9,7 +9,7 @@ use tokio::process::Command;
 const TOOLCHAIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An installed toolchain.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Toolchain {
     /// The name it was asked for by (`nightly`, `1.95.0`), or `default`.
     pub name: String,
@@ -82,6 +82,34 @@ impl Toolchain {
         })
     }
 
+    /// [`Toolchain::resolve`], remembered in `file` between runs: a resolution costs
+    /// four process start-ups (rustup and rustc, twice), a look-up a few `stat`s. What
+    /// is remembered holds while the environment that chose it is the same and the
+    /// files it came from are unchanged: the toolchain's `rustc` and `lib/`, and
+    /// rustup's settings and list of toolchains (a `nightly` installed or removed,
+    /// another default). A file that cannot be read or written only costs the
+    /// resolution.
+    pub async fn resolve_remembered(
+        requested: Option<&str>,
+        file: &Path,
+    ) -> Result<Self, ToolchainError> {
+        let remembered = {
+            let (requested, file) = (requested.map(str::to_string), file.to_path_buf());
+            tokio::task::spawn_blocking(move || Remembered::read(&file, requested.as_deref()))
+                .await
+                .ok()
+                .flatten()
+        };
+        if let Some(toolchain) = remembered {
+            return Ok(toolchain);
+        }
+        let toolchain = Self::resolve(requested).await?;
+        let record = Remembered::new(requested, &toolchain);
+        let file = file.to_path_buf();
+        let _ = tokio::task::spawn_blocking(move || record.write(&file)).await;
+        Ok(toolchain)
+    }
+
     /// The name `rustup` knows it by: the name it was asked for, else (the default
     /// toolchain) its directory under rustup's `toolchains/`; `None` when rustup
     /// does not manage it.
@@ -137,6 +165,84 @@ impl Toolchain {
     }
 }
 
+/// A file's modification time (seconds, nanoseconds), inode and size.
+type FileStamp = (i64, i64, u64, u64);
+
+/// A resolution and what it depended on.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    requested: Option<String>,
+    /// The variables rustup and the search for `rustc` read.
+    environment: Vec<(String, Option<String>)>,
+    stamps: Vec<(PathBuf, Option<FileStamp>)>,
+    toolchain: Toolchain,
+}
+
+impl Remembered {
+    const ENVIRONMENT: [&str; 5] = [
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_HOME",
+        "HOME",
+        "PATH",
+    ];
+
+    fn new(requested: Option<&str>, toolchain: &Toolchain) -> Self {
+        Self {
+            requested: requested.map(str::to_string),
+            environment: Self::environment(),
+            stamps: Self::stamps(&toolchain.sysroot),
+            toolchain: toolchain.clone(),
+        }
+    }
+
+    fn environment() -> Vec<(String, Option<String>)> {
+        Self::ENVIRONMENT
+            .iter()
+            .map(|name| (name.to_string(), std::env::var(name).ok()))
+            .collect()
+    }
+
+    fn stamps(sysroot: &Path) -> Vec<(PathBuf, Option<FileStamp>)> {
+        use std::os::unix::fs::MetadataExt;
+        let rustup_home = std::env::var_os("RUSTUP_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".rustup")));
+        let mut files = vec![sysroot.join("bin/rustc"), sysroot.join("lib")];
+        if let Some(home) = rustup_home {
+            files.push(home.join("settings.toml"));
+            files.push(home.join("toolchains"));
+        }
+        files
+            .into_iter()
+            .map(|file| {
+                let stamp = std::fs::metadata(&file)
+                    .ok()
+                    .map(|m| (m.mtime(), m.mtime_nsec(), m.ino(), m.size()));
+                (file, stamp)
+            })
+            .collect()
+    }
+
+    /// The toolchain remembered for `requested`, if it still holds.
+    fn read(file: &Path, requested: Option<&str>) -> Option<Toolchain> {
+        let text = std::fs::read(file).ok()?;
+        let remembered: Self = serde_json::from_slice(&text).ok()?;
+        let holds = remembered.requested.as_deref() == requested
+            && remembered.environment == Self::environment()
+            && remembered.stamps == Self::stamps(&remembered.toolchain.sysroot);
+        holds.then_some(remembered.toolchain)
+    }
+
+    /// Written whole under another name, then renamed: a reader never sees half.
+    fn write(&self, file: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        let partial = file.with_extension(format!("{}.partial", std::process::id()));
+        std::fs::write(&partial, json)?;
+        std::fs::rename(&partial, file)
+    }
+}
+
 /// The sysroot of the toolchain rustup knows as `name` (`None` when rustup cannot
 /// run it: not installed, or no rustup), and its rustc's `-vV`.
 async fn query_rustup(name: &str) -> Option<(String, Result<String, ToolchainError>)> {
@@ -187,4 +293,40 @@ async fn rustc_output(rustc: &Path, args: &[&str]) -> Result<String, ToolchainEr
 
 fn stdout_line(stdout: &[u8]) -> String {
     String::from_utf8_lossy(stdout).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_toolchain_holds_until_its_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let sysroot = dir.path().join("toolchain");
+        std::fs::create_dir_all(sysroot.join("bin")).unwrap();
+        std::fs::create_dir_all(sysroot.join("lib")).unwrap();
+        std::fs::write(sysroot.join("bin/rustc"), b"rustc 1").unwrap();
+        let toolchain = Toolchain {
+            name: "nightly".into(),
+            sysroot: sysroot.clone(),
+            version: "rustc 1.99.0-nightly".into(),
+            host: "x86_64-unknown-linux-gnu".into(),
+        };
+        let file = dir.path().join("toolchain.json");
+        Remembered::new(Some("nightly"), &toolchain)
+            .write(&file)
+            .unwrap();
+
+        assert_eq!(Remembered::read(&file, Some("nightly")), Some(toolchain));
+        // Asked for another toolchain, or for the default: resolved again.
+        assert_eq!(Remembered::read(&file, Some("1.95.0")), None);
+        assert_eq!(Remembered::read(&file, None), None);
+        // The toolchain was updated: its rustc is another file.
+        std::fs::remove_file(sysroot.join("bin/rustc")).unwrap();
+        std::fs::write(sysroot.join("bin/rustc"), b"rustc 2").unwrap();
+        assert_eq!(Remembered::read(&file, Some("nightly")), None);
+        // What cannot be read is not remembered.
+        std::fs::write(&file, b"{").unwrap();
+        assert_eq!(Remembered::read(&file, Some("nightly")), None);
+    }
 }

@@ -90,7 +90,8 @@ pub async fn check_workspace(
     progress: Arc<dyn Progress>,
     cancel: &CancellationToken,
 ) -> Result<WorkspaceReport, BuildError> {
-    let toolchain = Toolchain::resolve(base.toolchain.as_deref()).await?;
+    let toolchain =
+        Toolchain::resolve_remembered(base.toolchain.as_deref(), &cache.toolchain_file()).await?;
     // From a member's directory (or below it) too, as cargo finds its workspace.
     let found = find_manifest(&base.path)?;
     let found_dir = found.parent().map(Path::to_path_buf).unwrap_or_default();
