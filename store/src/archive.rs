@@ -139,19 +139,21 @@ pub const GZIP_LEVEL: u32 = 6;
 /// gzip made once from the content.
 pub const BROTLI_QUALITY: u32 = 10;
 
-/// Brotli quality of blobs stored while jobs wait behind the build
-/// ([`Effort::Fast`]): a twentieth of quality 10's CPU for about 5% more bytes
-/// (bench/queue.sh's sets: 13.8 MB stored against 13.1 MB, 9.3 against 8.9), so
-/// that the CPU goes to the builds waiting: each set drains 14-20% sooner.
+/// Brotli quality of the blobs of builds ([`Effort::Fast`], what workers store
+/// with): a twentieth of quality 10's CPU for about 5% more bytes (bench/queue.sh's
+/// sets: 13.8 MB stored against 13.1 MB, 9.3 against 8.9). A build's docs are served
+/// only once stored, and a queue's next job waits for the slot.
 pub const FAST_BROTLI_QUALITY: u32 = 5;
 
 /// How hard a store compresses new blobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Effort {
-    /// [`BROTLI_QUALITY`]: the fewest bytes, for a store nothing waits on.
+    /// [`BROTLI_QUALITY`]: the fewest bytes, for a store nothing waits on (an
+    /// import of earlier builds, a single file).
     #[default]
     Smallest,
-    /// [`FAST_BROTLI_QUALITY`]: for a store that other builds wait behind.
+    /// [`FAST_BROTLI_QUALITY`]: for a build's files, which readers and the
+    /// queue wait for.
     Fast,
 }
 

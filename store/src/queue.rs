@@ -634,11 +634,6 @@ impl Queue {
         self.count_jobs("status = 'running'").await
     }
 
-    /// Jobs queued and not yet claimed.
-    pub async fn waiting(&self) -> Result<usize, QueueError> {
-        self.count_jobs("status = 'queued'").await
-    }
-
     /// Jobs still queued or running.
     pub async fn pending(&self) -> Result<usize, QueueError> {
         self.count_jobs("status != 'done'").await
