@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::models::{ContainerCreateBody, ContainerState, HostConfig, HostConfigLogConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, KillContainerOptions, ListContainersOptions, RemoveContainerOptions,
     StatsOptions,
@@ -311,6 +311,20 @@ impl Sandbox {
         })
     }
 
+    /// The engine's record of the container's state: exit code, OOM kill.
+    async fn state(&self, id: &str) -> Result<ContainerState, SandboxError> {
+        Ok(self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|source| SandboxError::Engine {
+                action: "inspecting the container",
+                source,
+            })?
+            .state
+            .unwrap_or_default())
+    }
+
     async fn watch(
         &self,
         id: &str,
@@ -319,7 +333,6 @@ impl Sandbox {
         log: &mut CappedLog,
         cancel: &CancellationToken,
     ) -> Result<RunReport, SandboxError> {
-        let engine = |action| move |source| SandboxError::Engine { action, source };
         let mut output = self.attach_and_start(id).await?;
         let started = Instant::now();
         let peak = Arc::new(AtomicU64::new(0));
@@ -374,13 +387,7 @@ impl Sandbox {
         let duration = started.elapsed();
         sampler.abort();
 
-        let mut state = self
-            .docker
-            .inspect_container(id, None)
-            .await
-            .map_err(engine("inspecting the container"))?
-            .state
-            .unwrap_or_default();
+        let mut state = self.state(id).await?;
         // The engine marks an OOM kill when the runtime's OOM event arrives, which
         // may come after the exit that ended the wait: a failed run that may have
         // run out of memory (no sample, or one near the limit) is looked at again,
@@ -393,13 +400,7 @@ impl Sandbox {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-            state = self
-                .docker
-                .inspect_container(id, None)
-                .await
-                .map_err(engine("inspecting the container"))?
-                .state
-                .unwrap_or_default();
+            state = self.state(id).await?;
         }
         let oom_killed = state.oom_killed.unwrap_or(false);
         // What the engine's samples showed; a run shorter than its sampling interval

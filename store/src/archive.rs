@@ -131,8 +131,9 @@ pub enum ArchiveError {
 /// reads, would save 6% more at a hundred times the CPU.
 pub const GZIP_LEVEL: u32 = 6;
 
-/// Brotli quality of stored blobs, by measurement (bench/storage.sh, tokio 1.40.0 with
-/// docs.rs's flags): rustdoc's HTML stores at 13.8% of raw, where quality 9 stores at
+/// Brotli quality of blobs stored with nothing waiting ([`Effort::Smallest`]: an
+/// import of earlier builds, a single file). By measurement (bench/storage.sh, tokio
+/// 1.40.0 with docs.rs's flags): rustdoc's HTML stores at 13.8% of raw, where quality 9 stores at
 /// 15.8% and gzip at 17.8%. It costs CPU: storing tokio's 20 MiB of docs takes 17 s of
 /// CPU at quality 10, 8 s at 9 and 0.5 s with gzip (store/examples/store_bench.rs).
 /// Browsers ask for brotli over HTTPS, and get the stored bytes; other clients get
