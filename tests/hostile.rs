@@ -1170,3 +1170,135 @@ fn a_build_script_s_tampering_never_reaches_a_build_outside_its_graph() {
     );
     assert!(made_by().is_empty());
 }
+
+/// A proc macro that forges `shared`'s compiled metadata wherever it runs: as soon as
+/// it is loaded (a constructor), and when it expands, into a function that says
+/// whether it found any to forge.
+const TAMPERING_PROC_MACRO: &str = r#"
+//! Forges `shared`'s compiled metadata.
+use proc_macro::TokenStream;
+use std::path::{Path, PathBuf};
+
+fn find(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("libshared-") && name.ends_with(".rmeta") {
+            found.push(entry.path());
+        } else if depth > 0 && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            find(&entry.path(), depth - 1, found);
+        }
+    }
+}
+
+fn forge() -> usize {
+    let Some(target) = std::env::var_os("CARGO_TARGET_DIR") else { return 0 };
+    let mut found = Vec::new();
+    find(Path::new(&target), 4, &mut found);
+    let forged = std::env::temp_dir().join(format!("forged-{}.rs", std::process::id()));
+    if std::fs::write(&forged, "/// Forged.\npub fn tampered() {}\n").is_err() {
+        return 0;
+    }
+    found
+        .iter()
+        .filter(|rmeta| {
+            std::process::Command::new("rustc")
+                .args(["--crate-name", "shared", "--crate-type", "lib"])
+                .args(["--edition", "2021", "--emit=metadata", "-o"])
+                .arg(rmeta)
+                .arg(&forged)
+                .status()
+                .is_ok_and(|status| status.success())
+        })
+        .count()
+}
+
+#[used]
+#[link_section = ".init_array"]
+static FORGE_ON_LOAD: extern "C" fn() = {
+    extern "C" fn on_load() {
+        forge();
+    }
+    on_load
+};
+
+#[proc_macro]
+pub fn tamper(_: TokenStream) -> TokenStream {
+    let item = if forge() > 0 { "pub fn forged_while_documenting() {}" } else { "pub fn found_nothing() {}" };
+    item.parse().unwrap()
+}
+"#;
+
+#[test]
+fn a_proc_macro_s_tampering_never_reaches_a_build_outside_its_graph() {
+    let world = World::new();
+    let registry = TestRegistry::start(None);
+    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
+    registry.publish(
+        "shared",
+        "0.1.0",
+        "",
+        &[(
+            "src/lib.rs",
+            "//! Shared.\n/// The real one.\npub fn genuine() {}\n",
+        )],
+        &[],
+    );
+    registry.publish(
+        "tamper-macro",
+        "0.1.0",
+        "\n[lib]\nproc-macro = true\n",
+        &[("src/lib.rs", TAMPERING_PROC_MACRO)],
+        &[],
+    );
+    // U uses the macro; C, built after it, depends on `shared` alone.
+    registry.publish(
+        "uses-macro",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}{}", dep("shared"), dep("tamper-macro")),
+        &[(
+            "src/lib.rs",
+            "//! U.\npub use shared::*;\ntamper_macro::tamper!();\n",
+        )],
+        &["shared", "tamper-macro"],
+    );
+    registry.publish(
+        "clean",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", dep("shared")),
+        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
+        &["shared"],
+    );
+    world.write_docbuild_toml(&registry.index_url(), None);
+    let mut jobs = Vec::new();
+    for name in ["uses-macro", "clean"] {
+        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
+        world.work();
+        let job = world.job(id);
+        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
+        jobs.push(job);
+    }
+    let [uses_macro, clean] = &jobs[..] else {
+        unreachable!()
+    };
+
+    // U's dependencies were compiled apart, for a stub that loads no proc macro, and
+    // kept as a layer; then the macro ran in U's own build and found `shared` there.
+    assert!(log_of(uses_macro).contains("(dependencies, for the build cache)"));
+    let files = world.stored_files(uses_macro);
+    assert!(
+        files
+            .iter()
+            .any(|(path, _)| path.ends_with("fn.forged_while_documenting.html")),
+        "the macro never forged anything: {:?}",
+        files.iter().map(|(path, _)| path).collect::<Vec<_>>()
+    );
+    // C reuses that layer (the macro's code never ran while it was made) and gets
+    // the real `shared`.
+    let clean_layers = layers_line(clean);
+    assert!(
+        clean_layers.contains("made by uses-macro 0.1.0"),
+        "{clean_layers}"
+    );
+    assert_eq!(shared_functions(&world, clean), ["genuine"]);
+}

@@ -12,15 +12,16 @@
 //!   dependencies: the upper directory of an overlay (below, the layers it read),
 //!   copied out of the budget's filesystem into `<cache>/<key>/<id>/tree/`, no link
 //!   and no special file followed or kept, with modes and times as they were.
-//! - It is made before any code of the crate being documented ran: right after the
-//!   build, when the crate has no build script (rustdoc runs no code of the crate it
-//!   documents), else after a first run that compiles the dependencies for a stub of
-//!   the crate (its manifest without build script, an empty library), before the
-//!   crate's own build script runs.
-//! - A layer records `runs_code`: every package of its build's graph whose code runs
-//!   while dependencies compile ([`DependencyGraph::runs_code`]), as `package-id
-//!   features`. The crate's own package is never in it, nor are its units in the
-//!   layer (docs, fingerprints).
+//! - It is made before any code ran that only the crate being documented runs:
+//!   right after the build when the crate has no build script, is no proc macro and
+//!   uses none (documenting it then runs no code), else after a first run that
+//!   compiles the dependencies for a stub of the crate (its manifest without build
+//!   script, an empty library), in which cargo's rustdoc is `/bin/true`: nothing
+//!   loads the crate's own proc macros.
+//! - A layer records `runs_code`: every package of its build's graph whose code ran
+//!   while the dependencies compiled ([`DependencyGraph::runs_code_for_dependencies`]),
+//!   as `package-id features`. The crate's own package is never in it, nor are its
+//!   units in the layer (docs, fingerprints).
 //! - A later build mounts a layer only if every package in its `runs_code` is in its
 //!   own graph ([`DependencyGraph::admits`]); everything else it finds there was
 //!   written by the compiler. Layers are lower layers of an overlay: a build that
@@ -198,14 +199,16 @@ impl BuildCache {
     }
 
     /// Copies `upper` (a build's own writes) into a new layer of `key`, leaving out
-    /// docs, the documented crate's own units, links and special files. `None` when
-    /// nothing was compiled. Blocking.
+    /// docs, the documented crate's own units, links and special files; the layer
+    /// records `ran`'s packages as those whose code ran. `None` when nothing was
+    /// compiled. Blocking.
     pub fn add_layer(
         &self,
         key: &CacheKey,
         upper: &Path,
         lowers: &[PathBuf],
         graph: &DependencyGraph,
+        ran: CodeRan,
         made_by: &str,
     ) -> io::Result<Option<(String, u64)>> {
         let dir = self.key_dir(key);
@@ -227,7 +230,10 @@ impl BuildCache {
             }
         };
         let record = LayerRecord {
-            runs_code: graph.runs_code.clone(),
+            runs_code: match ran {
+                CodeRan::ForDependencies => graph.runs_code_for_dependencies.clone(),
+                CodeRan::WholeBuild => graph.runs_code.clone(),
+            },
             packages,
             bytes,
             made_by: made_by.to_string(),
@@ -383,15 +389,29 @@ fn new_id() -> String {
     format!("{nanos:024x}{:08x}", std::process::id())
 }
 
+/// Whose code had run in a target directory when a layer is made of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRan {
+    /// Only what compiling the dependencies runs
+    /// ([`DependencyGraph::runs_code_for_dependencies`]).
+    ForDependencies,
+    /// Anything the build may run ([`DependencyGraph::runs_code`]).
+    WholeBuild,
+}
+
 /// A build's dependency graph as the build cache sees it, from `cargo metadata`.
 #[derive(Debug, Clone, Default)]
 pub struct DependencyGraph {
     /// Every package of the graph but the documented one, as `package-id features`.
     pub packages: BTreeSet<String>,
-    /// The packages whose code runs while the dependencies are compiled: those with
-    /// a build script and what the script links (its build-dependencies and theirs),
-    /// proc macros and what they link.
+    /// The packages whose code runs in the build: those with a build script and
+    /// what the script links (its build-dependencies and theirs), proc macros and
+    /// what they link.
     pub runs_code: BTreeSet<String>,
+    /// The packages whose code runs while the dependencies alone are compiled: as
+    /// `runs_code`, but a proc macro only when a dependency uses it (one only the
+    /// documented package uses runs when that package is compiled or documented).
+    pub runs_code_for_dependencies: BTreeSet<String>,
     /// The names of every package but the documented one, and of their targets,
     /// with `_` for `-` (as units are named).
     pub names: BTreeSet<String>,
@@ -401,9 +421,10 @@ pub struct DependencyGraph {
     /// The documented package's name, and its library's crate name.
     pub root_package: String,
     pub root_crate: String,
-    /// Code of the documented package runs in its build (a build script; a proc
-    /// macro, which its scraped examples may use): its dependencies are compiled
-    /// for a stub first, so that a layer is made before that code runs.
+    /// Documenting the package runs code the dependencies' compilation does not:
+    /// its build script, itself as a proc macro (its scraped examples may use it), or
+    /// a proc macro of its own dependencies. Its dependencies are then compiled for
+    /// a stub first, so that a layer is made before that code runs.
     pub root_runs_code: bool,
 }
 
@@ -452,25 +473,47 @@ impl DependencyGraph {
                 }
             }
         }
-        // What runs: a build script with its build-dependencies' closure, a proc
-        // macro with its dependencies' closure.
-        let mut runs: BTreeSet<&PackageId> = BTreeSet::new();
+        // What runs while the dependencies compile: a build script with its
+        // build-dependencies' closure, a proc macro a dependency uses with its own
+        // dependencies' closure.
+        let mut runs_for_dependencies: BTreeSet<&PackageId> = BTreeSet::new();
         for &id in compiled.iter().filter(|&&id| id != root) {
             let deps = nodes.get(id).map(|n| n.deps.as_slice()).unwrap_or(&[]);
             if has(id, TargetKind::CustomBuild) {
-                runs.insert(id);
+                runs_for_dependencies.insert(id);
                 let build_deps = deps
                     .iter()
                     .filter(|d| d.dep_kinds.iter().any(|k| k.kind == DependencyKind::Build))
                     .map(|d| &d.pkg)
                     .collect();
-                closure(&nodes, build_deps, &mut runs);
+                closure(&nodes, build_deps, &mut runs_for_dependencies);
             }
-            if has(id, TargetKind::ProcMacro) {
-                closure(&nodes, vec![id], &mut runs);
-            }
+            let used_macros = deps
+                .iter()
+                .filter(|d| {
+                    d.dep_kinds
+                        .iter()
+                        .any(|k| k.kind != DependencyKind::Development)
+                })
+                .map(|d| &d.pkg)
+                .filter(|&dep| has(dep, TargetKind::ProcMacro))
+                .collect();
+            closure(&nodes, used_macros, &mut runs_for_dependencies);
         }
+        runs_for_dependencies.remove(root);
+        // What runs in the whole build: also every proc macro compiled (the
+        // documented package's own among them) with its closure.
+        let mut runs = runs_for_dependencies.clone();
+        let macros = compiled
+            .iter()
+            .copied()
+            .filter(|&id| has(id, TargetKind::ProcMacro))
+            .collect();
+        closure(&nodes, macros, &mut runs);
         runs.remove(root);
+        let root_uses_macros = compiled.iter().any(|&id| {
+            id != root && has(id, TargetKind::ProcMacro) && !runs_for_dependencies.contains(id)
+        });
         let root_package = packages.get(root)?;
         let root_crate = root_package
             .targets
@@ -485,6 +528,7 @@ impl DependencyGraph {
                 .map(|id| key(id))
                 .collect(),
             runs_code: runs.iter().map(|id| key(id)).collect(),
+            runs_code_for_dependencies: runs_for_dependencies.iter().map(|id| key(id)).collect(),
             package_names: compiled
                 .iter()
                 .filter(|&&id| id != root)
@@ -502,7 +546,9 @@ impl DependencyGraph {
                 .collect(),
             root_package: root_package.name.to_string(),
             root_crate,
-            root_runs_code: has(root, TargetKind::CustomBuild) || has(root, TargetKind::ProcMacro),
+            root_runs_code: has(root, TargetKind::CustomBuild)
+                || has(root, TargetKind::ProcMacro)
+                || root_uses_macros,
         })
     }
 
@@ -873,10 +919,10 @@ impl LayeredTarget {
             .collect()
     }
 
-    /// Keeps what the build compiled so far as a new layer (the caller makes sure no
-    /// code of the documented crate has run yet), then evicts layers past the budget.
-    /// The new layer's id and size, or `None` when nothing new was compiled.
-    pub async fn keep_layer(&self) -> io::Result<Option<(String, u64)>> {
+    /// Keeps what the build compiled so far as a new layer, recording `ran` as the
+    /// code that ran in it, then evicts layers past the budget. The new layer's id
+    /// and size, or `None` when nothing new was compiled.
+    pub async fn keep_layer(&self, ran: CodeRan) -> io::Result<Option<(String, u64)>> {
         let (cache, key, upper, lowers, graph, made_by) = (
             self.cache.clone(),
             self.key.clone(),
@@ -886,7 +932,7 @@ impl LayeredTarget {
             self.made_by.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let added = cache.add_layer(&key, &upper, &lowers, &graph, &made_by)?;
+            let added = cache.add_layer(&key, &upper, &lowers, &graph, ran, &made_by)?;
             cache.evict(cache.budget(), false)?;
             Ok(added)
         })
@@ -1012,6 +1058,13 @@ mod tests {
         }
     }
 
+    impl LayerRecord {
+        fn with_runs_code(mut self, runs_code: &BTreeSet<String>) -> Self {
+            self.runs_code = runs_code.clone();
+            self
+        }
+    }
+
     #[test]
     fn a_layer_is_admitted_only_when_all_code_that_ran_is_in_the_graph() {
         let graph = DependencyGraph {
@@ -1110,5 +1163,95 @@ mod tests {
         assert!(graph.is_root_unit("my_crate-0123456789abcdef.d"));
         assert!(!graph.is_root_unit("my-crate-derive-0123456789abcdef"));
         assert!(!graph.is_root_unit("libmy_crate_impl-0123456789abcdef.rmeta"));
+    }
+
+    /// Writes a path package `name` with `manifest_tail` after `[package]`.
+    fn package(root: &Path, name: &str, manifest_tail: &str, files: &[(&str, &str)]) {
+        let dir = root.join(name);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{manifest_tail}"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+        for (path, content) in files {
+            std::fs::write(dir.join(path), content).unwrap();
+        }
+    }
+
+    fn graph_of(root: &Path, name: &str) -> DependencyGraph {
+        let metadata = cargo_metadata::MetadataCommand::new()
+            .manifest_path(root.join(name).join("Cargo.toml"))
+            .other_options(vec!["--offline".to_string()])
+            .exec()
+            .unwrap();
+        DependencyGraph::from_metadata(&metadata, false).unwrap()
+    }
+
+    /// The package names of `package-id features` keys (a path package's id names
+    /// it by its directory: `path+file:///…/NAME#VERSION`).
+    fn names(keys: &BTreeSet<String>) -> Vec<&str> {
+        keys.iter()
+            .map(|key| {
+                let (source, spec) = key.split_once('#').unwrap();
+                match spec.split_once('@') {
+                    Some((name, _)) => name,
+                    None => source.rsplit('/').next().unwrap(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn code_that_only_the_documented_package_runs_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let macro_lib = "[lib]\nproc-macro = true\n";
+        package(root, "inner", "", &[]);
+        package(root, "helper", "", &[]);
+        package(
+            root,
+            "its-macro",
+            &format!("{macro_lib}[dependencies]\ninner = {{ path = \"../inner\" }}\n"),
+            &[],
+        );
+        package(root, "own-macro", macro_lib, &[]);
+        package(
+            root,
+            "scripted",
+            "[dependencies]\nits-macro = { path = \"../its-macro\" }\n\
+             [build-dependencies]\nhelper = { path = \"../helper\" }\n",
+            &[("build.rs", "fn main() {}")],
+        );
+        let deps = "scripted = { path = \"../scripted\" }\n";
+        package(
+            root,
+            "uses-macro",
+            &format!("[dependencies]\n{deps}own-macro = {{ path = \"../own-macro\" }}\n"),
+            &[],
+        );
+        package(root, "plain", &format!("[dependencies]\n{deps}"), &[]);
+
+        // Compiling the dependencies runs `scripted`'s build script (with `helper`)
+        // and `its-macro` (with `inner`); documenting `uses-macro` also runs
+        // `own-macro`, which only it uses.
+        let uses_macro = graph_of(root, "uses-macro");
+        assert_eq!(
+            names(&uses_macro.runs_code_for_dependencies),
+            ["helper", "inner", "its-macro", "scripted"]
+        );
+        assert_eq!(
+            names(&uses_macro.runs_code),
+            ["helper", "inner", "its-macro", "own-macro", "scripted"]
+        );
+        assert!(uses_macro.root_runs_code);
+        // A layer made before `own-macro` ran is admitted without it.
+        let plain = graph_of(root, "plain");
+        assert!(!plain.root_runs_code);
+        assert_eq!(plain.runs_code, plain.runs_code_for_dependencies);
+        let layer = |ran: &BTreeSet<String>| record(&[], &[]).with_runs_code(ran);
+        assert!(plain.admits(&layer(&uses_macro.runs_code_for_dependencies)));
+        assert!(!plain.admits(&layer(&uses_macro.runs_code)));
     }
 }

@@ -9,7 +9,7 @@ use docbuild_sandbox::{SANDBOX_UID, Sandbox, SandboxImage, SandboxLimits};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::build_cache::{BuildCache, DependencyGraph, LayeredTarget};
+use crate::build_cache::{BuildCache, CodeRan, DependencyGraph, LayeredTarget};
 use crate::copy::{Copied, copy_output_replacing};
 use crate::disk::{DiskBudget, TargetDir};
 use crate::environment::is_docs_rs;
@@ -641,7 +641,9 @@ impl CheckRun<'_> {
 
     /// Compiles the dependencies for a stub of the package (no build script, an
     /// empty library) and keeps them as a layer, before any code of the package
-    /// runs; then forgets the stub's own units.
+    /// runs; then forgets the stub's own units. Cargo's rustdoc is `/bin/true` for
+    /// the stub: rustdoc would load every proc macro the package names, and with
+    /// them code the dependencies' compilation never ran.
     #[allow(clippy::too_many_arguments)]
     async fn compile_dependencies_apart(
         &self,
@@ -661,13 +663,24 @@ impl CheckRun<'_> {
                 .map_err(BuildError::io("cannot write the package's stub"))
         })
         .await?;
-        let stub_env = env.with_source(&stub);
+        let mut stub_env = env.with_source(&stub);
+        stub_env
+            .env
+            .push(("RUSTDOC".to_string(), "/bin/true".to_string()));
         let run = build_dependencies(&stub_env, plan, &plan.default_target, lib_name).await?;
         report.memory_peak_bytes = report.memory_peak_bytes.max(run.report.memory_peak_bytes);
         if self.cancel.is_cancelled() {
             return Ok(());
         }
-        append_to_log(env.log_path, &keep_layer(layers).await)?;
+        // Only a run that succeeded with no docs for the stub ran no rustdoc: else
+        // whatever a rustdoc loaded may have run, and the layer records all the
+        // code the build may run.
+        let ran = if run.report.succeeded() && run.docs.is_none() {
+            CodeRan::ForDependencies
+        } else {
+            CodeRan::WholeBuild
+        };
+        append_to_log(env.log_path, &keep_layer(layers, ran).await)?;
         layers
             .forget_root_units()
             .await
@@ -676,9 +689,9 @@ impl CheckRun<'_> {
 }
 
 /// Keeps a layer; the log's line about it.
-async fn keep_layer(layers: &LayeredTarget) -> String {
+async fn keep_layer(layers: &LayeredTarget, ran: CodeRan) -> String {
     let started = Instant::now();
-    let kept = layers.keep_layer().await;
+    let kept = layers.keep_layer(ran).await;
     match kept {
         Ok(Some((id, bytes))) => format!(
             "[docbuild] build cache: kept {} KiB of compiled dependencies as layer {id} \
@@ -691,8 +704,9 @@ async fn keep_layer(layers: &LayeredTarget) -> String {
     }
 }
 
-/// After the build: keeps what it compiled as a layer when no code of the package
-/// ran (else that was done before it did), and unmounts the layers.
+/// After the build: keeps what it compiled as a layer when documenting the package
+/// ran no code the dependencies' compilation did not (else that was done before it
+/// did), and unmounts the layers.
 async fn finish_layers(
     layered: LayeredTarget,
     report: &CrateReport,
@@ -706,7 +720,10 @@ async fn finish_layers(
             Outcome::OutOfDisk | Outcome::InfrastructureError
         );
     if keep {
-        append_to_log(log_path, &keep_layer(&layered).await)?;
+        append_to_log(
+            log_path,
+            &keep_layer(&layered, CodeRan::ForDependencies).await,
+        )?;
     }
     layered
         .tear_down()
