@@ -1302,3 +1302,139 @@ fn a_proc_macro_s_tampering_never_reaches_a_build_outside_its_graph() {
     );
     assert_eq!(shared_functions(&world, clean), ["genuine"]);
 }
+
+#[test]
+fn a_build_script_behind_a_docs_rs_feature_never_reaches_a_build_outside_its_graph() {
+    let world = World::new();
+    let registry = TestRegistry::start(None);
+    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
+    registry.publish(
+        "shared",
+        "0.1.0",
+        "",
+        &[(
+            "src/lib.rs",
+            "//! Shared.\n/// The real one.\npub fn genuine() {}\n",
+        )],
+        &[],
+    );
+    registry.publish(
+        "tamper",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", dep("shared")),
+        &[
+            ("src/lib.rs", "//! M.\npub use shared::*;\n"),
+            ("build.rs", TAMPERING_BUILD_SCRIPT),
+        ],
+        &["shared"],
+    );
+    // G has M only behind a feature that is not a default one, which docs.rs's
+    // metadata turns on; C depends on `shared` alone.
+    registry.publish(
+        "gated",
+        "0.1.0",
+        &format!(
+            "\n[dependencies]\n{}tamper = {{ version = \"0.1\", registry = \"testreg\", optional = true }}\n\
+             \n[features]\nextra = [\"dep:tamper\"]\n\
+             \n[package.metadata.docs.rs]\nall-features = true\n",
+            dep("shared")
+        ),
+        &[("src/lib.rs", "//! G.\npub use shared::*;\n")],
+        &["shared", "tamper"],
+    );
+    registry.publish(
+        "clean",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", dep("shared")),
+        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
+        &["shared"],
+    );
+    world.write_docbuild_toml(&registry.index_url(), None);
+    let mut jobs = Vec::new();
+    for name in ["gated", "clean"] {
+        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
+        world.work();
+        let job = world.job(id);
+        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
+        jobs.push(job);
+    }
+    let [gated, clean] = &jobs[..] else {
+        unreachable!()
+    };
+    // M was built with docs.rs's features, and its build script tampered within G's
+    // build; G's layer records it, so C never mounts it.
+    assert_eq!(shared_functions(&world, gated), ["tampered"]);
+    assert!(log_of(gated).contains("as layer"), "{}", log_of(gated));
+    assert_eq!(shared_functions(&world, clean), ["genuine"]);
+    let clean_layers = layers_line(clean);
+    assert!(!clean_layers.contains("made by gated"), "{clean_layers}");
+}
+
+#[test]
+fn a_build_retried_with_a_new_lockfile_keeps_no_layer() {
+    let world = World::new();
+    let registry = TestRegistry::start(None);
+    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
+    registry.publish(
+        "shared",
+        "0.1.0",
+        "",
+        &[(
+            "src/lib.rs",
+            "//! Shared.\n/// The real one.\npub fn genuine() {}\n",
+        )],
+        &[],
+    );
+    registry.publish(
+        "drifting",
+        "0.1.0",
+        "",
+        &[("src/lib.rs", "compile_error!(\"0.1.0 does not build\");\n")],
+        &[],
+    );
+    // L ships a lockfile that pins `drifting` 0.1.0, which fails; the lockfile made
+    // for the retry takes 0.1.1, whose build script tampers with `shared`.
+    registry.publish(
+        "locked",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}{}", dep("shared"), dep("drifting")),
+        &[("src/lib.rs", "//! L.\npub use shared::*;\n")],
+        &["shared", "drifting"],
+    );
+    registry.publish(
+        "drifting",
+        "0.1.1",
+        &format!("\n[dependencies]\n{}", dep("shared")),
+        &[
+            ("src/lib.rs", "//! The next one.\n"),
+            ("build.rs", TAMPERING_BUILD_SCRIPT),
+        ],
+        &["shared"],
+    );
+    registry.publish(
+        "clean",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", dep("shared")),
+        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
+        &["shared"],
+    );
+    world.write_docbuild_toml(&registry.index_url(), None);
+    let mut jobs = Vec::new();
+    for name in ["locked", "clean"] {
+        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
+        world.work();
+        let job = world.job(id);
+        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
+        jobs.push(job);
+    }
+    let [locked, clean] = &jobs[..] else {
+        unreachable!()
+    };
+    // The retry ran code of a package the graph the build cache saw did not hold:
+    // nothing of that build is kept.
+    let log = log_of(locked);
+    assert!(log.contains("regenerating it and trying again"), "{log}");
+    assert_eq!(shared_functions(&world, locked), ["tampered"]);
+    assert!(!log.contains("as layer"), "{log}");
+    assert_eq!(shared_functions(&world, clean), ["genuine"]);
+}

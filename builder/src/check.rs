@@ -423,7 +423,10 @@ impl CheckRun<'_> {
         if let Some(build_cache) = options.build_cache.as_ref().filter(|c| c.enabled())
             && target.mounted()
         {
-            match self.set_up_layers(build_cache, &source, target, work).await {
+            match self
+                .set_up_layers(build_cache, &source, &plan.feature_args(), target, work)
+                .await
+            {
                 Ok(set_up) => {
                     let layers = set_up.layers();
                     append_to_log(
@@ -598,18 +601,20 @@ impl CheckRun<'_> {
 
 impl CheckRun<'_> {
     /// The build cache for this build: its dependency graph (`cargo metadata`,
-    /// offline, after the fetch), layers it may use, mounted under the target
-    /// directory.
+    /// offline, after the fetch, with the features the build turns on: a
+    /// dependency behind one of them is compiled, and its code runs), layers it may
+    /// use, mounted under the target directory.
     async fn set_up_layers(
         &self,
         build_cache: &BuildCache,
         source: &PreparedSource,
+        features: &[String],
         target: &TargetDir,
         work: &Path,
     ) -> Result<LayeredTarget, String> {
         let metadata = self
             .cargo
-            .metadata(&source.manifest(), &source.host_config)
+            .metadata_with_features(&source.manifest(), &source.host_config, features)
             .await
             .map_err(|e| e.to_string())?;
         let manifest = tokio::fs::read_to_string(source.manifest())
@@ -713,7 +718,10 @@ async fn finish_layers(
     cancel: &CancellationToken,
     log_path: &Path,
 ) -> Result<(), BuildError> {
+    // A retry with a regenerated lockfile compiled other versions than the graph
+    // holds, and ran their code: nothing of that build may be kept.
     let keep = !layered.graph.root_runs_code
+        && !report.lockfile_regenerated
         && !cancel.is_cancelled()
         && !matches!(
             report.outcome,

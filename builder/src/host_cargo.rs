@@ -484,16 +484,28 @@ impl HostCargo {
         )
     }
 
-    /// `cargo metadata` with dependencies, offline.
+    /// `cargo metadata` with dependencies, offline, with cargo's default features.
     pub async fn metadata(
         &self,
         manifest: &Path,
         config: &[String],
     ) -> Result<cargo_metadata::Metadata, HostCargoError> {
+        self.metadata_with_features(manifest, config, &[]).await
+    }
+
+    /// `cargo metadata` with dependencies, offline, its graph resolved with
+    /// `features` (cargo's feature arguments).
+    pub async fn metadata_with_features(
+        &self,
+        manifest: &Path,
+        config: &[String],
+        features: &[String],
+    ) -> Result<cargo_metadata::Metadata, HostCargoError> {
         let mut command = self.command(
             &["metadata", "--format-version", "1", "--offline"],
             manifest,
         );
+        command.args(features);
         add_config(&mut command, config);
         let stdout = self.run("cargo metadata", command).await?;
         parse_metadata(&stdout)

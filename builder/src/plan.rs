@@ -92,6 +92,24 @@ impl BuildPlan {
         vec![("DOCS_RS".to_string(), "1".to_string())]
     }
 
+    /// The features docs.rs turns on, as cargo's arguments (`--features`,
+    /// `--all-features`, `--no-default-features`).
+    pub fn feature_args(&self) -> Vec<String> {
+        let metadata = &self.metadata;
+        let mut args = Vec::new();
+        if let Some(features) = &metadata.features {
+            args.push("--features".into());
+            args.push(features.join(" "));
+        }
+        if metadata.all_features {
+            args.push("--all-features".into());
+        }
+        if metadata.no_default_features {
+            args.push("--no-default-features".into());
+        }
+        args
+    }
+
     /// The arguments after `cargo`, in docs.rs's order.
     pub fn cargo_args(&self, target: &str, options: &InvocationOptions) -> Vec<String> {
         self.cargo_args_for(target, options, DocFormat::Html)
@@ -110,16 +128,7 @@ impl BuildPlan {
         let mut args: Vec<String> = ["rustdoc", "--lib", "-Zrustdoc-map"]
             .map(String::from)
             .into();
-        if let Some(features) = &metadata.features {
-            args.push("--features".into());
-            args.push(features.join(" "));
-        }
-        if metadata.all_features {
-            args.push("--all-features".into());
-        }
-        if metadata.no_default_features {
-            args.push("--no-default-features".into());
-        }
+        args.extend(self.feature_args());
         if !metadata.rustc_args.is_empty() {
             let flags = toml_array(&metadata.rustc_args);
             args.push("--config".into());
