@@ -1438,3 +1438,87 @@ fn a_build_retried_with_a_new_lockfile_keeps_no_layer() {
     assert!(!log.contains("as layer"), "{log}");
     assert_eq!(shared_functions(&world, clean), ["genuine"]);
 }
+
+#[test]
+fn a_dependency_a_dev_dependency_s_feature_brings_in_under_resolver_1_is_in_the_graph() {
+    let world = World::new();
+    let registry = TestRegistry::start(None);
+    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
+    registry.publish(
+        "shared",
+        "0.1.0",
+        "",
+        &[(
+            "src/lib.rs",
+            "//! Shared.\n/// The real one.\npub fn genuine() {}\n",
+        )],
+        &[],
+    );
+    registry.publish(
+        "tamper",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", dep("shared")),
+        &[
+            ("src/lib.rs", "//! M.\npub use shared::*;\n"),
+            ("build.rs", TAMPERING_BUILD_SCRIPT),
+        ],
+        &["shared"],
+    );
+    registry.publish(
+        "featured",
+        "0.1.0",
+        &format!(
+            "\n[dependencies]\n{}tamper = {{ version = \"0.1\", registry = \"testreg\", optional = true }}\n\
+             \n[features]\nevil = [\"dep:tamper\"]\n",
+            dep("shared")
+        ),
+        &[("src/lib.rs", "//! F.\npub use shared::*;\n")],
+        &["shared", "tamper"],
+    );
+    registry.declare_features(
+        "featured",
+        "0.1.0",
+        serde_json::json!({ "evil": ["dep:tamper"] }),
+        &["tamper"],
+    );
+    // O's dev-dependency turns on F's feature; cargo's resolver 1 unifies it into
+    // O's library build, which then compiles M and runs its build script.
+    registry.publish(
+        "old-resolver",
+        "0.1.0",
+        &format!(
+            "resolver = \"1\"\n\n[dependencies]\n{}\n[dev-dependencies]\n\
+             featured = {{ version = \"0.1\", registry = \"testreg\", features = [\"evil\"] }}\n",
+            dep("featured")
+        ),
+        &[("src/lib.rs", "//! O.\npub use featured::*;\n")],
+        &["featured"],
+    );
+    registry.publish(
+        "clean",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", dep("shared")),
+        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
+        &["shared"],
+    );
+    world.write_docbuild_toml(&registry.index_url(), None);
+    let mut jobs = Vec::new();
+    for name in ["old-resolver", "clean"] {
+        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
+        world.work();
+        let job = world.job(id);
+        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
+        jobs.push(job);
+    }
+    let [old_resolver, clean] = &jobs[..] else {
+        unreachable!()
+    };
+    assert_eq!(shared_functions(&world, old_resolver), ["tampered"]);
+    assert!(log_of(old_resolver).contains("as layer"));
+    assert_eq!(shared_functions(&world, clean), ["genuine"]);
+    let clean_layers = layers_line(clean);
+    assert!(
+        !clean_layers.contains("made by old-resolver"),
+        "{clean_layers}"
+    );
+}

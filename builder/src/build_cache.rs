@@ -1005,13 +1005,52 @@ pub fn scrapes_with_dev_dependencies(manifest: &str) -> bool {
     single || many
 }
 
+/// True unless the package's library builds resolve features without its
+/// dev-dependencies: cargo's resolver 1 (editions before 2021 without `resolver =
+/// "2"`) unifies their features into the dependencies'. Anything not understood
+/// counts as unifying.
+pub fn unifies_dev_features(manifest: &str) -> bool {
+    let Ok(table) = manifest.parse::<toml::Table>() else {
+        return true;
+    };
+    let field = |section: &str, key: &str| {
+        table
+            .get(section)
+            .and_then(|section| section.get(key))
+            .map(|value| value.as_str())
+    };
+    let resolver = field("workspace", "resolver").or_else(|| field("package", "resolver"));
+    match resolver {
+        Some(Some("2" | "3")) => false,
+        Some(_) => true,
+        None => match field("package", "edition") {
+            Some(Some(edition)) => edition.parse::<u32>().is_ok_and(|year| year < 2021),
+            Some(None) => true,
+            None => true,
+        },
+    }
+}
+
 /// Writes a stub of the package at `source` into `stub`: its manifest and lockfile
-/// with no build script, no `links`, no target but the library, which is empty. Its
-/// dependencies, with their features, are the package's, so the units compiled for
-/// it are the ones the package's build uses, and none of the package's code runs.
-pub fn write_stub(source: &Path, stub: &Path) -> io::Result<()> {
+/// with no build script, no `links`, no target but the library, which is empty, and
+/// without dev-dependencies unless `dev_dependencies`. Its dependencies, with their
+/// features, are the package's, so the units compiled for it are the ones the
+/// package's build uses, and none of the package's code runs.
+pub fn write_stub(source: &Path, stub: &Path, dev_dependencies: bool) -> io::Result<()> {
     let manifest = std::fs::read_to_string(source.join("Cargo.toml"))?;
     let mut table: toml::Table = manifest.parse().map_err(io::Error::other)?;
+    if !dev_dependencies {
+        for name in ["dev-dependencies", "dev_dependencies"] {
+            table.remove(name);
+            if let Some(toml::Value::Table(platforms)) = table.get_mut("target") {
+                for (_, platform) in platforms.iter_mut() {
+                    if let toml::Value::Table(platform) = platform {
+                        platform.remove(name);
+                    }
+                }
+            }
+        }
+    }
     if let Some(toml::Value::Table(package)) = table.get_mut("package") {
         package.remove("links");
         package.insert("build".into(), toml::Value::Boolean(false));
@@ -1253,5 +1292,63 @@ mod tests {
         let layer = |ran: &BTreeSet<String>| record(&[], &[]).with_runs_code(ran);
         assert!(plain.admits(&layer(&uses_macro.runs_code_for_dependencies)));
         assert!(!plain.admits(&layer(&uses_macro.runs_code)));
+    }
+
+    #[test]
+    fn features_only_dev_dependencies_ask_for_are_left_out_of_a_stub_s_graph() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        package(root, "its-macro", "[lib]\nproc-macro = true\n", &[]);
+        package(
+            root,
+            "featured",
+            "[dependencies]\nits-macro = { path = \"../its-macro\", optional = true }\n\
+             [features]\nderive = [\"dep:its-macro\"]\n",
+            &[],
+        );
+        package(
+            root,
+            "app",
+            "[dependencies]\nfeatured = { path = \"../featured\" }\n\
+             [dev-dependencies]\nfeatured = { path = \"../featured\", features = [\"derive\"] }\n\
+             [target.'cfg(unix)'.dev-dependencies]\nhelper = { path = \"../helper\" }\n",
+            &[("build.rs", "fn main() {}")],
+        );
+        package(root, "helper", "", &[]);
+        // `cargo metadata` unifies the dev-dependency's feature: the macro looks
+        // compiled and run.
+        let whole = graph_of(root, "app");
+        assert!(names(&whole.runs_code).contains(&"its-macro"));
+        // The stub without dev-dependencies gives the graph a library build has.
+        write_stub(&root.join("app"), &root.join("app-stub"), false).unwrap();
+        let stub = std::fs::read_to_string(root.join("app-stub/Cargo.toml")).unwrap();
+        assert!(
+            !stub.contains("dev-dependencies") && !stub.contains("helper"),
+            "{stub}"
+        );
+        let graph = graph_of(root, "app-stub");
+        assert_eq!(names(&graph.packages), ["featured"]);
+        assert!(graph.runs_code.is_empty());
+        assert!(!graph.root_runs_code, "the stub has no build script");
+    }
+
+    #[test]
+    fn resolver_1_unifies_dev_features() {
+        let manifest = |tail: &str| format!("[package]\nname = \"a\"\nversion = \"0.1.0\"\n{tail}");
+        assert!(unifies_dev_features(&manifest("")));
+        assert!(unifies_dev_features(&manifest("edition = \"2018\"\n")));
+        assert!(!unifies_dev_features(&manifest(
+            "edition = \"2018\"\nresolver = \"2\"\n"
+        )));
+        assert!(!unifies_dev_features(&manifest("edition = \"2021\"\n")));
+        assert!(!unifies_dev_features(&manifest("edition = \"2024\"\n")));
+        assert!(unifies_dev_features(&manifest(
+            "edition = \"2021\"\nresolver = \"1\"\n"
+        )));
+        assert!(unifies_dev_features(&format!(
+            "{}\n[workspace]\nresolver = \"1\"\n",
+            manifest("edition = \"2021\"\nresolver = \"2\"")
+        )));
+        assert!(unifies_dev_features("not toml ["));
     }
 }

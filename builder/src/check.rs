@@ -424,7 +424,14 @@ impl CheckRun<'_> {
             && target.mounted()
         {
             match self
-                .set_up_layers(build_cache, &source, &plan.feature_args(), target, work)
+                .set_up_layers(
+                    build_cache,
+                    package,
+                    &source,
+                    &plan.feature_args(),
+                    target,
+                    work,
+                )
                 .await
             {
                 Ok(set_up) => {
@@ -604,25 +611,57 @@ impl CheckRun<'_> {
     /// offline, after the fetch, with the features the build turns on: a
     /// dependency behind one of them is compiled, and its code runs), layers it may
     /// use, mounted under the target directory.
+    ///
+    /// `cargo metadata` resolves features with the dev-dependencies', which a
+    /// library's docs do not build unless they scrape examples with them or cargo's
+    /// resolver 1 unifies them: otherwise the graph is read from a stub of the
+    /// package without dev-dependencies, so that a feature only a dev-dependency
+    /// asks for (serde's `derive`, say) sets no layer apart.
     async fn set_up_layers(
         &self,
         build_cache: &BuildCache,
+        package: &LocalPackage,
         source: &PreparedSource,
         features: &[String],
         target: &TargetDir,
         work: &Path,
     ) -> Result<LayeredTarget, String> {
-        let metadata = self
-            .cargo
-            .metadata_with_features(&source.manifest(), &source.host_config, features)
-            .await
-            .map_err(|e| e.to_string())?;
         let manifest = tokio::fs::read_to_string(source.manifest())
             .await
             .map_err(|e| format!("cannot read the manifest: {e}"))?;
         let dev = crate::build_cache::scrapes_with_dev_dependencies(&manifest);
-        let graph = DependencyGraph::from_metadata(&metadata, dev)
+        let mut graph_manifest = source.manifest();
+        if !dev && !crate::build_cache::unifies_dev_features(&manifest) {
+            let (from, to) = (source.dir.clone(), work.join("graph"));
+            let written = tokio::task::spawn_blocking(move || {
+                crate::build_cache::write_stub(&from, &to, false).map(|()| to.join("Cargo.toml"))
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|written| written);
+            match written {
+                Ok(stub) => graph_manifest = stub,
+                Err(error) => tracing::debug!(%error, "no stub to read the graph from"),
+            }
+        }
+        let metadata = match self
+            .cargo
+            .metadata_with_features(&graph_manifest, &source.host_config, features)
+            .await
+        {
+            Ok(metadata) => metadata,
+            // The package's own manifest is the one the build reads.
+            Err(_) if graph_manifest != source.manifest() => self
+                .cargo
+                .metadata_with_features(&source.manifest(), &source.host_config, features)
+                .await
+                .map_err(|e| e.to_string())?,
+            Err(error) => return Err(error.to_string()),
+        };
+        let mut graph = DependencyGraph::from_metadata(&metadata, dev)
             .ok_or("cargo metadata gave no dependency graph")?;
+        // The stub has no build script; the package may.
+        graph.root_runs_code |= package.build_script;
         let key = BuildCache::key(
             &self.toolchain.version,
             &format!("{:?}", self.options.image),
@@ -663,7 +702,7 @@ impl CheckRun<'_> {
         let stub = work.join("stub");
         let (from, to) = (source.dir.clone(), stub.clone());
         blocking(move || {
-            crate::build_cache::write_stub(&from, &to)
+            crate::build_cache::write_stub(&from, &to, true)
                 .and_then(|()| make_readable(&to))
                 .map_err(BuildError::io("cannot write the package's stub"))
         })

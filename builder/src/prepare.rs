@@ -32,6 +32,8 @@ pub struct LocalPackage {
     /// The library's crate name (`-` replaced by `_`); `None` without a library.
     pub lib_name: Option<String>,
     pub proc_macro: bool,
+    /// It has a build script.
+    pub build_script: bool,
     /// `package.metadata`, holding the docs.rs table.
     pub metadata: serde_json::Value,
     /// The directory is an unpacked `.crate` (it has `Cargo.toml.orig`).
@@ -174,6 +176,7 @@ impl LocalPackage {
             id: CrateVersion::new(&package.name, &package.version.to_string())?,
             lib_name: lib.map(|t| t.name.replace('-', "_")),
             proc_macro: lib.is_some_and(|t| t.is_proc_macro()),
+            build_script: package.targets.iter().any(|t| t.is_custom_build()),
             features: package.features.clone(),
             metadata: package.metadata,
             already_packaged: dir.join("Cargo.toml.orig").is_file(),

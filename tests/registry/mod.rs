@@ -158,6 +158,38 @@ impl TestRegistry {
         files.insert(format!("/dl/{name}/{version}"), archive);
     }
 
+    /// Makes the index entry of `name@version` say what its manifest does about
+    /// features: `features` (the index's `features2`, which may name `dep:`
+    /// dependencies) and which dependencies are optional.
+    pub fn declare_features(
+        &self,
+        name: &str,
+        version: &str,
+        features: serde_json::Value,
+        optional: &[&str],
+    ) {
+        let mut files = self.files.lock().unwrap();
+        let entry = files
+            .get_mut(&format!("/index/{}", index_path(name)))
+            .unwrap();
+        let lines: Vec<String> = String::from_utf8_lossy(entry)
+            .lines()
+            .map(|line| {
+                let mut line: serde_json::Value = serde_json::from_str(line).unwrap();
+                if line["vers"] == version {
+                    line["features2"] = features.clone();
+                    for dep in line["deps"].as_array_mut().unwrap() {
+                        if optional.contains(&dep["name"].as_str().unwrap()) {
+                            dep["optional"] = true.into();
+                        }
+                    }
+                }
+                line.to_string() + "\n"
+            })
+            .collect();
+        *entry = lines.concat().into_bytes();
+    }
+
     /// Takes every version of `crate_name` off the index (its archives stay), as
     /// after a registry lost it.
     pub fn unpublish(&self, crate_name: &str) {
