@@ -38,7 +38,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use cargo_metadata::{DependencyKind, Metadata, PackageId, TargetKind};
+use cargo_metadata::cargo_platform::{CfgExpr, Platform};
+use cargo_metadata::{DepKindInfo, DependencyKind, Metadata, NodeDep, PackageId, TargetKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -464,11 +465,9 @@ impl DependencyGraph {
                 continue;
             }
             for dep in nodes.get(id).map(|n| n.deps.as_slice()).unwrap_or(&[]) {
-                let dev_only = dep
-                    .dep_kinds
-                    .iter()
-                    .all(|k| k.kind == DependencyKind::Development);
-                if !dev_only || (id == root && with_dev_dependencies) {
+                let kinds: Vec<_> = live_kinds(dep).collect();
+                let dev_only = kinds.iter().all(|k| k.kind == DependencyKind::Development);
+                if !kinds.is_empty() && (!dev_only || (id == root && with_dev_dependencies)) {
                     stack.push(&dep.pkg);
                 }
             }
@@ -483,18 +482,14 @@ impl DependencyGraph {
                 runs_for_dependencies.insert(id);
                 let build_deps = deps
                     .iter()
-                    .filter(|d| d.dep_kinds.iter().any(|k| k.kind == DependencyKind::Build))
+                    .filter(|d| live_kinds(d).any(|k| k.kind == DependencyKind::Build))
                     .map(|d| &d.pkg)
                     .collect();
                 closure(&nodes, build_deps, &mut runs_for_dependencies);
             }
             let used_macros = deps
                 .iter()
-                .filter(|d| {
-                    d.dep_kinds
-                        .iter()
-                        .any(|k| k.kind != DependencyKind::Development)
-                })
+                .filter(|d| live_kinds(d).any(|k| k.kind != DependencyKind::Development))
                 .map(|d| &d.pkg)
                 .filter(|&dep| has(dep, TargetKind::ProcMacro))
                 .collect();
@@ -587,14 +582,41 @@ fn closure<'m>(
             continue;
         }
         for dep in nodes.get(id).map(|n| n.deps.as_slice()).unwrap_or(&[]) {
-            if dep
-                .dep_kinds
-                .iter()
-                .any(|k| k.kind != DependencyKind::Development)
-            {
+            if live_kinds(dep).any(|k| k.kind != DependencyKind::Development) {
                 stack.push(&dep.pkg);
             }
         }
+    }
+}
+
+/// The ways `dep` can be compiled: not under a platform no target matches, such as
+/// `cfg(any())`, by which serde names serde_derive only to pin its version (cargo
+/// metadata lists every platform's dependencies).
+fn live_kinds(dep: &NodeDep) -> impl Iterator<Item = &DepKindInfo> {
+    dep.dep_kinds
+        .iter()
+        .filter(|kind| !matches!(&kind.target, Some(Platform::Cfg(expr)) if never(expr)))
+}
+
+/// True for a `cfg` expression false whatever the target and its flags.
+fn never(expr: &CfgExpr) -> bool {
+    match expr {
+        CfgExpr::False => true,
+        CfgExpr::Any(all) => all.iter().all(never),
+        CfgExpr::All(all) => all.iter().any(never),
+        CfgExpr::Not(inner) => always(inner),
+        CfgExpr::True | CfgExpr::Value(_) => false,
+    }
+}
+
+/// True for a `cfg` expression true whatever the target and its flags.
+fn always(expr: &CfgExpr) -> bool {
+    match expr {
+        CfgExpr::True => true,
+        CfgExpr::All(all) => all.iter().all(always),
+        CfgExpr::Any(all) => all.iter().any(always),
+        CfgExpr::Not(inner) => never(inner),
+        CfgExpr::False | CfgExpr::Value(_) => false,
     }
 }
 
@@ -1350,5 +1372,31 @@ mod tests {
             manifest("edition = \"2021\"\nresolver = \"2\"")
         )));
         assert!(unifies_dev_features("not toml ["));
+    }
+
+    #[test]
+    fn a_dependency_under_a_cfg_no_target_matches_is_never_compiled() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        package(root, "its-macro", "[lib]\nproc-macro = true\n", &[]);
+        package(root, "helper", "", &[]);
+        // As serde names serde_derive: only to pin its version.
+        package(
+            root,
+            "pinned",
+            "[target.'cfg(any())'.dependencies]\nits-macro = { path = \"../its-macro\" }\n\
+             [target.'cfg(not(all()))'.build-dependencies]\nits-macro = { path = \"../its-macro\" }\n\
+             [target.'cfg(any(unix, windows))'.dependencies]\nhelper = { path = \"../helper\" }\n",
+            &[],
+        );
+        package(
+            root,
+            "app",
+            "[dependencies]\npinned = { path = \"../pinned\" }\n",
+            &[],
+        );
+        let graph = graph_of(root, "app");
+        assert_eq!(names(&graph.packages), ["helper", "pinned"]);
+        assert!(graph.runs_code.is_empty());
     }
 }
