@@ -22,9 +22,12 @@
 #
 # Usage: bash bench/queue.sh            both sets
 #        SETS=A bash bench/queue.sh     one set (A or B)
+#        ROUNDS=3 bash bench/queue.sh   the three timed runs taken in turn, three
+#                                       times: medians (a shared machine's speed drifts)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sets=${SETS:-A B}
+rounds=${ROUNDS:-1}
 
 set_a=(serde@1.0.229 serde_json@1.0.154 itoa@1.0.18 ryu@1.0.23 memchr@2.8.3 bytes@1.12.1
     log@0.4.35 smallvec@1.16.5 anyhow@1.0.104 thiserror@2.0.21 once_cell@1.21.4 bitflags@2.13.2
@@ -145,6 +148,11 @@ run_replays() {
         replay "$crate" command
     done
     result="$(elapsed "$start" "$(now)") $(cpu_since "$cpu")"
+    if [ -f "$dir/own" ]; then
+        rm -rf "$dir"/*/target
+        echo "$result"
+        return
+    fi
     for crate in "$dir"/*/; do
         find "$crate/src" -name '*.rs' -exec touch {} +
     done
@@ -179,19 +187,31 @@ run_cargo() {
     rm -rf "$dir"
 }
 
-# bench_set LABEL CRATE…: warm-up (untimed), the three timed runs, their table.
+# median "SECONDS CPU"… → the pair with the median seconds (the lower of two middles).
+median() {
+    printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"
+}
+
+# bench_set LABEL CRATE…: warm-up (untimed), the three timed runs ($rounds times, in
+# turn; medians), their table.
 bench_set() {
-    local label=$1 on off plain nodeps
+    local label=$1 on off plain nodeps round ons=() offs=() plains=()
     shift
     echo "set $label: warming downloads (not timed)..." >&2
     KEEP_DATA=1 run_queue "$label-warm" on "$@" >/dev/null
     keep_replays "$work/$label-warm" "$work/$label-replays" "$@"
-    echo "set $label: docbuild, reuse on..." >&2
-    on=$(run_queue "$label-reuse-on" on "$@")
-    echo "set $label: docbuild, reuse off..." >&2
-    off=$(run_queue "$label-reuse-off" off "$@")
-    echo "set $label: cargo rustdoc, as docbuild runs it..." >&2
-    plain=$(run_replays "$work/$label-replays")
+    for round in $(seq "$rounds"); do
+        echo "set $label, round $round of $rounds: docbuild, reuse on..." >&2
+        ons+=("$(run_queue "$label-reuse-on" on "$@")")
+        echo "set $label, round $round of $rounds: docbuild, reuse off..." >&2
+        offs+=("$(run_queue "$label-reuse-off" off "$@")")
+        echo "set $label, round $round of $rounds: cargo rustdoc, as docbuild runs it..." >&2
+        plains+=("$(run_replays "$work/$label-replays")")
+        echo "set $label, round $round: on ${ons[-1]}, off ${offs[-1]}, cargo ${plains[-1]}" >&2
+    done
+    on=$(median "${ons[@]}")
+    off=$(median "${offs[@]}")
+    plain=$(median "${plains[@]}")
     echo "set $label: cargo doc --no-deps..." >&2
     nodeps=$(run_cargo "$label-cargo" "$@")
     local n=$#
@@ -200,7 +220,8 @@ bench_set() {
             'BEGIN { printf "%-34s %9.1f %8s %12.0f %9.2fx\n", run, s, cpu, n * 3600 / s, base / s }'
     }
     echo
-    printf 'Set %s: %d builds (cpu: core-seconds of the whole machine)\n' "$label" "$n"
+    printf 'Set %s: %d builds (cpu: core-seconds of the whole machine; median of %d rounds)\n' \
+        "$label" "$n" "$rounds"
     printf '%-34s %9s %8s %12s %10s\n' run seconds cpu builds/hour speed-up
     row "docbuild --jobs 2, reuse on" "$on"
     row "docbuild --jobs 2, reuse off" "$off"
