@@ -1229,11 +1229,14 @@ pub fn tamper(_: TokenStream) -> TokenStream {
 }
 "#;
 
-#[test]
-fn a_proc_macro_s_tampering_never_reaches_a_build_outside_its_graph() {
-    let world = World::new();
-    let registry = TestRegistry::start(None);
-    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
+/// `NAME = { version = "0.1", registry = "testreg" }`.
+fn testreg_dep(name: &str) -> String {
+    format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n")
+}
+
+/// Publishes `shared` 0.1.0, whose docs have `genuine`, and `clean` 0.1.0, which
+/// depends on it alone and re-exports it.
+fn publish_shared_and_clean(registry: &TestRegistry) {
     registry.publish(
         "shared",
         "0.1.0",
@@ -1245,6 +1248,51 @@ fn a_proc_macro_s_tampering_never_reaches_a_build_outside_its_graph() {
         &[],
     );
     registry.publish(
+        "clean",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", testreg_dep("shared")),
+        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
+        &["shared"],
+    );
+}
+
+/// Publishes `tamper` 0.1.0 (M): it depends on `shared`, and its build script forges
+/// `shared`'s compiled metadata.
+fn publish_tamper(registry: &TestRegistry) {
+    registry.publish(
+        "tamper",
+        "0.1.0",
+        &format!("\n[dependencies]\n{}", testreg_dep("shared")),
+        &[
+            ("src/lib.rs", "//! M.\npub use shared::*;\n"),
+            ("build.rs", TAMPERING_BUILD_SCRIPT),
+        ],
+        &["shared"],
+    );
+}
+
+/// Queues `NAME@0.1.0` from the test registry for each of `names` and has a worker
+/// build it before the next is queued; the jobs, each a success.
+fn build_in_turn(world: &World, registry: &TestRegistry, names: &[&str]) -> Vec<Value> {
+    world.write_docbuild_toml(&registry.index_url(), None);
+    names
+        .iter()
+        .map(|name| {
+            let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
+            world.work();
+            let job = world.job(id);
+            assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
+            job
+        })
+        .collect()
+}
+
+#[test]
+fn a_proc_macro_s_tampering_never_reaches_a_build_outside_its_graph() {
+    let world = World::new();
+    let registry = TestRegistry::start(None);
+    publish_shared_and_clean(&registry);
+    registry.publish(
         "tamper-macro",
         "0.1.0",
         "\n[lib]\nproc-macro = true\n",
@@ -1255,29 +1303,18 @@ fn a_proc_macro_s_tampering_never_reaches_a_build_outside_its_graph() {
     registry.publish(
         "uses-macro",
         "0.1.0",
-        &format!("\n[dependencies]\n{}{}", dep("shared"), dep("tamper-macro")),
+        &format!(
+            "\n[dependencies]\n{}{}",
+            testreg_dep("shared"),
+            testreg_dep("tamper-macro")
+        ),
         &[(
             "src/lib.rs",
             "//! U.\npub use shared::*;\ntamper_macro::tamper!();\n",
         )],
         &["shared", "tamper-macro"],
     );
-    registry.publish(
-        "clean",
-        "0.1.0",
-        &format!("\n[dependencies]\n{}", dep("shared")),
-        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
-        &["shared"],
-    );
-    world.write_docbuild_toml(&registry.index_url(), None);
-    let mut jobs = Vec::new();
-    for name in ["uses-macro", "clean"] {
-        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
-        world.work();
-        let job = world.job(id);
-        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
-        jobs.push(job);
-    }
+    let jobs = build_in_turn(&world, &registry, &["uses-macro", "clean"]);
     let [uses_macro, clean] = &jobs[..] else {
         unreachable!()
     };
@@ -1307,27 +1344,8 @@ fn a_proc_macro_s_tampering_never_reaches_a_build_outside_its_graph() {
 fn a_build_script_behind_a_docs_rs_feature_never_reaches_a_build_outside_its_graph() {
     let world = World::new();
     let registry = TestRegistry::start(None);
-    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
-    registry.publish(
-        "shared",
-        "0.1.0",
-        "",
-        &[(
-            "src/lib.rs",
-            "//! Shared.\n/// The real one.\npub fn genuine() {}\n",
-        )],
-        &[],
-    );
-    registry.publish(
-        "tamper",
-        "0.1.0",
-        &format!("\n[dependencies]\n{}", dep("shared")),
-        &[
-            ("src/lib.rs", "//! M.\npub use shared::*;\n"),
-            ("build.rs", TAMPERING_BUILD_SCRIPT),
-        ],
-        &["shared"],
-    );
+    publish_shared_and_clean(&registry);
+    publish_tamper(&registry);
     // G has M only behind a feature that is not a default one, which docs.rs's
     // metadata turns on; C depends on `shared` alone.
     registry.publish(
@@ -1337,27 +1355,12 @@ fn a_build_script_behind_a_docs_rs_feature_never_reaches_a_build_outside_its_gra
             "\n[dependencies]\n{}tamper = {{ version = \"0.1\", registry = \"testreg\", optional = true }}\n\
              \n[features]\nextra = [\"dep:tamper\"]\n\
              \n[package.metadata.docs.rs]\nall-features = true\n",
-            dep("shared")
+            testreg_dep("shared")
         ),
         &[("src/lib.rs", "//! G.\npub use shared::*;\n")],
         &["shared", "tamper"],
     );
-    registry.publish(
-        "clean",
-        "0.1.0",
-        &format!("\n[dependencies]\n{}", dep("shared")),
-        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
-        &["shared"],
-    );
-    world.write_docbuild_toml(&registry.index_url(), None);
-    let mut jobs = Vec::new();
-    for name in ["gated", "clean"] {
-        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
-        world.work();
-        let job = world.job(id);
-        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
-        jobs.push(job);
-    }
+    let jobs = build_in_turn(&world, &registry, &["gated", "clean"]);
     let [gated, clean] = &jobs[..] else {
         unreachable!()
     };
@@ -1374,17 +1377,7 @@ fn a_build_script_behind_a_docs_rs_feature_never_reaches_a_build_outside_its_gra
 fn a_build_retried_with_a_new_lockfile_keeps_no_layer() {
     let world = World::new();
     let registry = TestRegistry::start(None);
-    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
-    registry.publish(
-        "shared",
-        "0.1.0",
-        "",
-        &[(
-            "src/lib.rs",
-            "//! Shared.\n/// The real one.\npub fn genuine() {}\n",
-        )],
-        &[],
-    );
+    publish_shared_and_clean(&registry);
     registry.publish(
         "drifting",
         "0.1.0",
@@ -1397,36 +1390,25 @@ fn a_build_retried_with_a_new_lockfile_keeps_no_layer() {
     registry.publish(
         "locked",
         "0.1.0",
-        &format!("\n[dependencies]\n{}{}", dep("shared"), dep("drifting")),
+        &format!(
+            "\n[dependencies]\n{}{}",
+            testreg_dep("shared"),
+            testreg_dep("drifting")
+        ),
         &[("src/lib.rs", "//! L.\npub use shared::*;\n")],
         &["shared", "drifting"],
     );
     registry.publish(
         "drifting",
         "0.1.1",
-        &format!("\n[dependencies]\n{}", dep("shared")),
+        &format!("\n[dependencies]\n{}", testreg_dep("shared")),
         &[
             ("src/lib.rs", "//! The next one.\n"),
             ("build.rs", TAMPERING_BUILD_SCRIPT),
         ],
         &["shared"],
     );
-    registry.publish(
-        "clean",
-        "0.1.0",
-        &format!("\n[dependencies]\n{}", dep("shared")),
-        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
-        &["shared"],
-    );
-    world.write_docbuild_toml(&registry.index_url(), None);
-    let mut jobs = Vec::new();
-    for name in ["locked", "clean"] {
-        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
-        world.work();
-        let job = world.job(id);
-        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
-        jobs.push(job);
-    }
+    let jobs = build_in_turn(&world, &registry, &["locked", "clean"]);
     let [locked, clean] = &jobs[..] else {
         unreachable!()
     };
@@ -1443,34 +1425,15 @@ fn a_build_retried_with_a_new_lockfile_keeps_no_layer() {
 fn a_dependency_a_dev_dependency_s_feature_brings_in_under_resolver_1_is_in_the_graph() {
     let world = World::new();
     let registry = TestRegistry::start(None);
-    let dep = |name: &str| format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n");
-    registry.publish(
-        "shared",
-        "0.1.0",
-        "",
-        &[(
-            "src/lib.rs",
-            "//! Shared.\n/// The real one.\npub fn genuine() {}\n",
-        )],
-        &[],
-    );
-    registry.publish(
-        "tamper",
-        "0.1.0",
-        &format!("\n[dependencies]\n{}", dep("shared")),
-        &[
-            ("src/lib.rs", "//! M.\npub use shared::*;\n"),
-            ("build.rs", TAMPERING_BUILD_SCRIPT),
-        ],
-        &["shared"],
-    );
+    publish_shared_and_clean(&registry);
+    publish_tamper(&registry);
     registry.publish(
         "featured",
         "0.1.0",
         &format!(
             "\n[dependencies]\n{}tamper = {{ version = \"0.1\", registry = \"testreg\", optional = true }}\n\
              \n[features]\nevil = [\"dep:tamper\"]\n",
-            dep("shared")
+            testreg_dep("shared")
         ),
         &[("src/lib.rs", "//! F.\npub use shared::*;\n")],
         &["shared", "tamper"],
@@ -1489,27 +1452,12 @@ fn a_dependency_a_dev_dependency_s_feature_brings_in_under_resolver_1_is_in_the_
         &format!(
             "resolver = \"1\"\n\n[dependencies]\n{}\n[dev-dependencies]\n\
              featured = {{ version = \"0.1\", registry = \"testreg\", features = [\"evil\"] }}\n",
-            dep("featured")
+            testreg_dep("featured")
         ),
         &[("src/lib.rs", "//! O.\npub use featured::*;\n")],
         &["featured"],
     );
-    registry.publish(
-        "clean",
-        "0.1.0",
-        &format!("\n[dependencies]\n{}", dep("shared")),
-        &[("src/lib.rs", "//! C.\npub use shared::*;\n")],
-        &["shared"],
-    );
-    world.write_docbuild_toml(&registry.index_url(), None);
-    let mut jobs = Vec::new();
-    for name in ["old-resolver", "clean"] {
-        let id = world.add(&[&format!("{name}@0.1.0"), "--registry", "testreg"]);
-        world.work();
-        let job = world.job(id);
-        assert_eq!(job["outcome"], "success", "{name}: {}", log_of(&job));
-        jobs.push(job);
-    }
+    let jobs = build_in_turn(&world, &registry, &["old-resolver", "clean"]);
     let [old_resolver, clean] = &jobs[..] else {
         unreachable!()
     };
