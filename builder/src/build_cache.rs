@@ -1041,15 +1041,13 @@ pub fn unifies_dev_features(manifest: &str) -> bool {
             .and_then(|section| section.get(key))
             .map(|value| value.as_str())
     };
-    let resolver = field("workspace", "resolver").or_else(|| field("package", "resolver"));
-    match resolver {
-        Some(Some("2" | "3")) => false,
-        Some(_) => true,
-        None => match field("package", "edition") {
-            Some(Some(edition)) => edition.parse::<u32>().is_ok_and(|year| year < 2021),
-            Some(None) => true,
-            None => true,
-        },
+    match field("workspace", "resolver").or_else(|| field("package", "resolver")) {
+        Some(resolver) => !matches!(resolver, Some("2" | "3")),
+        // Editions 2021 and later default to resolver 2 or 3.
+        None => field("package", "edition")
+            .flatten()
+            .and_then(|edition| edition.parse::<u32>().ok())
+            .is_none_or(|year| year < 2021),
     }
 }
 

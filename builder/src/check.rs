@@ -630,33 +630,29 @@ impl CheckRun<'_> {
             .await
             .map_err(|e| format!("cannot read the manifest: {e}"))?;
         let dev = crate::build_cache::scrapes_with_dev_dependencies(&manifest);
-        let mut graph_manifest = source.manifest();
+        let metadata_of = |manifest: PathBuf| async move {
+            self.cargo
+                .metadata_with_features(&manifest, &source.host_config, features)
+                .await
+        };
+        let mut from_stub = None;
         if !dev && !crate::build_cache::unifies_dev_features(&manifest) {
-            let (from, to) = (source.dir.clone(), work.join("graph"));
-            let written = tokio::task::spawn_blocking(move || {
-                crate::build_cache::write_stub(&from, &to, false).map(|()| to.join("Cargo.toml"))
+            let (from, stub) = (source.dir.clone(), work.join("graph"));
+            let written = blocking(move || {
+                crate::build_cache::write_stub(&from, &stub, false)
+                    .map_err(BuildError::io("cannot write the package's stub"))
             })
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|written| written);
-            match written {
-                Ok(stub) => graph_manifest = stub,
-                Err(error) => tracing::debug!(%error, "no stub to read the graph from"),
+            .await;
+            if written.is_ok() {
+                from_stub = metadata_of(work.join("graph/Cargo.toml")).await.ok();
             }
         }
-        let metadata = match self
-            .cargo
-            .metadata_with_features(&graph_manifest, &source.host_config, features)
-            .await
-        {
-            Ok(metadata) => metadata,
-            // The package's own manifest is the one the build reads.
-            Err(_) if graph_manifest != source.manifest() => self
-                .cargo
-                .metadata_with_features(&source.manifest(), &source.host_config, features)
+        // Else, or when the stub cannot be resolved: the package's own manifest.
+        let metadata = match from_stub {
+            Some(metadata) => metadata,
+            None => metadata_of(source.manifest())
                 .await
                 .map_err(|e| e.to_string())?,
-            Err(error) => return Err(error.to_string()),
         };
         let mut graph = DependencyGraph::from_metadata(&metadata, dev)
             .ok_or("cargo metadata gave no dependency graph")?;
