@@ -19,7 +19,12 @@ real_version=${REAL_VERSION:-0.8.9}
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 docbuild="${CARGO_TARGET_DIR:-$root/target}/release/docbuild"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# A check leaves its target directory mounted for the next one
+# (DOCBUILD_KEEP_MOUNTED): unmounted here before the work directory is deleted.
+unmount_all() {
+    awk -v w="$work/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n 1 umount -l
+}
+trap 'unmount_all; rm -rf "$work"' EXIT
 export DOCBUILD_CACHE_DIR="$work/cache"
 # The public API comparison asks crates.io and may build the published version: not
 # part of what is measured against `cargo rustdoc`.

@@ -16,6 +16,7 @@ use docbuild_builder::api_check::{ApiOptions, compare};
 use docbuild_builder::config::{CRATES_IO, Config, DataDir, ImageConfig};
 use docbuild_builder::environment::resolve_image;
 use docbuild_builder::host_cargo::Registries;
+use docbuild_builder::kept_mount::KeepMounted;
 use docbuild_builder::metadata::is_target_triple;
 use docbuild_builder::workspace::{Selection, check_workspace};
 use docbuild_builder::{
@@ -41,7 +42,11 @@ Environment:
   NO_COLOR            No colours on a terminal
   BROWSER             The browser `check --open` starts
   RUST_LOG            What docbuild logs on stderr (e.g. debug) [default: warn]
-  DOCBUILD_NO_API     `check` does not compare the public API with the published one (as --no-api)";
+  DOCBUILD_NO_API     `check` does not compare the public API with the published one (as --no-api)
+  DOCBUILD_KEEP_MOUNTED
+                      How long check's target directory stays mounted once idle, for the
+                      next check of the package (e.g. 90s; 0: unmounted as the check ends)
+                      [default: 5m]";
 
 #[derive(Parser)]
 #[command(
@@ -105,6 +110,19 @@ enum Command {
         /// Write docbuild.1, docbuild-check.1, … into this directory.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Unmounts a check's target directory once it has been idle (started, detached,
+    /// by `check`).
+    #[command(name = docbuild_builder::kept_mount::RELEASE_COMMAND, hide = true)]
+    ReleaseTarget {
+        /// The check that kept it mounted.
+        #[arg(long)]
+        token: String,
+        /// Idle time before unmounting.
+        #[arg(long)]
+        idle_secs: u64,
+        /// The check's work directory.
+        work_dir: PathBuf,
     },
 }
 
@@ -402,6 +420,21 @@ fn main() -> ExitCode {
             cli.data_dir.as_deref(),
             cli.config.as_deref(),
         )),
+        Command::ReleaseTarget {
+            token,
+            idle_secs,
+            work_dir,
+        } => match runtime.block_on(docbuild_builder::kept_mount::release_idle_target(
+            &work_dir,
+            &token,
+            Duration::from_secs(idle_secs),
+        )) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => output::fail(
+                Outcome::InfrastructureError,
+                &format!("cannot unmount {}/target: {error}", work_dir.display()),
+            ),
+        },
         Command::Completions { .. } | Command::Man { .. } => ExitCode::SUCCESS,
     }
 }
@@ -567,6 +600,32 @@ async fn validate_targets(toolchain: Option<&str>, targets: &[String]) -> Result
     }
 }
 
+/// How long `check` leaves its target directory mounted once idle, for the next check
+/// of the package: `DOCBUILD_KEEP_MOUNTED` (`0` unmounts it as the check ends).
+fn keep_mounted() -> Result<Option<KeepMounted>, String> {
+    const VARIABLE: &str = "DOCBUILD_KEEP_MOUNTED";
+    let idle = match std::env::var(VARIABLE) {
+        Err(std::env::VarError::NotPresent) => Duration::from_secs(5 * 60),
+        Ok(text) if text.trim() == "0" => return Ok(None),
+        Ok(text) => match humantime::parse_duration(text.trim()) {
+            Ok(idle) if idle.is_zero() => return Ok(None),
+            Ok(idle) => idle,
+            Err(error) => {
+                return Err(format!(
+                    "{VARIABLE}: invalid duration `{text}`: {error} (e.g. 0, 90s, 5m)"
+                ));
+            }
+        },
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(format!("{VARIABLE}: not a duration (e.g. 0, 90s, 5m)"));
+        }
+    };
+    // Without its own executable, docbuild cannot start the release: unmount at once.
+    Ok(std::env::current_exe()
+        .ok()
+        .map(|program| KeepMounted { idle, program }))
+}
+
 async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) -> ExitCode {
     if let Err(code) = validate_targets(args.build.toolchain.as_deref(), &args.targets).await {
         return code;
@@ -589,6 +648,10 @@ async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) 
                 &format!("invalid value for '--registry <NAME>': {error}"),
             );
         }
+    };
+    let keep_mounted = match keep_mounted() {
+        Ok(keep) => keep,
+        Err(message) => return output::fail(Outcome::InvalidInput, &message),
     };
     let shutdown = Shutdown::listen(None);
     let cancel = shutdown.token();
@@ -622,6 +685,7 @@ async fn check(args: CheckArgs, data_dir: Option<&Path>, config: Option<&Path>) 
         // Only the public API comparison needs it.
         rustdoc_json: !no_api,
         build_cache: None,
+        keep_mounted,
     };
     let verbosity = if args.quiet {
         Verbosity::Quiet

@@ -179,6 +179,61 @@ fn a_second_check_still_reports_fresh_docs() {
     assert!(html.contains("Gadget") && !html.contains("Widget"));
 }
 
+/// The mount ID (mountinfo's first field) of the topmost filesystem mounted at `dir`.
+fn mount_id(dir: &Path) -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    mountinfo.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        (fields.get(4) == Some(&dir)).then(|| fields[0].to_string())
+    })
+}
+
+#[test]
+fn the_target_directory_stays_mounted_for_the_next_check_until_idle() {
+    let (_dir, path) = fixture("documented");
+    let check_keeping = |keep: &str| {
+        report_of(
+            docbuild_command(&["check", path.to_str().unwrap(), "--json"])
+                .env("DOCBUILD_NO_API", "1")
+                .env("DOCBUILD_KEEP_MOUNTED", keep)
+                .output()
+                .unwrap(),
+        )
+    };
+    let (code, report) = check_keeping("1h");
+    assert_eq!(code, 0, "{report:#}");
+    let work = Path::new(report["log"].as_str().unwrap()).parent().unwrap();
+    let target = std::fs::canonicalize(work.join("target")).unwrap();
+    let mounted = mount_id(&target).expect("the target directory stays mounted after a check");
+
+    // The next check builds in the same mount, and its release takes over.
+    let (code, report) = check_keeping("2s");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(mount_id(&target), Some(mounted));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while mount_id(&target).is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(mount_id(&target), None, "unmounted once idle for 2 s");
+    assert!(!work.join("target.kept").exists());
+    assert!(docs_html(&report).contains("Widget"));
+
+    // `0`: unmounted as the check ends.
+    let (code, report) = check_keeping("0");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(mount_id(&target), None);
+
+    let refused = docbuild_command(&["check", path.to_str().unwrap()])
+        .env("DOCBUILD_KEEP_MOUNTED", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DOCBUILD_KEEP_MOUNTED"), "{stderr}");
+}
+
 #[test]
 fn a_type_error_fails_with_file_and_line() {
     let (_dir, path) = fixture("type-error");

@@ -70,6 +70,9 @@ impl World {
             .args(args)
             .current_dir(self.path())
             .env("DOCBUILD_CACHE_DIR", self.cache())
+            // The world's directory is deleted after the test: nothing may stay
+            // mounted in it.
+            .env("DOCBUILD_KEEP_MOUNTED", "0")
             // No comparison with crates.io's versions of same-named crates.
             .env("DOCBUILD_NO_API", "1")
             .env("DOCBUILD_DATA_DIR", self.data())

@@ -18,6 +18,7 @@ use crate::execute::{
     BuildEnvironment, TargetRun, append_to_log, build_dependencies, build_json, build_target,
 };
 use crate::host_cargo::{HostCargo, Registries};
+use crate::kept_mount::{KeepMounted, forget, leave_mounted};
 use crate::metadata::{DocsRsMetadata, is_target_triple};
 use crate::outcome::{CrateReport, ErrorDetail, JsonReport, Outcome, TargetReport};
 use crate::plan::{BuildPlan, InvocationOptions};
@@ -71,6 +72,9 @@ pub struct CheckOptions {
     /// Reuse compiled dependencies from this build cache, and add to it (workers).
     /// Only with a mounted target directory (the overlay needs root).
     pub build_cache: Option<crate::build_cache::BuildCache>,
+    /// Leave the target directory mounted after the check, for the next check of the
+    /// package (`docbuild check`; a worker's builds never share a target directory).
+    pub keep_mounted: Option<KeepMounted>,
 }
 
 /// Where docbuild keeps its state on this machine.
@@ -338,14 +342,27 @@ impl CheckRun<'_> {
             finish_layers(layered, report, cancel, &log_path).await?;
         }
         // Space goes back to the host after a build that used up its budget.
-        let released = if report.outcome == Outcome::OutOfDisk {
-            target.discard().await
-        } else {
-            target.release().await
+        let released = match &options.keep_mounted {
+            Some(keep)
+                if report.outcome != Outcome::OutOfDisk
+                    && !cancel.is_cancelled()
+                    && options.build_cache.is_none() =>
+            {
+                leave_mounted(target, keep, &work).await
+            }
+            _ => {
+                let released = if report.outcome == Outcome::OutOfDisk {
+                    target.discard().await
+                } else {
+                    target.release().await
+                };
+                forget(&work);
+                released.map_err(BuildError::from)
+            }
         };
         tracing::debug!("check: target directory released");
         built?;
-        Ok(released?)
+        released
     }
 
     /// The steps after the target directory is ready: prepare, fetch, build, collect.

@@ -353,6 +353,19 @@ impl TargetDir {
         Ok(())
     }
 
+    /// Leaves the filesystem mounted: the next [`TargetDir::prepare`] of the directory
+    /// reuses it, its files still in memory. Whoever keeps it must see that it is
+    /// unmounted later ([`unmount`]). False when there was no mount to keep.
+    pub fn keep_mounted(mut self) -> bool {
+        match self.mount.take() {
+            Some(mounted) => {
+                mounted.watch.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Unmounts the filesystem and deletes the image and everything in the target
     /// directory (which stays, empty): the space is freed. After `out-of-disk`.
     pub async fn discard(mut self) -> Result<(), DiskError> {

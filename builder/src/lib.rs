@@ -19,6 +19,7 @@ pub mod execute;
 pub mod gc;
 pub mod host_cargo;
 pub mod http;
+pub mod kept_mount;
 pub use docbuild_store::identity;
 pub mod metadata;
 pub mod outcome;

@@ -663,6 +663,7 @@ async fn build_sources(
                 .data
                 .build_cache(service.config.limits.build_cache_bytes()),
         ),
+        keep_mounted: None,
     };
     let cache = service.data.cache();
     let building = check(&check_options, &cache, &|_: &str| {}, cancel);

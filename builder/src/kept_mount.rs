@@ -1,0 +1,150 @@
+//! A check's target directory left mounted for a while after the check ends.
+//!
+//! Unmounting drops the filesystem's cached files: the next warm check of the same
+//! package would read cargo's fingerprints and its dependencies' metadata through the
+//! loop device again, and mount and unmount anew, about 0.14 s of a 2 s warm check
+//! of axum. So `check` leaves the filesystem mounted and starts a detached process
+//! (docbuild's hidden `release-target` command, [`release_idle_target`]) that
+//! unmounts it once the work directory has been idle for [`KeepMounted::idle`].
+//!
+//! Who owns the mount is written in the work directory (`target.kept`): every check
+//! that keeps it writes a new token, and a waiting release whose token is no longer
+//! there leaves the mount to the newer one. A release never unmounts while a check
+//! holds the work directory's lock. A killed release leaves the mount to the next
+//! check of the package, or to `docbuild gc`, as a killed check does.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::disk::{TargetDir, unmount};
+use crate::error::BuildError;
+
+/// The hidden command of `program` that runs [`release_idle_target`]:
+/// `program release-target --token TOKEN --idle-secs N WORK_DIR`.
+pub const RELEASE_COMMAND: &str = "release-target";
+
+/// The file naming the check that last kept the target directory mounted.
+const TOKEN_FILE: &str = "target.kept";
+
+/// Leave check's target directory mounted after the check, unmounted by `program`
+/// once idle this long.
+#[derive(Debug, Clone)]
+pub struct KeepMounted {
+    pub idle: Duration,
+    /// The docbuild executable, run detached as [`RELEASE_COMMAND`].
+    pub program: PathBuf,
+}
+
+/// Ends a check's use of `target`: leaves it mounted with a release process waiting,
+/// or, when that process cannot start or there is no mount, releases it now.
+/// Called with the work directory's lock held.
+pub(crate) async fn leave_mounted(
+    target: TargetDir,
+    keep: &KeepMounted,
+    work: &Path,
+) -> Result<(), BuildError> {
+    if !target.mounted() {
+        return Ok(target.release().await?);
+    }
+    let token = format!(
+        "{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
+    let token_path = work.join(TOKEN_FILE);
+    let started = std::fs::write(&token_path, &token).and_then(|()| {
+        std::process::Command::new(&keep.program)
+            .arg(RELEASE_COMMAND)
+            .arg("--token")
+            .arg(&token)
+            .arg("--idle-secs")
+            .arg(keep.idle.as_secs().to_string())
+            .arg(work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Out of the terminal's process group: Ctrl-C of the next command in
+            // this shell does not reach it.
+            .process_group(0)
+            .spawn()
+            .map(drop)
+    });
+    match started {
+        Ok(()) => {
+            target.keep_mounted();
+            Ok(())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot start the release of the target directory");
+            let _ = std::fs::remove_file(&token_path);
+            Ok(target.release().await?)
+        }
+    }
+}
+
+/// Forgets an earlier check's kept mount, once this check has unmounted it.
+pub(crate) fn forget(work: &Path) {
+    let _ = std::fs::remove_file(work.join(TOKEN_FILE));
+}
+
+/// The detached end of [`KeepMounted`]: waits until `work`'s target directory has
+/// been idle for `idle`, then unmounts it. Returns early, leaving the mount, if a
+/// later check kept it (another token) or a check is using it (the lock is held):
+/// that check sees to it.
+pub async fn release_idle_target(work: &Path, token: &str, idle: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + idle;
+    loop {
+        match owner(work)? {
+            Some(owner) if owner != token => return Ok(()),
+            Some(_) => {}
+            // Released by a later check, or the work directory was deleted: only
+            // what may still be mounted is left to do.
+            None => break,
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+    }
+    let lock = match std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(work.join("lock"))
+    {
+        Ok(lock) => Some(lock),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(error) => return Err(error),
+    };
+    if let Some(lock) = &lock {
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+            Err(std::fs::TryLockError::Error(error)) => return Err(error),
+        }
+        if owner(work)?.is_some_and(|owner| owner != token) {
+            return Ok(());
+        }
+    }
+    unmount(&work.join("target"))
+        .await
+        .map_err(io::Error::other)?;
+    forget(work);
+    Ok(())
+}
+
+/// The token of the check that last kept `work`'s target directory mounted.
+fn owner(work: &Path) -> io::Result<Option<String>> {
+    match std::fs::read_to_string(work.join(TOKEN_FILE)) {
+        Ok(token) => Ok(Some(token)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
