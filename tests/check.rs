@@ -212,11 +212,15 @@ fn the_target_directory_stays_mounted_for_the_next_check_until_idle() {
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(mount_id(&target), Some(mounted));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while mount_id(&target).is_some() && std::time::Instant::now() < deadline {
+    let released = || mount_id(&target).is_none() && !work.join("target.kept").exists();
+    while !released() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(mount_id(&target), None, "unmounted once idle for 2 s");
-    assert!(!work.join("target.kept").exists());
+    assert!(
+        !work.join("target.kept").exists(),
+        "the release forgets its token"
+    );
     assert!(docs_html(&report).contains("Widget"));
 
     // `0`: unmounted as the check ends.
