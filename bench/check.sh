@@ -22,7 +22,7 @@ work=$(mktemp -d)
 # A check leaves its target directory mounted for the next one
 # (DOCBUILD_KEEP_MOUNTED): unmounted here before the work directory is deleted.
 unmount_all() {
-    awk -v w="$work/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n 1 umount -l
+    awk -v w="$work/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n 1 umount -l || true
 }
 trap 'unmount_all; rm -rf "$work"' EXIT
 export DOCBUILD_CACHE_DIR="$work/cache"
