@@ -113,12 +113,9 @@ pub async fn release_idle_target(work: &Path, token: &str, idle: Duration) -> io
         }
         tokio::time::sleep(left.min(Duration::from_secs(1))).await;
     }
-    let lock = match std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(work.join("lock"))
-    {
+    // Never created here: every check makes it before it uses the directory, and a
+    // work directory being deleted must not get it back.
+    let lock = match std::fs::File::options().write(true).open(work.join("lock")) {
         Ok(lock) => Some(lock),
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(error) => return Err(error),
