@@ -606,7 +606,6 @@ fn keep_mounted() -> Result<Option<KeepMounted>, String> {
     const VARIABLE: &str = "DOCBUILD_KEEP_MOUNTED";
     let idle = match std::env::var(VARIABLE) {
         Err(std::env::VarError::NotPresent) => Duration::from_secs(5 * 60),
-        Ok(text) if text.trim() == "0" => return Ok(None),
         Ok(text) => match humantime::parse_duration(text.trim()) {
             Ok(idle) if idle.is_zero() => return Ok(None),
             Ok(idle) => idle,

@@ -1237,6 +1237,44 @@ fn testreg_dep(name: &str) -> String {
     format!("{name} = {{ version = \"0.1\", registry = \"testreg\" }}\n")
 }
 
+/// Publishes `NAME` 0.1.0, which re-exports `shared` and depends on M (`tamper`) only
+/// behind `feature`, not a default one; `manifest_tail` follows its `[features]`.
+fn publish_with_tamper_behind(
+    registry: &TestRegistry,
+    name: &str,
+    feature: &str,
+    manifest_tail: &str,
+) {
+    registry.publish(
+        name,
+        "0.1.0",
+        &format!(
+            "\n[dependencies]\n{}tamper = {{ version = \"0.1\", registry = \"testreg\", optional = true }}\n\
+             \n[features]\n{feature} = [\"dep:tamper\"]\n{manifest_tail}",
+            testreg_dep("shared")
+        ),
+        &[("src/lib.rs", &format!("//! {name}.\npub use shared::*;\n"))],
+        &["shared", "tamper"],
+    );
+}
+
+/// `tampered`, whose graph has M, saw M's tampering and kept a layer; `clean`,
+/// whose graph has no M, got genuine docs and mounted no layer `made_by` made.
+fn assert_tampering_kept_apart(world: &World, tampered: &Value, clean: &Value, made_by: &str) {
+    assert_eq!(shared_functions(world, tampered), ["tampered"]);
+    assert!(
+        log_of(tampered).contains("as layer"),
+        "{}",
+        log_of(tampered)
+    );
+    assert_eq!(shared_functions(world, clean), ["genuine"]);
+    let clean_layers = layers_line(clean);
+    assert!(
+        !clean_layers.contains(&format!("made by {made_by}")),
+        "{clean_layers}"
+    );
+}
+
 /// Publishes `shared` 0.1.0, whose docs have `genuine`, and `clean` 0.1.0, which
 /// depends on it alone and re-exports it.
 fn publish_shared_and_clean(registry: &TestRegistry) {
@@ -1351,17 +1389,11 @@ fn a_build_script_behind_a_docs_rs_feature_never_reaches_a_build_outside_its_gra
     publish_tamper(&registry);
     // G has M only behind a feature that is not a default one, which docs.rs's
     // metadata turns on; C depends on `shared` alone.
-    registry.publish(
+    publish_with_tamper_behind(
+        &registry,
         "gated",
-        "0.1.0",
-        &format!(
-            "\n[dependencies]\n{}tamper = {{ version = \"0.1\", registry = \"testreg\", optional = true }}\n\
-             \n[features]\nextra = [\"dep:tamper\"]\n\
-             \n[package.metadata.docs.rs]\nall-features = true\n",
-            testreg_dep("shared")
-        ),
-        &[("src/lib.rs", "//! G.\npub use shared::*;\n")],
-        &["shared", "tamper"],
+        "extra",
+        "\n[package.metadata.docs.rs]\nall-features = true\n",
     );
     let jobs = build_in_turn(&world, &registry, &["gated", "clean"]);
     let [gated, clean] = &jobs[..] else {
@@ -1369,11 +1401,7 @@ fn a_build_script_behind_a_docs_rs_feature_never_reaches_a_build_outside_its_gra
     };
     // M was built with docs.rs's features, and its build script tampered within G's
     // build; G's layer records it, so C never mounts it.
-    assert_eq!(shared_functions(&world, gated), ["tampered"]);
-    assert!(log_of(gated).contains("as layer"), "{}", log_of(gated));
-    assert_eq!(shared_functions(&world, clean), ["genuine"]);
-    let clean_layers = layers_line(clean);
-    assert!(!clean_layers.contains("made by gated"), "{clean_layers}");
+    assert_tampering_kept_apart(&world, gated, clean, "gated");
 }
 
 #[test]
@@ -1430,17 +1458,7 @@ fn a_dependency_a_dev_dependency_s_feature_brings_in_under_resolver_1_is_in_the_
     let registry = TestRegistry::start(None);
     publish_shared_and_clean(&registry);
     publish_tamper(&registry);
-    registry.publish(
-        "featured",
-        "0.1.0",
-        &format!(
-            "\n[dependencies]\n{}tamper = {{ version = \"0.1\", registry = \"testreg\", optional = true }}\n\
-             \n[features]\nevil = [\"dep:tamper\"]\n",
-            testreg_dep("shared")
-        ),
-        &[("src/lib.rs", "//! F.\npub use shared::*;\n")],
-        &["shared", "tamper"],
-    );
+    publish_with_tamper_behind(&registry, "featured", "evil", "");
     registry.declare_features(
         "featured",
         "0.1.0",
@@ -1464,12 +1482,5 @@ fn a_dependency_a_dev_dependency_s_feature_brings_in_under_resolver_1_is_in_the_
     let [old_resolver, clean] = &jobs[..] else {
         unreachable!()
     };
-    assert_eq!(shared_functions(&world, old_resolver), ["tampered"]);
-    assert!(log_of(old_resolver).contains("as layer"));
-    assert_eq!(shared_functions(&world, clean), ["genuine"]);
-    let clean_layers = layers_line(clean);
-    assert!(
-        !clean_layers.contains("made by old-resolver"),
-        "{clean_layers}"
-    );
+    assert_tampering_kept_apart(&world, old_resolver, clean, "old-resolver");
 }

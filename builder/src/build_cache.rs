@@ -381,8 +381,8 @@ fn read_record(path: &Path) -> Option<LayerRecord> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Ids sort by creation time.
-fn new_id() -> String {
+/// Unique ids (the time and the process), which sort by creation time.
+pub(crate) fn new_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -593,30 +593,32 @@ fn closure<'m>(
 /// `cfg(any())`, by which serde names serde_derive only to pin its version (cargo
 /// metadata lists every platform's dependencies).
 fn live_kinds(dep: &NodeDep) -> impl Iterator<Item = &DepKindInfo> {
-    dep.dep_kinds
-        .iter()
-        .filter(|kind| !matches!(&kind.target, Some(Platform::Cfg(expr)) if never(expr)))
+    dep.dep_kinds.iter().filter(
+        |kind| !matches!(&kind.target, Some(Platform::Cfg(expr)) if constant(expr) == Some(false)),
+    )
 }
 
-/// True for a `cfg` expression false whatever the target and its flags.
-fn never(expr: &CfgExpr) -> bool {
+/// The value of a `cfg` expression when it is the same whatever the target and its
+/// flags; `None` when it depends on them.
+fn constant(expr: &CfgExpr) -> Option<bool> {
     match expr {
-        CfgExpr::False => true,
-        CfgExpr::Any(all) => all.iter().all(never),
-        CfgExpr::All(all) => all.iter().any(never),
-        CfgExpr::Not(inner) => always(inner),
-        CfgExpr::True | CfgExpr::Value(_) => false,
-    }
-}
-
-/// True for a `cfg` expression true whatever the target and its flags.
-fn always(expr: &CfgExpr) -> bool {
-    match expr {
-        CfgExpr::True => true,
-        CfgExpr::All(all) => all.iter().all(always),
-        CfgExpr::Any(all) => all.iter().any(always),
-        CfgExpr::Not(inner) => never(inner),
-        CfgExpr::False | CfgExpr::Value(_) => false,
+        CfgExpr::True => Some(true),
+        CfgExpr::False => Some(false),
+        CfgExpr::Value(_) => None,
+        CfgExpr::Not(inner) => constant(inner).map(|value| !value),
+        // `all` is false once one is false, `any` true once one is true; else each
+        // is the other value only when every operand is constant.
+        CfgExpr::All(operands) | CfgExpr::Any(operands) => {
+            let decisive = matches!(expr, CfgExpr::Any(_));
+            let values: Vec<_> = operands.iter().map(constant).collect();
+            if values.contains(&Some(decisive)) {
+                Some(decisive)
+            } else if values.iter().all(Option::is_some) {
+                Some(!decisive)
+            } else {
+                None
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::execute::{
     BuildEnvironment, TargetRun, append_to_log, build_dependencies, build_json, build_target,
 };
 use crate::host_cargo::{HostCargo, Registries};
-use crate::kept_mount::{KeepMounted, forget, leave_mounted};
+use crate::kept_mount::{KeepMounted, leave_mounted};
 use crate::metadata::{DocsRsMetadata, is_target_triple};
 use crate::outcome::{CrateReport, ErrorDetail, JsonReport, Outcome, TargetReport};
 use crate::plan::{BuildPlan, InvocationOptions};
@@ -73,7 +73,8 @@ pub struct CheckOptions {
     /// Only with a mounted target directory (the overlay needs root).
     pub build_cache: Option<crate::build_cache::BuildCache>,
     /// Leave the target directory mounted after the check, for the next check of the
-    /// package (`docbuild check`; a worker's builds never share a target directory).
+    /// package (`docbuild check`; not workers, whose builds never share one); not
+    /// after a cancelled or out-of-disk check.
     pub keep_mounted: Option<KeepMounted>,
 }
 
@@ -343,22 +344,9 @@ impl CheckRun<'_> {
         }
         // Space goes back to the host after a build that used up its budget.
         let released = match &options.keep_mounted {
-            Some(keep)
-                if report.outcome != Outcome::OutOfDisk
-                    && !cancel.is_cancelled()
-                    && options.build_cache.is_none() =>
-            {
-                leave_mounted(target, keep, &work).await
-            }
-            _ => {
-                let released = if report.outcome == Outcome::OutOfDisk {
-                    target.discard().await
-                } else {
-                    target.release().await
-                };
-                forget(&work);
-                released.map_err(BuildError::from)
-            }
+            _ if report.outcome == Outcome::OutOfDisk => target.discard().await.map_err(Into::into),
+            Some(keep) if !cancel.is_cancelled() => leave_mounted(target, keep, &work).await,
+            _ => target.release().await.map_err(Into::into),
         };
         tracing::debug!("check: target directory released");
         built?;

@@ -14,11 +14,11 @@
 //! check of the package, or to `docbuild gc`, as a killed check does.
 
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use crate::build_cache::new_id;
 use crate::disk::{TargetDir, unmount};
 use crate::error::BuildError;
 
@@ -49,17 +49,12 @@ pub(crate) async fn leave_mounted(
     if !target.mounted() {
         return Ok(target.release().await?);
     }
-    let token = format!(
-        "{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-    );
+    let token = new_id();
     let token_path = work.join(TOKEN_FILE);
-    let started = std::fs::write(&token_path, &token).and_then(|()| {
-        std::process::Command::new(&keep.program)
+    let started = match tokio::fs::write(&token_path, &token).await {
+        // Never waited for: dropping the child leaves it running (the runtime
+        // reaps it when it exits).
+        Ok(()) => tokio::process::Command::new(&keep.program)
             .arg(RELEASE_COMMAND)
             .arg("--token")
             .arg(&token)
@@ -73,8 +68,9 @@ pub(crate) async fn leave_mounted(
             // this shell does not reach it.
             .process_group(0)
             .spawn()
-            .map(drop)
-    });
+            .map(drop),
+        Err(error) => Err(error),
+    };
     match started {
         Ok(()) => {
             target.keep_mounted();
@@ -82,15 +78,10 @@ pub(crate) async fn leave_mounted(
         }
         Err(error) => {
             tracing::warn!(%error, "cannot start the release of the target directory");
-            let _ = std::fs::remove_file(&token_path);
+            let _ = tokio::fs::remove_file(&token_path).await;
             Ok(target.release().await?)
         }
     }
-}
-
-/// Forgets an earlier check's kept mount, once this check has unmounted it.
-pub(crate) fn forget(work: &Path) {
-    let _ = std::fs::remove_file(work.join(TOKEN_FILE));
 }
 
 /// The detached end of [`KeepMounted`]: waits until `work`'s target directory has
@@ -100,7 +91,7 @@ pub(crate) fn forget(work: &Path) {
 pub async fn release_idle_target(work: &Path, token: &str, idle: Duration) -> io::Result<()> {
     let deadline = Instant::now() + idle;
     loop {
-        match owner(work)? {
+        match owner(work).await? {
             Some(owner) if owner != token => return Ok(()),
             Some(_) => {}
             // Released by a later check, or the work directory was deleted: only
@@ -115,8 +106,12 @@ pub async fn release_idle_target(work: &Path, token: &str, idle: Duration) -> io
     }
     // Never created here: every check makes it before it uses the directory, and a
     // work directory being deleted must not get it back.
-    let lock = match std::fs::File::options().write(true).open(work.join("lock")) {
-        Ok(lock) => Some(lock),
+    let lock = match tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(work.join("lock"))
+        .await
+    {
+        Ok(lock) => Some(lock.into_std().await),
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(error) => return Err(error),
     };
@@ -126,20 +121,22 @@ pub async fn release_idle_target(work: &Path, token: &str, idle: Duration) -> io
             Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
             Err(std::fs::TryLockError::Error(error)) => return Err(error),
         }
-        if owner(work)?.is_some_and(|owner| owner != token) {
+        if owner(work).await?.is_some_and(|owner| owner != token) {
             return Ok(());
         }
     }
     unmount(&work.join("target"))
         .await
         .map_err(io::Error::other)?;
-    forget(work);
-    Ok(())
+    match tokio::fs::remove_file(work.join(TOKEN_FILE)).await {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// The token of the check that last kept `work`'s target directory mounted.
-fn owner(work: &Path) -> io::Result<Option<String>> {
-    match std::fs::read_to_string(work.join(TOKEN_FILE)) {
+async fn owner(work: &Path) -> io::Result<Option<String>> {
+    match tokio::fs::read_to_string(work.join(TOKEN_FILE)).await {
         Ok(token) => Ok(Some(token)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error),
